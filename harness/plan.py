@@ -1,0 +1,135 @@
+"""Experiment plans: experiments/*.toml (flat), or a task's default plan.
+
+    name = "demo"
+    model = "smollm2-135m-instruct"
+    limit = 200                # test items per task (seeded subset)
+    [prices]
+    device_usd_per_hour = 2.0
+    [[task]]
+    name = "banking77"
+    train_sizes = [256, 1024]  # one adapter per size and seed: the learning curve
+    seeds = [0]
+    variants = [{name = "zero_shot", template = "zero_shot"},
+                {name = "few_shot_8", template = "few_shot", shots = 8, selection = "balanced"}]
+    [task.train]               # any TrainConfig field
+    epochs = 2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.cost import Prices
+from harness.errors import UserError, closest
+from harness.models import DEFAULT_MODEL
+from harness.prompts import SELECTIONS
+from harness.run import Variant
+from harness.tasks import Task, get_task
+from harness.train.config import FIELDS as TRAIN_FIELDS
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    name: str
+    variants: tuple[Variant, ...]
+    train_sizes: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    tasks: tuple[TaskPlan, ...]
+    model: str = DEFAULT_MODEL
+    limit: int | None = 200
+    seed: int = 0
+    prices: Prices = field(default_factory=Prices)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def default_variants(task: Task) -> tuple[Variant, ...]:
+    out = [Variant("zero_shot", "zero_shot")]
+    if "few_shot" in task.templates:
+        selection = "balanced" if task.kind in ("classification", "multiple_choice") and len(task.labels) <= 8 else "similar"
+        out.append(Variant("few_shot_8", "few_shot", shots=8, selection=selection))
+    if "cot" in task.templates:
+        out.append(Variant("cot", "cot"))
+    if task.labels:
+        out.append(Variant("constrained", "zero_shot", constrained=True))
+    return tuple(out)
+
+
+def default_plan(task_names: list[str], train_sizes: tuple[int, ...] = (256,), limit: int | None = 200) -> Plan:
+    tasks = tuple(TaskPlan(n, default_variants(get_task(n)), train_sizes) for n in task_names)
+    return Plan(name="-".join(task_names), tasks=tasks, limit=limit)
+
+
+_VARIANT_FIELDS = {f.name for f in fields(Variant)} - {"adapter", "train_size", "seed"}
+
+
+def _variant(task: Task, raw: Any, where: str) -> Variant:
+    if not isinstance(raw, dict) or "template" not in raw:
+        raise UserError(f"{where}: each variant needs at least a template")
+    unknown = sorted(set(raw) - _VARIANT_FIELDS)
+    if unknown:
+        raise UserError(f"{where}: unknown variant setting {unknown[0]!r}{closest(unknown[0], sorted(_VARIANT_FIELDS))}")
+    if raw["template"] not in task.templates:
+        raise UserError(f"{where}: task {task.name} has no template {raw['template']!r}"
+                        f"{closest(raw['template'], task.templates)} (templates: {', '.join(task.templates)})")
+    if raw.get("selection", "random") not in SELECTIONS:
+        raise UserError(f"{where}: unknown selection {raw['selection']!r} (choose from {', '.join(SELECTIONS)})")
+    name = raw.get("name") or raw["template"] + (f"_{raw['shots']}" if raw.get("shots") else "")
+    try:
+        return Variant(**{**raw, "name": name})
+    except TypeError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"plan file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+    known = {"name", "model", "limit", "seed", "prices", "task"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown setting {unknown[0]!r}{closest(unknown[0], sorted(known))}")
+    raw_tasks = data.get("task") or []
+    if not raw_tasks:
+        raise UserError(f"{path}: the plan names no [[task]]")
+    tasks = []
+    for i, raw in enumerate(raw_tasks):
+        where = f"{path} task #{i + 1}"
+        if "name" not in raw:
+            raise UserError(f"{where}: missing name")
+        task = get_task(raw["name"])
+        variants = tuple(_variant(task, v, where) for v in raw.get("variants", [])) or default_variants(task)
+        if len({v.name for v in variants}) != len(variants):
+            raise UserError(f"{where}: two variants share a name")
+        train = dict(raw.get("train", {}))
+        bad = sorted(set(train) - TRAIN_FIELDS)
+        if bad:
+            raise UserError(f"{where}: unknown training setting {bad[0]!r}{closest(bad[0], sorted(TRAIN_FIELDS))}")
+        sizes = tuple(int(s) for s in raw.get("train_sizes", []))
+        if any(s <= 0 for s in sizes):
+            raise UserError(f"{where}: train sizes must be positive")
+        tasks.append(TaskPlan(task.name, variants, sizes, tuple(int(s) for s in raw.get("seeds", [0])), train))
+    try:
+        prices = Prices(**data.get("prices", {}))
+    except TypeError as exc:
+        raise UserError(f"{path}: bad [prices]: {exc}") from None
+    limit = data.get("limit", 200)
+    if limit is not None and int(limit) <= 0:
+        raise UserError(f"{path}: limit must be positive")
+    return Plan(name=str(data.get("name", path.stem)), tasks=tuple(tasks), model=str(data.get("model", DEFAULT_MODEL)),
+                limit=limit, seed=int(data.get("seed", 0)), prices=prices)

@@ -1,0 +1,157 @@
+"""Jinja2 templates -> chat messages, and few-shot selection. Pure: no model libraries.
+
+A template renders the *user turn* for one sample. Few-shot examples are rendered with the
+same template as earlier user turns, each answered by the task's gold completion as an
+assistant turn. Chat models are trained on exactly that shape, the shots look like the
+test item, and the same (user turn, completion) pair is what LoRA training learns from, so
+prompting and fine-tuning cannot drift apart.
+
+A template may set, at its top level: `system` (a system prompt), `completion` ("answer" or
+"cot": the form of the assistant turn) and `max_tokens`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from harness.errors import UserError, closest
+from harness.tasks import Task, builtin_dir
+from harness.types import Message, Sample
+
+SELECTIONS = ("random", "balanced", "similar")
+
+
+@cache
+def _environment(prompts_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(prompts_dir), str(builtin_dir("prompts"))]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def load_template(task: Task, name: str) -> jinja2.Template:
+    if name not in task.templates:
+        raise UserError(f"task {task.name} has no template {name!r}{closest(name, task.templates)} "
+                        f"(templates: {', '.join(task.templates) or 'none'})")
+    assert task.prompts_dir is not None
+    try:
+        return _environment(task.prompts_dir).get_template(f"{name}.j2")
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"template {task.name}/{name}.j2 line {exc.lineno}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    system: str | None
+    style: str  # "answer" | "cot"
+    max_tokens: int | None
+
+
+def render_turn(task: Task, template: str, sample: Sample) -> Turn:
+    tmpl = load_template(task, template)
+    context = {**sample.fields, "choices": list(sample.choices), "labels": list(task.labels), "id": sample.id}
+    try:
+        module = tmpl.make_module(context)
+    except jinja2.UndefinedError as exc:
+        raise UserError(f"template {task.name}/{template}.j2: {exc.message} (row {sample.id})") from None
+    except jinja2.TemplateError as exc:
+        raise UserError(f"template {task.name}/{template}.j2: {exc} (row {sample.id})") from None
+    style = getattr(module, "completion", "answer")
+    if style not in ("answer", "cot"):
+        raise UserError(f"template {task.name}/{template}.j2 sets completion={style!r}; use 'answer' or 'cot'")
+    max_tokens = getattr(module, "max_tokens", None)
+    system = getattr(module, "system", None)
+    return Turn(str(module).strip(), str(system).strip() if system else None, style,
+                int(max_tokens) if max_tokens is not None else None)
+
+
+def render(task: Task, template: str, sample: Sample, shots: Sequence[Sample] = ()) -> tuple[Message, ...]:
+    """The exact chat messages a model sees for `sample` with the given few-shot examples."""
+    turn = render_turn(task, template, sample)
+    messages: list[Message] = []
+    if turn.system:
+        messages.append(Message("system", turn.system))
+    for shot in shots:
+        messages.append(Message("user", render_turn(task, template, shot).user))
+        messages.append(Message("assistant", task.completion(shot, turn.style)))
+    messages.append(Message("user", turn.user))
+    return tuple(messages)
+
+
+def max_tokens_for(task: Task, template: str, sample: Sample) -> int:
+    turn = render_turn(task, template, sample)
+    if turn.max_tokens is not None:
+        return turn.max_tokens
+    return task.cot_max_tokens if turn.style == "cot" else task.max_tokens
+
+
+def training_pair(task: Task, template: str, sample: Sample) -> tuple[tuple[Message, ...], str]:
+    """(prompt messages, gold completion) — the LoRA training example for one sample."""
+    turn = render_turn(task, template, sample)
+    completion = task.completion(sample, turn.style)
+    if not completion.strip():
+        raise UserError(f"template {task.name}/{template}.j2 renders no completion for row {sample.id}")
+    return render(task, template, sample), completion
+
+
+class ShotSelector:
+    """Picks k few-shot examples from a training pool for each test item, never the item itself."""
+
+    def __init__(self, task: Task, pool: Sequence[Sample], k: int, method: str = "random", seed: int = 0):
+        if method not in SELECTIONS:
+            raise UserError(f"unknown selection {method!r}{closest(method, SELECTIONS)} "
+                            f"(choose from {', '.join(SELECTIONS)})")
+        if k < 0:
+            raise UserError(f"--shots must be >= 0, got {k}")
+        if k > len(pool):
+            raise UserError(f"--shots {k} is larger than the training pool ({len(pool)} examples)")
+        self.task, self.pool, self.k, self.method, self.seed = task, list(pool), k, method, seed
+        self._vectorizer = None
+        if method == "similar" and k:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+            self._matrix = self._vectorizer.fit_transform([self._text(s) for s in self.pool])
+
+    def _text(self, s: Sample) -> str:
+        return str(s.fields.get(self.task.input_field, ""))
+
+    def select(self, sample: Sample) -> tuple[Sample, ...]:
+        if self.k == 0:
+            return ()
+        rng = random.Random(f"{self.seed}:{sample.id}")
+        candidates = [s for s in self.pool if s.id != sample.id]
+        if self.method == "random":
+            return tuple(rng.sample(candidates, self.k))
+        if self.method == "balanced":
+            groups: dict[str, list[Sample]] = defaultdict(list)
+            for s in candidates:
+                groups[s.target].append(s)
+            labels = sorted(groups)
+            rng.shuffle(labels)
+            for g in groups.values():
+                rng.shuffle(g)
+            picked: list[Sample] = []
+            depth = 0
+            while len(picked) < self.k:
+                for label in labels:
+                    if depth < len(groups[label]) and len(picked) < self.k:
+                        picked.append(groups[label][depth])
+                depth += 1
+            rng.shuffle(picked)
+            return tuple(picked)
+        assert self._vectorizer is not None
+        scores = (self._matrix @ self._vectorizer.transform([self._text(sample)]).T).toarray().ravel()
+        order = sorted(range(len(self.pool)), key=lambda i: (-scores[i], i))
+        chosen = [self.pool[i] for i in order if self.pool[i].id != sample.id][: self.k]
+        return tuple(reversed(chosen))  # most similar last, nearest to the question

@@ -1,0 +1,229 @@
+"""Stored results -> tables -> rich / Markdown / self-contained HTML with plots.
+
+Reads only run directories (manifest.json + samples.jsonl), never a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.analysis import TaskSummary, summarise_task
+from harness.cost import Prices
+from harness.errors import UserError
+from harness.results import MANIFEST, METRICS, SAMPLES, atomic_write, read_json, read_samples, write_json
+
+SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
+
+
+def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    manifests, by_task = [], defaultdict(list)
+    items_of: dict[str, tuple[str, frozenset[str]]] = {}
+    for d in run_dirs:
+        if not (d / MANIFEST).is_file():
+            raise UserError(f"{d} is not a run directory (no {MANIFEST})")
+        manifest = read_json(d / MANIFEST)
+        records = read_samples(d / SAMPLES)
+        if not records:
+            raise UserError(f"run {d} has no results yet (empty {SAMPLES})")
+        manifests.append(manifest)
+        prefix = f"{manifest.get('run_id', d.name)}:" if len(run_dirs) > 1 else ""
+        for task in {r["task"] for r in records}:
+            ids = frozenset(r["item"] for r in records if r["task"] == task)
+            if task in items_of and items_of[task][1] != ids:
+                raise UserError(f"runs {items_of[task][0]} and {d} evaluated different {task} test items; "
+                                "paired statistics need the same items, so they cannot be merged")
+            items_of.setdefault(task, (str(d), ids))
+        by_task_records = [{**r, "variant": prefix + r["variant"]} for r in records]
+        for r in by_task_records:
+            by_task[r["task"]].append(r)
+    return manifests, by_task
+
+
+def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
+    manifests, by_task = load_runs(run_dirs)
+    summaries = []
+    for task, records in sorted(by_task.items()):
+        info, adapters, prices = None, {}, Prices()
+        for m in manifests:
+            prefix = f"{m.get('run_id')}:" if len(manifests) > 1 else ""
+            if task in m.get("tasks", {}):
+                info = info or m["tasks"][task]
+                adapters.update({prefix + k: v for k, v in m["tasks"][task].get("adapters", {}).items()})
+                prices = Prices(**m.get("prices", {}))
+        if info is None:
+            raise UserError(f"no manifest describes task {task}")
+        try:
+            summaries.append(summarise_task(task, info, records, adapters, prices, seed=int(manifests[0].get("seed", 0))))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return summaries, manifests
+
+
+def _fmt_metric(metric: str, value: float) -> str:
+    return f"{value * 100:.1f}" if metric in SCALE_METRICS else f"{value:.3f}"
+
+
+def table(s: TaskSummary) -> pd.DataFrame:
+    rows = []
+    for r in s.rows:
+        diff = "—" if r.diff is None else f"{_fmt_metric(s.metric, r.diff.value)} [{_fmt_metric(s.metric, r.diff.low)}, " \
+                                           f"{_fmt_metric(s.metric, r.diff.high)}]"
+        rows.append({
+            "variant": r.variant + (" ★" if r.variant in (s.best_prompt, s.best_adapter) else ""),
+            s.metric: f"{_fmt_metric(s.metric, r.metric.value)} [{_fmt_metric(s.metric, r.metric.low)}, "
+                      f"{_fmt_metric(s.metric, r.metric.high)}]",
+            **{m: _fmt_metric(m, v) for m, v in r.secondary.items()},
+            f"Δ vs {s.best_prompt}": diff,
+            "p (Holm)": "—" if r.p_holm is None else f"{r.p_holm:.3g}",
+            "prompt tok": f"{r.prompt_tokens:.0f}", "compl tok": f"{r.completion_tokens:.1f}",
+            "latency ms": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
+            "train $": "—" if r.train_cost is None else f"{r.train_cost:.3f}",
+            "break-even": "—" if r.break_even is None else (
+                f"{r.break_even.requests:,.0f}" if r.break_even.requests is not None else "never"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def print_rich(summaries: Sequence[TaskSummary]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for s in summaries:
+        df = table(s)
+        t = Table(title=f"{s.task} — {s.metric}, {s.n_items} test items (95% CI; Δ paired vs best prompt)")
+        for c in df.columns:
+            t.add_column(str(c), overflow="fold")
+        for _, row in df.iterrows():
+            t.add_row(*[str(x) for x in row])
+        console.print(t)
+        console.print(f"[bold]Verdict:[/bold] {s.verdict}")
+        if s.learning_curve:
+            curve = ", ".join(f"n={n}: {_fmt_metric(s.metric, m)}" for n, m, _, _ in s.learning_curve)
+            console.print(f"Learning curve: {curve}; smallest size that beats the best prompt: "
+                          f"{s.smallest_winning_size or 'none of those tried'}")
+        console.print()
+
+
+def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> str:
+    lines = ["# Prompt or fine-tune? Comparison report", ""]
+    for m in manifests:
+        lines.append(f"Run `{m.get('run_id')}` — model `{m.get('model')}` (hash {m.get('model_hash')}), backend "
+                     f"`{m.get('backend')}`, git {m.get('git_sha', '?')[:10]}, {m.get('created', '')}.")
+        if m.get("backend") == "fake":
+            lines.append("**FAKE backend: scripted answers, not a model. These numbers mean nothing.**")
+    lines.append("")
+    for s in summaries:
+        lines += [f"## {s.task}", "", f"**Verdict:** {s.verdict}", "",
+                  f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
+                  f"the best prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants.", "",
+                  table(s).to_markdown(index=False), ""]
+        if s.learning_curve:
+            lines += ["Learning curve (adapter metric by number of labelled training examples):", ""]
+            lines += [f"- n={n}: {_fmt_metric(s.metric, m)} [{_fmt_metric(s.metric, lo)}, {_fmt_metric(s.metric, hi)}]"
+                      for n, m, lo, hi in s.learning_curve]
+            lines += ["", f"Smallest size that significantly beats the best prompt: "
+                          f"{s.smallest_winning_size or 'none of those tried'}.", ""]
+        if s.disagreements:
+            lines += [f"Items where {s.best_adapter} and {s.best_prompt} disagree: {len(s.disagreements)} "
+                      f"(first 10 below; all in metrics.json).", ""]
+            lines += [pd.DataFrame(list(s.disagreements[:10])).to_markdown(index=False), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(s: TaskSummary) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(s.rows) + 1.2))
+    names = [r.variant for r in s.rows]
+    vals = [r.metric.value for r in s.rows]
+    err = [[r.metric.value - r.metric.low for r in s.rows], [r.metric.high - r.metric.value for r in s.rows]]
+    ax.barh(names, vals, xerr=err, color=["tab:orange" if r.is_adapter else "tab:blue" for r in s.rows], capsize=3)
+    ax.set_xlabel(f"{s.metric} (95% CI)")
+    ax.set_title(f"{s.task}: prompts (blue) vs adapters (orange)")
+    out.append(("Metric per variant", _png(fig)))
+    if s.learning_curve:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        xs = [c[0] for c in s.learning_curve]
+        ax.errorbar(xs, [c[1] for c in s.learning_curve],
+                    yerr=[[c[1] - c[2] for c in s.learning_curve], [c[3] - c[1] for c in s.learning_curve]],
+                    marker="o", color="tab:orange", label="LoRA adapter", capsize=3)
+        for r in s.rows:
+            if not r.is_adapter:
+                ax.axhline(r.metric.value, linestyle="--", linewidth=1, label=r.variant)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("labelled training examples")
+        ax.set_ylabel(s.metric)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{s.task}: learning curve")
+        out.append(("Learning curve", _png(fig)))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in s.rows:
+        ax.scatter(r.cost_per_1k, r.metric.value, color="tab:orange" if r.is_adapter else "tab:blue")
+        ax.annotate(r.variant, (r.cost_per_1k, r.metric.value), fontsize=7)
+    ax.set_xlabel("cost per 1,000 requests ($)")
+    ax.set_ylabel(s.metric)
+    ax.set_title(f"{s.task}: quality against cost")
+    out.append(("Quality against cost", _png(fig)))
+    return out
+
+
+def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Prompt or fine-tune?</title><style>",
+             "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+             ".verdict{background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em;font-size:1.05em}"
+             "img{max-width:100%}</style></head><body><h1>Prompt or fine-tune? Comparison report</h1>"]
+    for m in manifests:
+        parts.append(f"<p>Run <code>{html.escape(str(m.get('run_id')))}</code>, model <code>{html.escape(str(m.get('model')))}"
+                     f"</code>, backend <code>{html.escape(str(m.get('backend')))}</code>, "
+                     f"{html.escape(str(m.get('created', '')))}</p>")
+        if m.get("backend") == "fake":
+            parts.append("<p><b>FAKE backend: scripted answers, not a model.</b></p>")
+    for s in summaries:
+        parts += [f"<h2>{html.escape(s.task)}</h2>", f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
+                  table(s).to_html(index=False, escape=True)]
+        for title, data in plots(s):
+            parts.append(f"<h3>{title}</h3><img alt='{title}' src='data:image/png;base64,{data}'>")
+        if s.confusion and len(next(iter(s.confusion.values()), {})) <= 12:
+            for v in (s.best_prompt, s.best_adapter):
+                if v and v in s.confusion:
+                    df = pd.DataFrame(s.confusion[v]).T.fillna(0).astype(int)
+                    parts += [f"<h3>Confusion matrix: {html.escape(v)} (rows: gold)</h3>", df.to_html()]
+        if s.disagreements:
+            parts += [f"<h3>Disagreements ({len(s.disagreements)})</h3>",
+                      pd.DataFrame(list(s.disagreements[:50])).to_html(index=False)]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def metrics_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
+    return {s.task: {**asdict(s), "rows": [asdict(r) for r in s.rows]} for s in summaries}
+
+
+def write_reports(out_dir: Path, summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> None:
+    write_json(out_dir / METRICS, metrics_json(summaries))
+    atomic_write(out_dir / "report.md", to_markdown(summaries, manifests))
+    atomic_write(out_dir / "report.html", to_html(summaries, manifests))

@@ -1,0 +1,147 @@
+"""results/<run-id>/: manifest.json, samples.jsonl (append-only), metrics.json, reports.
+
+samples.jsonl gets one record per finished (item, variant), flushed and fsynced per batch;
+everything else is written to a temporary file and renamed. A torn last line (the process
+died mid-write) is cut off on the next open, so a rerun resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+SAMPLES = "samples.jsonl"
+MANIFEST = "manifest.json"
+METRICS = "metrics.json"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: is {path.parent} a run directory?") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is corrupt (line {exc.lineno}: {exc.msg})") from None
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn final line (no trailing newline) left by a crash; returns bytes removed."""
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+        block = min(size, 1 << 20)
+        f.seek(size - block)
+        tail = f.read(block)
+        keep = size - block + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        f.truncate(keep)
+        return size - keep
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """Every complete record; a torn last line is ignored, a corrupt middle line is an error."""
+    if not path.is_file():
+        return []
+    records = []
+    lines = path.read_bytes().split(b"\n")
+    for lineno, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError:
+            if lineno == len(lines):  # torn tail from a crash: not a finished record
+                continue
+            raise UserError(f"{path} line {lineno} is corrupt; delete that line (or the run) and rerun") from None
+    return records
+
+
+def unique_records(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(item, variant) -> record; the first one wins, so a duplicate can never change numbers."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        out.setdefault((r["item"], r["variant"]), r)
+    return out
+
+
+class SampleWriter:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(path)
+        self._f = path.open("a", encoding="utf-8")
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        for r in records:
+            self._f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Exclusive lock on a run directory: a second writer refuses instead of interleaving."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fh = (run_dir / ".lock").open("a+")
+    except OSError as exc:
+        raise UserError(f"cannot write to results folder {run_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise UserError(f"run directory {run_dir} is in use by another harness process; wait for it or "
+                        "pass another --run-id") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-")
+        probe.close()
+    except OSError as exc:
+        raise UserError(f"results folder {directory} is not writable ({exc.strerror})") from None

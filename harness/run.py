@@ -1,0 +1,92 @@
+"""The runner: plan -> requests -> backend -> scored records. The only eval code doing I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import prompts, scoring
+from harness.backends.base import Backend
+from harness.errors import UserError
+from harness.results import SAMPLES, SampleWriter, read_samples, unique_records
+from harness.tasks import Task
+from harness.types import Decoding, Request, Sample
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One contender. Prompt engineering and fine-tuning are both just variants."""
+
+    name: str
+    template: str
+    shots: int = 0
+    selection: str = "random"
+    constrained: bool = False
+    adapter: str | None = None  # adapter directory
+    max_tokens: int | None = None
+    train_size: int | None = None  # for adapters: labelled examples it was trained on
+    seed: int = 0
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.adapter is not None
+
+
+def build_requests(task: Task, variant: Variant, items: Sequence[Sample], pool: Sequence[Sample],
+                   seed: int = 0) -> list[Request]:
+    if variant.constrained and not task.labels:
+        raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
+    selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, seed) if variant.shots else None
+    out = []
+    for s in items:
+        shots = selector.select(s) if selector else ()
+        messages = prompts.render(task, variant.template, s, shots)
+        max_tokens = variant.max_tokens or prompts.max_tokens_for(task, variant.template, s)
+        choices = tuple(task.labels) if variant.constrained else None
+        out.append(Request(messages, Decoding(max_tokens=max_tokens, seed=seed, choices=choices), variant.adapter))
+    return out
+
+
+def score_record(task: Task, variant: Variant, sample: Sample, request: Request, completion: Any) -> dict[str, Any]:
+    prediction = scoring.extract(task, completion.text, sample)
+    return {
+        "task": task.name, "item": sample.id, "variant": variant.name,
+        "messages": [asdict(m) for m in request.messages], "output": completion.text,
+        "prediction": prediction, "gold": sample.target, "scores": scoring.score(task, prediction, sample),
+        "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+        "latency_s": completion.latency_s, "finish_reason": completion.finish_reason, "cached": completion.cached,
+    }  # fmt: skip
+
+
+def evaluate(task: Task, variants: Sequence[Variant], items: Sequence[Sample], pool: Sequence[Sample],
+             backend: Backend, run_dir: Path, seed: int = 0, batch_size: int = 128,
+             on_batch: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
+    rerun after a crash only computes what is missing. Returns this task's records."""
+    path = run_dir / SAMPLES
+    done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
+    todo: list[tuple[Variant, Sample, Request]] = []
+    for v in sorted(variants, key=lambda v: (v.adapter or "")):  # base first, one adapter at a time
+        missing = [s for s in items if (s.id, v.name) not in done]
+        if missing:
+            todo.extend(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
+    writer = SampleWriter(path)
+    finished = 0
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            completions = backend.generate([r for _, _, r in chunk])
+            records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
+            writer.append(records)
+            for rec in records:
+                done[(rec["item"], rec["variant"])] = rec
+            finished += len(chunk)
+            if on_batch:
+                on_batch(finished, len(todo))
+    finally:
+        writer.close()
+    names = {v.name for v in variants}
+    ids = {s.id for s in items}
+    return [r for (item, name), r in done.items() if name in names and item in ids]

@@ -1,0 +1,55 @@
+"""Rich progress for training: loss, tokens/s and ETA."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from harness.train.examples import Example
+
+
+class ProgressCallback(TrainerCallback):  # type: ignore[misc]
+    def __init__(self, examples: list[Example], work: Path, enabled: bool = True, label: str = "train"):
+        self.work = work
+        wall_file = work / "wall.json"
+        self.prior_wall = json.loads(wall_file.read_text())["wall"] if wall_file.is_file() else 0.0
+        self.tokens_per_epoch = sum(len(e.input_ids) for e in examples)
+        self.enabled, self.label = enabled, label
+        self._progress: Any = None
+        self._task: Any = None
+        self._start = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._start = time.perf_counter()
+        if not self.enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                  TimeRemainingColumn(), transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task(self.label, total=state.max_steps, completed=state.global_step, info="")
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if not self._progress or not logs or not ({"loss", "eval_loss"} & set(logs)):
+            return
+        elapsed = time.perf_counter() - self._start
+        done_epochs = state.epoch or 0.0
+        tok_s = self.tokens_per_epoch * done_epochs / elapsed if elapsed > 0 else 0.0
+        info = f"loss {logs['loss']:.3f}  {tok_s:,.0f} tok/s" if "loss" in logs else f"val {logs.get('eval_loss', 0):.3f}"
+        self._progress.update(self._task, completed=state.global_step, info=info)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # Wall time of earlier, interrupted attempts counts towards the adapter's training cost.
+        (self.work / "wall.json").write_text(json.dumps({"wall": self.total_wall()}))
+
+    def total_wall(self) -> float:
+        return self.prior_wall + time.perf_counter() - self._start
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._progress:
+            self._progress.stop()

@@ -1,0 +1,222 @@
+"""The LoRA recipe: transformers' Trainer on the task's own examples, cached by config hash.
+
+Multi-GPU: `accelerate launch -m harness.cli train TASK ...` runs the same code unchanged
+(Trainer picks up the distributed environment that accelerate sets).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import data as data_mod
+from harness.adapters import MANIFEST
+from harness.backends.base import device_count
+from harness.errors import UserError
+from harness.models import cache_root, content_hash, file_sha256, resolve
+from harness.prompts import load_template
+from harness.tasks import get_task
+from harness.train.config import TrainConfig
+from harness.train.examples import Example, build_examples, collate
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    path: Path
+    manifest: dict[str, Any]
+    cached: bool
+
+
+def adapters_dir() -> Path:
+    return cache_root() / "adapters"
+
+
+def split_train_val(cfg: TrainConfig, pool: tuple, labelled: bool) -> tuple[tuple, tuple]:
+    """Validation rows are carved from the training split first; the training subset is drawn
+    from what remains, so the two never overlap (and test items are never involved)."""
+    n_val = 0 if cfg.val_fraction == 0 else max(8, min(64, round(cfg.train_size * cfg.val_fraction)))
+    if cfg.train_size + n_val > len(pool):
+        raise UserError(f"train size {cfg.train_size} (+{n_val} validation) is larger than the training split "
+                        f"of {cfg.task} ({len(pool)} rows available)")
+    val = data_mod.subset(pool, n_val, seed=cfg.seed + 10_000) if n_val else ()
+    val_ids = {s.id for s in val}
+    rest = tuple(s for s in pool if s.id not in val_ids)
+    return data_mod.stratified(rest, cfg.train_size, seed=cfg.seed, by_label=labelled), val
+
+
+def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
+    task = get_task(cfg.task)
+    template = cfg.template or task.adapter_template
+    tmpl = load_template(task, template)
+    model_dir = resolve(cfg.model)
+    pool = data_mod.load_split(task, task.train_split)
+    train_rows, val_rows = split_train_val(cfg, pool, task.kind in ("classification", "multiple_choice"))
+    template_src = Path(tmpl.filename or "")
+    template_hash = file_sha256(template_src)[:16] if template_src.is_file() else "?"
+    model_hash = content_hash(model_dir)
+    key = cfg.key(data_mod.samples_hash(train_rows) + data_mod.samples_hash(val_rows), template_hash, model_hash)
+    final = adapters_dir() / f"{task.name}-{key}"
+    if (final / MANIFEST).is_file():
+        return TrainedAdapter(final, json.loads((final / MANIFEST).read_text()), cached=True)
+    work = adapters_dir() / f".work-{task.name}-{key}"
+    work.mkdir(parents=True, exist_ok=True)
+    result = _run_training(cfg, task.name, template, model_dir, train_rows, val_rows, work, progress)
+    manifest = {
+        "task": task.name, "task_version": task.version, "template": template, "template_hash": template_hash,
+        "data_hash": data_mod.samples_hash(train_rows), "val_data_hash": data_mod.samples_hash(val_rows),
+        "train_rows": len(train_rows), "val_rows": len(val_rows),
+        "base_model": cfg.model, "base_model_hash": model_hash, "config": asdict(cfg), "key": key,
+        "libraries": _versions(), "device": result["device"], "host": platform.node(), **result,
+    }  # fmt: skip
+    staging = work / "final"
+    try:
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=list))
+        _fsync_dir(staging)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"no space left on device while saving the adapter under {adapters_dir()}") from None
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainedAdapter(final, manifest, cached=False)
+
+
+def _fsync_dir(path: Path) -> None:
+    for f in path.iterdir():
+        if f.is_file():
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "harness"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "?"
+    return out
+
+
+class _Dataset:
+    def __init__(self, examples: list[Example]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+
+def build_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, train_ex: list[Example], val_ex: list[Example],
+                  out_dir: Path, callbacks: list[Any]) -> Any:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    precision = ("bf16" if cuda else "fp32") if cfg.precision == "auto" else cfg.precision
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    steps_per_epoch = max(1, -(-len(train_ex) // (cfg.batch_size * cfg.grad_accum)))
+    args = TrainingArguments(
+        output_dir=str(out_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type=cfg.schedule,
+        warmup_steps=max(0, round(cfg.warmup_ratio * steps_per_epoch * cfg.epochs)),
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed, data_seed=cfg.seed,
+        bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=1, report_to=[], disable_tqdm=True,
+        save_strategy="steps", save_steps=max(5, steps_per_epoch // 2), save_total_limit=1,
+        eval_strategy="epoch" if val_ex else "no", remove_unused_columns=False, dataloader_num_workers=0,
+        use_cpu=not cuda, full_determinism=not cuda, weight_decay=0.0,
+        load_best_model_at_end=bool(val_ex and cfg.early_stopping_patience),
+        metric_for_best_model="eval_loss" if val_ex and cfg.early_stopping_patience else None,
+        greater_is_better=False if val_ex and cfg.early_stopping_patience else None,
+    )  # fmt: skip
+    if cfg.early_stopping_patience and val_ex:
+        from transformers import EarlyStoppingCallback
+
+        args.save_strategy = "epoch"  # type: ignore[assignment]
+        callbacks = [*callbacks, EarlyStoppingCallback(cfg.early_stopping_patience)]
+    return Trainer(model=model, args=args, train_dataset=_Dataset(train_ex),  # type: ignore[arg-type]
+                   eval_dataset=_Dataset(val_ex) if val_ex else None,  # type: ignore[arg-type]
+                   data_collator=lambda b: collate(b, pad), callbacks=callbacks)
+
+
+def load_lora_model(cfg: TrainConfig, model_dir: Path) -> tuple[Any, Any]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype = torch.bfloat16 if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available()) \
+        else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    targets: str | list[str] = "all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules)
+    if isinstance(targets, list):
+        names = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
+        missing = [t for t in targets if t not in names]
+        if missing:
+            raise UserError(f"target module {missing[0]!r} is not in {model_dir.name}; linear modules include "
+                            + ", ".join(sorted(n for n in names if n.endswith("proj"))))
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
+                      task_type="CAUSAL_LM")
+    return get_peft_model(base, lora), tokenizer
+
+
+def _run_training(cfg: TrainConfig, task_name: str, template: str, model_dir: Path, train_rows: tuple,
+                  val_rows: tuple, work: Path, progress: bool) -> dict[str, Any]:
+    from transformers import set_seed
+
+    from harness.train.progress import ProgressCallback
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_lora_model(cfg, model_dir)
+    task = get_task(task_name)
+    train_ex = build_examples(task, template, train_rows, tokenizer, cfg.max_seq_len)
+    val_ex = build_examples(task, template, val_rows, tokenizer, cfg.max_seq_len)
+    if not train_ex:
+        raise UserError(f"template {task_name}/{template} produced no training example with a completion")
+    truncated = sum(1 for e in train_ex if len(e.input_ids) >= cfg.max_seq_len)
+    callback = ProgressCallback(train_ex, work, enabled=progress, label=f"train {task_name} n={len(train_ex)}")
+    trainer = build_trainer(cfg, model, tokenizer, train_ex, val_ex, work, [callback])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the rich progress line replaces its raw dict prints
+    checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+    wall = callback.total_wall()
+    staging = work / "final"
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        trainer.model.save_pretrained(staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"no space left on device while saving the adapter under {work.parent}") from None
+        raise
+    history = trainer.state.log_history
+    losses = [{"step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"]} for h in history if "loss" in h]
+    evals = [{"step": h["step"], "epoch": h.get("epoch"), "val_loss": h["eval_loss"]} for h in history if "eval_loss" in h]
+    tokens = sum(len(e.input_ids) for e in train_ex) * cfg.epochs
+    import torch
+
+    return {
+        "train_wall_s": round(wall, 3), "train_device_s": round(wall * device_count(), 3),
+        "tokens_seen": int(tokens), "tokens_per_s": round(tokens / wall, 2) if wall > 0 else None,
+        "final_train_loss": losses[-1]["loss"] if losses else None,
+        "final_val_loss": evals[-1]["val_loss"] if evals else None,
+        "loss_curve": losses, "val_curve": evals, "truncated_examples": truncated,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{os.cpu_count()}",
+        "resumed_from": checkpoints[-1].name if checkpoints else None,
+    }  # fmt: skip

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import write_data_dir
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def fixture_data(tmp_path, monkeypatch):
+    """HARNESS_DATA_DIR pointing at hand-written rows for every built-in task."""
+    root = write_data_dir(tmp_path / "data")
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_CACHE", str(d))
+    return d
+
+
+def real_data_dir() -> Path | None:
+    value = os.environ.get("HARNESS_DATA_DIR")
+    if value and Path(value).is_dir():
+        return Path(value)
+    return SHARED_DATA if SHARED_DATA.is_dir() else None
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    for item in items:
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import data, prompts
+from harness.errors import UserError
+from harness.tasks import get_task
+from harness.types import Sample
+
+
+def _write(root, task, split, lines):
+    (root / task).mkdir(parents=True, exist_ok=True)
+    (root / task / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_malformed_jsonl_names_line(fixture_data):
+    _write(fixture_data, "twitter_fin_sentiment", "validation",
+           [json.dumps({"id": "a", "text": "x", "label": "Bullish"}), "{not json"])
+    with pytest.raises(UserError, match="line 2 is not valid JSON"):
+        data.load_split(get_task("twitter_fin_sentiment"), "validation")
+
+
+def test_missing_field_names_task_split_line(fixture_data):
+    _write(fixture_data, "twitter_fin_sentiment", "validation", [json.dumps({"id": "a", "label": "Bullish"})])
+    with pytest.raises(UserError, match="twitter_fin_sentiment/validation line 1: missing field 'text'"):
+        data.load_split(get_task("twitter_fin_sentiment"), "validation")
+
+
+def test_label_outside_label_set(fixture_data):
+    _write(fixture_data, "twitter_fin_sentiment", "validation", [json.dumps({"id": "a", "text": "x", "label": "Meh"})])
+    with pytest.raises(UserError, match="line 1: label 'Meh' is not in the label set"):
+        data.load_split(get_task("twitter_fin_sentiment"), "validation")
+
+
+def test_empty_split(fixture_data):
+    _write(fixture_data, "twitter_fin_sentiment", "validation", [""])
+    with pytest.raises(UserError, match="is empty"):
+        data.load_split(get_task("twitter_fin_sentiment"), "validation")
+
+
+def test_missing_data_without_hub_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(UserError, match="set HARNESS_DATA_DIR"):
+        data.load_split(get_task("contract_nli"), "test")
+
+
+def _samples(labels):
+    return [Sample(f"s{i}", {"text": f"text number {i} about {lab}"}, lab) for i, lab in enumerate(labels)]
+
+
+def test_subset_is_seeded_and_keeps_file_order():
+    s = _samples(["a"] * 50)
+    one, two = data.subset(s, 10, seed=3), data.subset(s, 10, seed=3)
+    assert one == two and len(one) == 10
+    assert [x.id for x in one] == sorted((x.id for x in one), key=lambda i: int(i[1:]))
+    assert data.subset(s, 10, seed=4) != one
+
+
+def test_stratified_balances_labels_and_rejects_oversize():
+    s = _samples(["a"] * 30 + ["b"] * 5 + ["c"] * 5)
+    picked = data.stratified(s, 12, seed=0)
+    counts = {lab: sum(1 for x in picked if x.target == lab) for lab in "abc"}
+    assert counts == {"a": 4, "b": 4, "c": 4}
+    with pytest.raises(UserError, match="larger than the training split"):
+        data.stratified(s, 41)
+
+
+def test_overlap_after_normalisation():
+    task = get_task("twitter_fin_sentiment")
+    train = [Sample("t1", {"text": "$ACME  Rallies!"}, "Bullish"), Sample("t2", {"text": "other"}, "Neutral")]
+    test = [Sample("v1", {"text": "acme rallies"}, "Bullish")]
+    assert data.overlap(task, train, test, ("train", "test")).duplicates == (("t1", "v1"),)
+
+
+def test_selection_random_seeded_and_excludes_item():
+    task = get_task("twitter_fin_sentiment")
+    pool = _samples(["Bullish", "Bearish", "Neutral"] * 5)
+    sel = prompts.ShotSelector(task, pool, 4, "random", seed=1)
+    assert sel.select(pool[0]) == sel.select(pool[0])
+    assert pool[0] not in sel.select(pool[0])
+
+
+def test_selection_balanced_covers_labels():
+    task = get_task("twitter_fin_sentiment")
+    pool = _samples(["Neutral"] * 20 + ["Bullish"] * 3 + ["Bearish"] * 3)
+    shots = prompts.ShotSelector(task, pool, 6, "balanced").select(Sample("q", {"text": "q"}, "Neutral"))
+    assert sorted(s.target for s in shots) == ["Bearish", "Bearish", "Bullish", "Bullish", "Neutral", "Neutral"]
+    assert len({s.id for s in shots}) == 6
+
+
+def test_selection_similar_puts_nearest_last():
+    task = get_task("twitter_fin_sentiment")
+    pool = [Sample("a", {"text": "oil prices fall sharply"}, "Bearish"),
+            Sample("b", {"text": "tech stocks rally on earnings"}, "Bullish"),
+            Sample("c", {"text": "company schedules meeting"}, "Neutral")]
+    shots = prompts.ShotSelector(task, pool, 2, "similar").select(Sample("q", {"text": "tech earnings rally"}, "Bullish"))
+    assert shots[-1].id == "b"
+
+
+def test_too_many_shots_and_bad_selection():
+    task = get_task("twitter_fin_sentiment")
+    with pytest.raises(UserError, match="larger than the training pool"):
+        prompts.ShotSelector(task, _samples(["Bullish"]), 5)
+    with pytest.raises(UserError, match="unknown selection"):
+        prompts.ShotSelector(task, _samples(["Bullish"] * 5), 1, "nearest")
+
+
+def test_template_metadata_sets_style_and_budget():
+    task = get_task("gsm8k")
+    s = Sample("g", {"question": "1+1?"}, "2", rationale="1 + 1 = 2")
+    assert prompts.render_turn(task, "cot", s).style == "cot"
+    assert prompts.max_tokens_for(task, "cot", s) == task.cot_max_tokens
+    assert prompts.max_tokens_for(task, "zero_shot", s) == task.max_tokens
+    assert prompts.render(task, "cot", s)[0].role == "system"

@@ -1,0 +1,145 @@
+"""Runner, response cache, results store and analysis on the fake backend."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import pytest
+
+from harness import data
+from harness.analysis import summarise_task
+from harness.backends.fake import FakeBackend
+from harness.cache import CachedBackend, ResponseCache, request_key
+from harness.cost import Prices
+from harness.errors import UserError
+from harness.results import SAMPLES, locked, read_samples, repair_tail
+from harness.run import Variant, evaluate
+from harness.tasks import get_task
+from harness.types import Decoding, Message, Request
+
+
+def _oracle(task, items):
+    gold = {s.fields["text"]: s.target for s in items}
+
+    def script(req):
+        text = req.messages[-1].content.split(": ", 1)[-1].split("\n")[0]
+        return gold.get(text, "Neutral")
+
+    return script
+
+
+def test_evaluate_all_variants_same_items_and_resume(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    items = data.load_split(task, "validation")
+    pool = data.load_split(task, "train")
+    variants = [Variant("zero_shot", "zero_shot"), Variant("few_shot_2", "few_shot", shots=2, selection="balanced")]
+    backend = FakeBackend()
+    run = tmp_path / "run"
+    records = evaluate(task, variants, items, pool, backend, run, batch_size=1)
+    assert len(records) == 4 and backend.calls == [1, 1, 1, 1]
+    assert {(r["item"], r["variant"]) for r in records} == {(s.id, v.name) for s in items for v in variants}
+    again = evaluate(task, variants, items, pool, backend, run)
+    assert backend.calls == [1, 1, 1, 1]  # nothing recomputed
+    assert len(read_samples(run / SAMPLES)) == 4 and len(again) == 4
+
+
+def test_torn_tail_is_repaired_and_resumed(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    items = data.load_split(task, "validation")
+    run = tmp_path / "run"
+    evaluate(task, [Variant("zero_shot", "zero_shot")], items, (), FakeBackend(), run)
+    path = run / SAMPLES
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1][: len(lines[1]) // 2])  # crash mid-write of the second record
+    assert len(read_samples(path)) == 1
+    backend = FakeBackend()
+    records = evaluate(task, [Variant("zero_shot", "zero_shot")], items, (), backend, run)
+    assert backend.calls == [1] and len(records) == 2
+    assert [json.loads(x)["item"] for x in path.read_text().splitlines()] == [s.id for s in items]
+    assert repair_tail(path) == 0
+
+
+def test_corrupt_middle_line_is_a_user_error(tmp_path):
+    path = tmp_path / SAMPLES
+    path.write_text('{"item": "a"}\n{broken\n{"item": "b"}\n')
+    with pytest.raises(UserError, match="line 2 is corrupt"):
+        read_samples(path)
+
+
+def test_cache_makes_rerun_free_and_keys_on_everything(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    inner = FakeBackend(lambda r: "Bullish")
+    backend = CachedBackend(inner, cache, "m1", {None: "base", "/ad": "h1"})
+    reqs = [Request((Message("user", f"q{i}"),), Decoding(max_tokens=4)) for i in range(5)]
+    first = backend.generate(reqs)
+    second = backend.generate(reqs)
+    assert inner.calls == [5] and [c.text for c in second] == [c.text for c in first]
+    assert all(c.cached for c in second) and not any(c.cached for c in first)
+    base = reqs[0]
+    variants = [Request(base.messages, Decoding(max_tokens=5)), Request(base.messages, base.decoding, "/ad"),
+                Request((Message("system", "s"), *base.messages), base.decoding),
+                Request(base.messages, Decoding(max_tokens=4, choices=("a", "b")))]
+    keys = {request_key("fake", "m1", None, base), request_key("fake", "m2", None, base),
+            request_key("vllm", "m1", None, base)} | {request_key("fake", "m1", "h1" if v.adapter else None, v)
+                                                      for v in variants}
+    assert len(keys) == 7
+
+
+def _hit_cache(path, n):
+    cache = ResponseCache(path)
+    backend = CachedBackend(FakeBackend(lambda r: r.messages[-1].content.upper()), cache, "m", {None: "base"})
+    backend.generate([Request((Message("user", f"q{i}"),)) for i in range(n)])
+    cache.close()
+
+
+def test_cache_shared_by_two_processes(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hit_cache, args=(path, 200)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    hits = ResponseCache(path).get_many([request_key("fake", "m", "base", Request((Message("user", f"q{i}"),)))
+                                         for i in range(200)])
+    assert len(hits) == 200 and hits[next(iter(hits))].text.startswith("Q")
+
+
+def test_lock_refuses_second_writer(tmp_path):
+    with locked(tmp_path / "run"), pytest.raises(UserError, match="in use by another harness process"), \
+            locked(tmp_path / "run"):
+        pass
+
+
+def _record(item, variant, correct, pt=100):
+    return {"task": "t", "item": item, "variant": variant, "prediction": "a" if correct else "b", "gold": "a",
+            "scores": {"correct": float(correct)}, "prompt_tokens": pt, "completion_tokens": 2, "latency_s": 0.001 + pt / 10_000}
+
+
+def test_analysis_verdict_fine_tuning_pays_off():
+    n = 100
+    records = [_record(f"i{i}", "zero_shot", i < 20, pt=400) for i in range(n)]
+    records += [_record(f"i{i}", "few_shot", i < 30, pt=900) for i in range(n)]
+    records += [_record(f"i{i}", "lora_n256", i < 80, pt=50) for i in range(n)]
+    info = {"metrics": ["accuracy"], "labels": ["a", "b"], "kind": "classification"}
+    adapters = {"lora_n256": {"train_size": 256, "train_device_s": 3600.0}}
+    s = summarise_task("t", info, records, adapters, Prices(device_usd_per_hour=2.0))
+    assert s.best_prompt == "few_shot" and s.best_adapter == "lora_n256"
+    assert s.verdict.startswith("Fine-tuning pays off: lora_n256 beats few_shot by +50.0 points")
+    assert "94% fewer prompt tokens" in s.verdict
+    row = next(r for r in s.rows if r.variant == "lora_n256")
+    assert row.train_cost == pytest.approx(2.0)
+    assert row.break_even is not None and row.break_even.requests is not None
+    assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
+    assert len(s.disagreements) == 50
+
+
+def test_analysis_no_detectable_difference():
+    records = [_record(f"i{i}", "zero_shot", i % 2 == 0) for i in range(40)]
+    records += [_record(f"i{i}", "lora_n64", i % 2 == 0 if i < 38 else i % 2 == 1) for i in range(40)]
+    info = {"metrics": ["accuracy"], "labels": ["a", "b"], "kind": "classification"}
+    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    assert s.verdict.startswith("No detectable difference")
+    assert s.smallest_winning_size is None

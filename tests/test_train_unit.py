@@ -1,0 +1,82 @@
+"""The recipe on a tiny random model (seconds): masking, manifest, cache, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import UserError
+from harness.train.config import TrainConfig, from_mapping
+from harness.train.examples import IGNORE, collate, tokenize_pair
+from harness.train.recipe import train
+from harness.types import Message
+from tests.tiny_model import make_model_dir, make_tokenizer
+
+
+def test_completion_only_masking_is_exact():
+    tok = make_tokenizer()
+    ex = tokenize_pair(tok, [Message("user", "Tweet: $ACME up")], "Bullish", max_len=64)
+    ids = tok.convert_ids_to_tokens(list(ex.input_ids))
+    assert ids == ["<|im_start|>", "user", "Tweet:", "$ACME", "up", "<|im_end|>",
+                   "<|im_start|>", "assistant", "Bullish", "<|im_end|>"]
+    masked = [t for t, lab in zip(ids, ex.labels, strict=True) if lab == IGNORE]
+    trained = [t for t, lab in zip(ids, ex.labels, strict=True) if lab != IGNORE]
+    assert masked == ids[:8]  # every prompt token, generation prompt included
+    assert trained == ["Bullish", "<|im_end|>"]  # the answer and the end of turn the model must learn to emit
+    assert [lab for lab in ex.labels if lab != IGNORE] == list(ex.input_ids[8:])
+
+
+def test_collate_pads_with_ignore():
+    tok = make_tokenizer()
+    a = tokenize_pair(tok, [Message("user", "up")], "Bullish", 64)
+    b = tokenize_pair(tok, [Message("user", "Tweet: $ACME down flat")], "Bearish", 64)
+    batch = collate([a, b], tok.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert batch["labels"][0, len(a.input_ids):].tolist() == [IGNORE] * (len(b.input_ids) - len(a.input_ids))
+    assert batch["attention_mask"][0].sum().item() == len(a.input_ids)
+
+
+@pytest.fixture
+def tiny(tmp_path, fixture_data, cache_dir):
+    return make_model_dir(tmp_path / "tiny")
+
+
+def _cfg(model, **kw):
+    return TrainConfig(**{"task": "twitter_fin_sentiment", "model": str(model), "train_size": 4, "val_fraction": 0.0,
+                          "epochs": 2, "batch_size": 2, "lr": 5e-3, "rank": 4, "alpha": 8, **kw})
+
+
+def test_train_writes_complete_manifest_and_hits_cache(tiny):
+    first = train(_cfg(tiny), progress=False)
+    assert not first.cached
+    assert (first.path / "adapter_model.safetensors").is_file() and (first.path / "adapter_config.json").is_file()
+    m = json.loads((first.path / "harness-adapter.json").read_text())
+    for key in ("task", "task_version", "data_hash", "template_hash", "base_model_hash", "config", "libraries",
+                "device", "train_wall_s", "train_device_s", "tokens_seen", "final_train_loss", "loss_curve"):
+        assert m[key] is not None, key
+    assert m["config"]["rank"] == 4 and m["train_rows"] == 4 and len(m["loss_curve"]) == 4
+    assert m["loss_curve"][-1]["loss"] < m["loss_curve"][0]["loss"]
+    second = train(_cfg(tiny), progress=False)
+    assert second.cached and second.path == first.path
+    assert not list(first.path.parent.glob(".work-*"))  # no half-written leftovers
+
+
+def test_same_seed_same_loss_curve(tiny, cache_dir):
+    a = train(_cfg(tiny), progress=False).manifest["loss_curve"]
+    import shutil
+
+    shutil.rmtree(cache_dir / "adapters")
+    b = train(_cfg(tiny), progress=False).manifest["loss_curve"]
+    assert [x["loss"] for x in a] == pytest.approx([x["loss"] for x in b], abs=1e-6)
+
+
+def test_bad_training_input(tiny):
+    with pytest.raises(UserError, match=r"larger than the training split .*6 rows available"):
+        train(_cfg(tiny, train_size=50), progress=False)
+    with pytest.raises(UserError, match="target module 'qkv_proj' is not in"):
+        train(_cfg(tiny, target_modules=("qkv_proj",)), progress=False)
+    with pytest.raises(UserError, match="LoRA rank must be positive"):
+        _cfg(tiny, rank=0)
+    with pytest.raises(UserError, match="unknown training setting 'learning_rate'"):
+        from_mapping({"task": "x", "learning_rate": 1})

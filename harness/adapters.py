@@ -67,8 +67,9 @@ def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
     if manifest.is_file():
         base = json.loads(manifest.read_text()).get("base_model_hash")
         if base and base != content_hash(model_dir):
-            raise UserError(f"adapter {path} was trained for another base model (hash {base}, "
-                            f"this one {content_hash(model_dir)})")
+            raise UserError(
+                f"adapter {path} was trained for another base model (hash {base}, this one {content_hash(model_dir)})"
+            )
     base_shapes = _model_shapes(model_dir)
     if not base_shapes:
         return dict(cfg)
@@ -79,11 +80,14 @@ def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
         module = name.split("base_model.model.", 1)[-1].split(".lora_A")[0]
         base = base_shapes.get(f"{module}.weight")
         if base is None:
-            raise UserError(f"adapter {path.name} targets {module}, which the base model does not have "
-                            "(trained for another model?)")
+            raise UserError(
+                f"adapter {path.name} targets {module}, which the base model does not have (trained for another model?)"
+            )
         if len(base) == 2 and shape[1] != base[1]:
-            raise UserError(f"adapter {path.name}: {module} expects input size {shape[1]}, the base model has "
-                            f"{base[1]} (trained for another model?)")
+            raise UserError(
+                f"adapter {path.name}: {module} expects input size {shape[1]}, the base model has "
+                f"{base[1]} (trained for another model?)"
+            )
     return dict(cfg)
 
 
@@ -105,8 +109,11 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         merged.to(torch.bfloat16).save_pretrained(staging, safe_serialization=True)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(staging)
-        (staging / MANIFEST).write_text(json.dumps({"adapter": str(adapter), "adapter_hash": adapter_hash(adapter),
-                                                   "base_model_hash": content_hash(model_dir)}))
+        (staging / MANIFEST).write_text(
+            json.dumps(
+                {"adapter": str(adapter), "adapter_hash": adapter_hash(adapter), "base_model_hash": content_hash(model_dir)}
+            )
+        )
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -73,8 +73,14 @@ def _span(e: Estimate, metric: str) -> str:
     return f"95% CI {fmt.format(e.low * scale)} to {fmt.format(e.high * scale)}"
 
 
-def summarise_task(task: str, info: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-                   adapters: Mapping[str, Mapping[str, Any]], prices: cost_mod.Prices, seed: int = 0) -> TaskSummary:
+def summarise_task(
+    task: str,
+    info: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    adapters: Mapping[str, Mapping[str, Any]],
+    prices: cost_mod.Prices,
+    seed: int = 0,
+) -> TaskSummary:
     """`info`: the manifest's task facts (metrics, labels, kind); `adapters`: variant -> adapter facts."""
     metric = str(info["metrics"][0])
     labels = tuple(info.get("labels") or ())
@@ -93,15 +99,20 @@ def summarise_task(task: str, info: Mapping[str, Any], records: Sequence[Mapping
         raise ValueError(f"{task}: no prompt variant to compare against")
     best_prompt = max(prompt_variants, key=lambda v: (estimates[v].value, v))
     base = scored(aligned[best_prompt])
-    paired = {v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt}
+    paired = {
+        v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt
+    }
     names = list(paired)
     adjusted = dict(zip(names, holm([paired[v].p_mcnemar for v in names]), strict=True))
 
     def per_request(v: str) -> tuple[float, float, float]:
         rs = aligned[v]
         n = len(rs)
-        return (sum(r["prompt_tokens"] for r in rs) / n, sum(r["completion_tokens"] for r in rs) / n,
-                sum(r["latency_s"] for r in rs) / n)
+        return (
+            sum(r["prompt_tokens"] for r in rs) / n,
+            sum(r["completion_tokens"] for r in rs) / n,
+            sum(r["latency_s"] for r in rs) / n,
+        )
 
     costs = {v: cost_mod.cost_per_request(prices, *(lambda t: (t[2], t[0], t[1]))(per_request(v))) for v in aligned}
     rows = []
@@ -127,8 +138,7 @@ def summarise_task(task: str, info: Mapping[str, Any], records: Sequence[Mapping
     best_adapter = max(adapter_rows, key=lambda r: (r.metric.value, r.variant)).variant if adapter_rows else None
     curve, smallest = learning_curve(rows, adjusted)
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted)
-    confusion = {v: confusion_counts(aligned[v]) for v in aligned} if labels and info.get("kind") == "classification" \
-        else {}
+    confusion = {v: confusion_counts(aligned[v]) for v in aligned} if labels and info.get("kind") == "classification" else {}
     disagreements: tuple[dict[str, Any], ...] = ()
     if best_adapter:
         disagreements = tuple(
@@ -136,8 +146,9 @@ def summarise_task(task: str, info: Mapping[str, Any], records: Sequence[Mapping
             for a, b in zip(aligned[best_adapter], aligned[best_prompt], strict=True)
             if a["prediction"] != b["prediction"]
         )
-    return TaskSummary(task, metric, len(items), tuple(rows), best_prompt, best_adapter, verdict, curve, smallest,
-                       confusion, disagreements)
+    return TaskSummary(
+        task, metric, len(items), tuple(rows), best_prompt, best_adapter, verdict, curve, smallest, confusion, disagreements
+    )
 
 
 def learning_curve(rows: Sequence[Row], adjusted: Mapping[str, float | None]) -> tuple[tuple, int | None]:
@@ -151,7 +162,9 @@ def learning_curve(rows: Sequence[Row], adjusted: Mapping[str, float | None]) ->
         group = sizes[size]
         mean = sum(r.metric.value for r in group) / len(group)
         curve.append((size, mean, min(r.metric.low for r in group), max(r.metric.high for r in group)))
-        wins = [r for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff)]
+        wins = [
+            r for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff)
+        ]
         if smallest is None and wins and len(wins) * 2 > len(group):
             smallest = size
     return tuple(curve), smallest
@@ -164,8 +177,9 @@ def confusion_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
     return {g: dict(p) for g, p in table.items()}
 
 
-def write_verdict(metric: str, rows: Sequence[Row], best_prompt: str, best_adapter: str | None,
-                  adjusted: Mapping[str, float | None]) -> str:
+def write_verdict(
+    metric: str, rows: Sequence[Row], best_prompt: str, best_adapter: str | None, adjusted: Mapping[str, float | None]
+) -> str:
     by = {r.variant: r for r in rows}
     p = by[best_prompt]
     if best_adapter is None:
@@ -178,11 +192,17 @@ def write_verdict(metric: str, rows: Sequence[Row], best_prompt: str, best_adapt
     pay = a.break_even.reason if a.break_even else ""
     overfit = " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else ""
     if sig and a.diff.value > 0:
-        return (f"Fine-tuning pays off: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
-                f"({_span(a.diff, metric)}), {token_note}; the training cost is recovered {pay}.{overfit}")
+        return (
+            f"Fine-tuning pays off: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
+            f"({_span(a.diff, metric)}), {token_note}; the training cost is recovered {pay}.{overfit}"
+        )
     if sig and a.diff.value < 0:
-        return (f"Keep the prompt: {best_adapter} is {_pct(a.diff.value, metric)} behind {best_prompt} "
-                f"({_span(a.diff, metric)}).{overfit}")
-    return (f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
-            f"{_span(a.diff, metric)}): keep the prompt unless cost decides; the adapter needs {token_note} "
-            f"and would pay for its training {pay}.{overfit}")
+        return (
+            f"Keep the prompt: {best_adapter} is {_pct(a.diff.value, metric)} behind {best_prompt} "
+            f"({_span(a.diff, metric)}).{overfit}"
+        )
+    return (
+        f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
+        f"{_span(a.diff, metric)}): keep the prompt unless cost decides; the adapter needs {token_note} "
+        f"and would pay for its training {pay}.{overfit}"
+    )

@@ -23,8 +23,9 @@ AGREE_MIN = 0.95
 DIFFER_MIN = 0.10
 
 
-def check(adapter: Path, task_name: str, n: int, model: str, template: str | None, modes: tuple[str, ...],
-          out: Console) -> bool:
+def check(
+    adapter: Path, task_name: str, n: int, model: str, template: str | None, modes: tuple[str, ...], out: Console
+) -> bool:
     task = get_task(task_name)
     model_dir = resolve(model)
     validate(adapter, model_dir)
@@ -54,8 +55,7 @@ def check(adapter: Path, task_name: str, n: int, model: str, template: str | Non
     ok &= differ >= DIFFER_MIN
     for mode in modes:
         agree = rate(outputs[f"vllm {mode}"], ref)
-        out.print(f"vllm {mode} agrees with transformers+peft on {agree:.0%} of {len(items)} items "
-                  f"(need ≥ {AGREE_MIN:.0%})")
+        out.print(f"vllm {mode} agrees with transformers+peft on {agree:.0%} of {len(items)} items (need ≥ {AGREE_MIN:.0%})")
         ok &= agree >= AGREE_MIN
     out.print("[green]adapter check passed[/green]" if ok else "[red]adapter check FAILED[/red]")
     return ok

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from harness.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Does fine-tuning pay off for a task, or is a better prompt enough?")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Does fine-tuning pay off for a task, or is a better prompt enough?"
+)
 models_app = typer.Typer(no_args_is_help=True, help="List and pull models.")
 app.add_typer(models_app, name="models")
 out = Console()
@@ -26,8 +27,9 @@ TasksDir = Annotated[list[str] | None, typer.Option("--tasks-dir", help="Extra f
 
 
 @app.callback()
-def main_options(debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False,
-                 tasks_dir: TasksDir = None) -> None:
+def main_options(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False, tasks_dir: TasksDir = None
+) -> None:
     STATE["debug"] = debug
     if tasks_dir:
         from harness.tasks import set_extra_dirs
@@ -46,10 +48,16 @@ def tasks_cmd() -> None:
         t.add_column(col)
     for task in all_tasks().values():
         n_test, n_train = count_rows(task, task.test_split), count_rows(task, task.train_split)
-        t.add_row(task.name, task.domain, task.kind + (f" ({len(task.labels)})" if task.labels else ""),
-                  f"{task.test_split} {n_test if n_test is not None else '—'}",
-                  f"{task.train_split} {n_train if n_train is not None else '—'}",
-                  ", ".join(task.metrics), ", ".join(task.templates), str(task.version))
+        t.add_row(
+            task.name,
+            task.domain,
+            task.kind + (f" ({len(task.labels)})" if task.labels else ""),
+            f"{task.test_split} {n_test if n_test is not None else '—'}",
+            f"{task.train_split} {n_train if n_train is not None else '—'}",
+            ", ".join(task.metrics),
+            ", ".join(task.templates),
+            str(task.version),
+        )
     out.print(t)
 
 
@@ -145,13 +153,24 @@ def train_cmd(
 
     get_task(task)
     cfg = from_toml(config, task) if config else TrainConfig(task=task)
-    cfg = with_overrides(cfg, train_size=train_size, epochs=epochs, lr=lr, rank=rank, seed=seed, model=model,
-                         template=template, batch_size=batch_size)
+    cfg = with_overrides(
+        cfg,
+        train_size=train_size,
+        epochs=epochs,
+        lr=lr,
+        rank=rank,
+        seed=seed,
+        model=model,
+        template=template,
+        batch_size=batch_size,
+    )
     result = train(cfg)
     m = result.manifest
     out.print(f"{'cached' if result.cached else 'trained'}: {result.path}")
-    out.print(f"train loss {m.get('final_train_loss')}, val loss {m.get('final_val_loss')}, "
-              f"{m['train_wall_s']:.1f} s, {m.get('tokens_per_s')} tok/s")
+    out.print(
+        f"train loss {m.get('final_train_loss')}, val loss {m.get('final_val_loss')}, "
+        f"{m['train_wall_s']:.1f} s, {m.get('tokens_per_s')} tok/s"
+    )
 
 
 @app.command()
@@ -270,8 +289,12 @@ def main() -> None:
             sys.exit(2)
         if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

@@ -67,18 +67,23 @@ def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tupl
         for size in tp.train_sizes:
             for seed in tp.seeds:
                 cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
-                console.print(f"[bold]train[/bold] {tp.name}: LoRA r={cfg.rank}, n={size}, seed={seed}, "
-                              f"epochs={cfg.epochs}, lr={cfg.lr}")
+                console.print(
+                    f"[bold]train[/bold] {tp.name}: LoRA r={cfg.rank}, n={size}, seed={seed}, "
+                    f"epochs={cfg.epochs}, lr={cfg.lr}"
+                )
                 trained = train(cfg)
                 m = trained.manifest
-                console.print(f"  {'cached' if trained.cached else 'trained'}: {trained.path.name} "
-                              f"({m['train_wall_s']:.0f} s, {m.get('tokens_per_s') or 0:.0f} tok/s, "
-                              f"final loss {m.get('final_train_loss') or float('nan'):.3f})")
+                console.print(
+                    f"  {'cached' if trained.cached else 'trained'}: {trained.path.name} "
+                    f"({m['train_wall_s']:.0f} s, {m.get('tokens_per_s') or 0:.0f} tok/s, "
+                    f"final loss {m.get('final_train_loss') or float('nan'):.3f})"
+                )
                 name = f"lora_n{size}" + (f"_s{seed}" if len(tp.seeds) > 1 else "")
                 variant = Variant(name, m["template"], adapter=str(trained.path), train_size=size, seed=seed)
                 facts = {
-                    "train_size": size, "seed": seed, "adapter": str(trained.path), "adapter_hash": adapter_hash(trained.path),
-                    "train_device_s": m["train_device_s"], "train_wall_s": m["train_wall_s"], "tokens_seen": m["tokens_seen"],
+                    "train_size": size, "seed": seed, "adapter": str(trained.path),
+                    "adapter_hash": adapter_hash(trained.path), "train_device_s": m["train_device_s"],
+                    "train_wall_s": m["train_wall_s"], "tokens_seen": m["tokens_seen"],
                     "final_train_loss": m.get("final_train_loss"), "final_val_loss": m.get("final_val_loss"),
                     "val_curve": m.get("val_curve", []), "config": m["config"], "template": m["template"],
                 }  # fmt: skip
@@ -88,8 +93,14 @@ def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tupl
     return out
 
 
-def compare(plan: Plan, results_root: Path, backend_kind: str = "vllm", run_id: str | None = None,
-            backend_options: dict[str, Any] | None = None, use_cache: bool = True) -> tuple[Path, list[TaskSummary]]:
+def compare(
+    plan: Plan,
+    results_root: Path,
+    backend_kind: str = "vllm",
+    run_id: str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    use_cache: bool = True,
+) -> tuple[Path, list[TaskSummary]]:
     check_writable(results_root)
     run_dir = results_root / (run_id or f"{plan.name}-{plan.digest()}")
     timings: dict[str, float] = {}
@@ -111,19 +122,33 @@ def compare(plan: Plan, results_root: Path, backend_kind: str = "vllm", run_id: 
         if use_cache:
             hashes: dict[str | None, str] = {None: "base"}
             hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
-            backend = CachedBackend(backend, ResponseCache(cache_root() / "responses.sqlite"),
-                                    manifest["model_hash"], hashes)
+            backend = CachedBackend(
+                backend, ResponseCache(cache_root() / "responses.sqlite"), manifest["model_hash"], hashes
+            )
         try:
             for tp in plan.tasks:
                 task = get_task(tp.name)
                 variants = [*tp.variants, *(v for v, _ in trained[tp.name])]
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-                with Progress(TextColumn(f"eval {task.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                              console=console) as prog:
+                with Progress(
+                    TextColumn(f"eval {task.name}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
+                ) as prog:
                     bar = prog.add_task("eval", total=None)
-                    evaluate(task, variants, items[tp.name], pools[tp.name], backend, run_dir, seed=plan.seed,
-                             on_batch=lambda done, total, b=bar, p=prog: p.update(b, completed=done, total=total))
+                    evaluate(
+                        task,
+                        variants,
+                        items[tp.name],
+                        pools[tp.name],
+                        backend,
+                        run_dir,
+                        seed=plan.seed,
+                        on_batch=_progress_updater(prog, bar),
+                    )
         finally:
             backend.close()
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
@@ -137,8 +162,22 @@ def compare(plan: Plan, results_root: Path, backend_kind: str = "vllm", run_id: 
     return run_dir, summaries
 
 
-def build_manifest(plan: Plan, run_dir: Path, model_dir: Path, backend_kind: str, items: dict[str, Any],
-                   pools: dict[str, Any], trained: dict[str, list[tuple[Variant, dict[str, Any]]]]) -> dict[str, Any]:
+def _progress_updater(progress: Any, bar: Any) -> Any:
+    def update(done: int, total: int) -> None:
+        progress.update(bar, completed=done, total=total)
+
+    return update
+
+
+def build_manifest(
+    plan: Plan,
+    run_dir: Path,
+    model_dir: Path,
+    backend_kind: str,
+    items: dict[str, Any],
+    pools: dict[str, Any],
+    trained: dict[str, list[tuple[Variant, dict[str, Any]]]],
+) -> dict[str, Any]:
     tasks = {}
     for tp in plan.tasks:
         task = get_task(tp.name)
@@ -151,7 +190,8 @@ def build_manifest(plan: Plan, run_dir: Path, model_dir: Path, backend_kind: str
         tasks[tp.name] = {
             "version": task.version, "kind": task.kind, "metrics": list(task.metrics), "labels": list(task.labels),
             "test_split": task.test_split, "train_split": task.train_split, "n_items": len(items[tp.name]),
-            "test_data_hash": data_mod.samples_hash(items[tp.name]), "train_data_hash": data_mod.samples_hash(pools[tp.name]),
+            "test_data_hash": data_mod.samples_hash(items[tp.name]),
+            "train_data_hash": data_mod.samples_hash(pools[tp.name]),
             "template_hashes": template_hashes, "variants": [asdict(v) for v in tp.variants],
             "adapters": {v.name: f for v, f in trained[tp.name]},
             "train_test_duplicates": len(overlaps.duplicates),

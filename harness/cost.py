@@ -25,9 +25,11 @@ class Prices:
 
 
 def cost_per_request(prices: Prices, device_s_per_request: float, prompt_tokens: float, completion_tokens: float) -> float:
-    return (device_s_per_request * prices.device_usd_per_hour / 3600
-            + prompt_tokens / 1000 * prices.usd_per_1k_prompt_tokens
-            + completion_tokens / 1000 * prices.usd_per_1k_completion_tokens)
+    return (
+        device_s_per_request * prices.device_usd_per_hour / 3600
+        + prompt_tokens / 1000 * prices.usd_per_1k_prompt_tokens
+        + completion_tokens / 1000 * prices.usd_per_1k_completion_tokens
+    )
 
 
 def training_cost(prices: Prices, train_device_seconds: float) -> float:
@@ -47,6 +49,9 @@ def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapt
         return BreakEven(0.0, "immediately: no training cost")
     saving = prompt_cost - adapter_cost
     if saving <= 0:
-        return BreakEven(None, "never on cost alone: each adapter request costs as much or more; "
-                               "pay for it only if the quality gain is worth it")
+        return BreakEven(
+            None,
+            "never on cost alone: each adapter request costs as much or more; "
+            "pay for it only if the quality gain is worth it",
+        )
     return BreakEven(math.ceil(train_cost / saving), f"after {math.ceil(train_cost / saving):,} requests")

@@ -58,15 +58,19 @@ def _read_jsonl(path: Path, task: Task, split: str) -> list[tuple[int, dict[str,
 def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
     if task.hub is None or split not in task.hub.splits:
         where = data_dir() or "HARNESS_DATA_DIR (unset)"
-        raise UserError(f"no data for {task.name}/{split}: {where}/{task.name}/{split}.jsonl is missing and "
-                        "the task names no hub dataset for it; set HARNESS_DATA_DIR")
+        raise UserError(
+            f"no data for {task.name}/{split}: {where}/{task.name}/{split}.jsonl is missing and "
+            "the task names no hub dataset for it; set HARNESS_DATA_DIR"
+        )
     try:
         import datasets
 
         ds = datasets.load_dataset(task.hub.path, task.hub.config, split=task.hub.splits[split])
     except Exception as exc:  # offline, gated, renamed: all mean "could not load"
-        raise UserError(f"could not load {task.hub.path} from the hub for {task.name}/{split} ({exc}); "
-                        "set HARNESS_DATA_DIR to a local mirror") from None
+        raise UserError(
+            f"could not load {task.hub.path} from the hub for {task.name}/{split} ({exc}); "
+            "set HARNESS_DATA_DIR to a local mirror"
+        ) from None
     return [(i + 1, task.hub.row_map(dict(row))) for i, row in enumerate(ds)]
 
 
@@ -161,6 +165,11 @@ def samples_hash(samples: Sequence[Sample]) -> str:
     """Content hash of exact rows (ids, fields, targets): manifests and cache keys."""
     h = hashlib.sha256()
     for s in samples:
-        h.update(json.dumps([s.id, dict(s.fields), s.target, list(s.references), list(s.choices), s.rationale],
-                            sort_keys=True, default=str).encode())
+        h.update(
+            json.dumps(
+                [s.id, dict(s.fields), s.target, list(s.references), list(s.choices), s.rationale],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
     return h.hexdigest()[:16]

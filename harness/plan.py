@@ -1,18 +1,18 @@
 """Experiment plans: experiments/*.toml (flat), or a task's default plan.
 
-    name = "demo"
-    model = "smollm2-135m-instruct"
-    limit = 200                # test items per task (seeded subset)
-    [prices]
-    device_usd_per_hour = 2.0
-    [[task]]
-    name = "banking77"
-    train_sizes = [256, 1024]  # one adapter per size and seed: the learning curve
-    seeds = [0]
-    variants = [{name = "zero_shot", template = "zero_shot"},
-                {name = "few_shot_8", template = "few_shot", shots = 8, selection = "balanced"}]
-    [task.train]               # any TrainConfig field
-    epochs = 2
+name = "demo"
+model = "smollm2-135m-instruct"
+limit = 200                # test items per task (seeded subset)
+[prices]
+device_usd_per_hour = 2.0
+[[task]]
+name = "banking77"
+train_sizes = [256, 1024]  # one adapter per size and seed: the learning curve
+seeds = [0]
+variants = [{name = "zero_shot", template = "zero_shot"},
+            {name = "few_shot_8", template = "few_shot", shots = 8, selection = "balanced"}]
+[task.train]               # any TrainConfig field
+epochs = 2
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def _variant(task: Task, raw: Any, where: str) -> Variant:
     if unknown:
         raise UserError(f"{where}: unknown variant setting {unknown[0]!r}{closest(unknown[0], sorted(_VARIANT_FIELDS))}")
     if raw["template"] not in task.templates:
-        raise UserError(f"{where}: task {task.name} has no template {raw['template']!r}"
-                        f"{closest(raw['template'], task.templates)} (templates: {', '.join(task.templates)})")
+        raise UserError(
+            f"{where}: task {task.name} has no template {raw['template']!r}"
+            f"{closest(raw['template'], task.templates)} (templates: {', '.join(task.templates)})"
+        )
     if raw.get("selection", "random") not in SELECTIONS:
         raise UserError(f"{where}: unknown selection {raw['selection']!r} (choose from {', '.join(SELECTIONS)})")
     name = raw.get("name") or raw["template"] + (f"_{raw['shots']}" if raw.get("shots") else "")
@@ -131,5 +133,11 @@ def load_plan(path: Path) -> Plan:
     limit = data.get("limit", 200)
     if limit is not None and int(limit) <= 0:
         raise UserError(f"{path}: limit must be positive")
-    return Plan(name=str(data.get("name", path.stem)), tasks=tuple(tasks), model=str(data.get("model", DEFAULT_MODEL)),
-                limit=limit, seed=int(data.get("seed", 0)), prices=prices)
+    return Plan(
+        name=str(data.get("name", path.stem)),
+        tasks=tuple(tasks),
+        model=str(data.get("model", DEFAULT_MODEL)),
+        limit=limit,
+        seed=int(data.get("seed", 0)),
+        prices=prices,
+    )

@@ -40,8 +40,10 @@ def _environment(prompts_dir: Path) -> jinja2.Environment:
 
 def load_template(task: Task, name: str) -> jinja2.Template:
     if name not in task.templates:
-        raise UserError(f"task {task.name} has no template {name!r}{closest(name, task.templates)} "
-                        f"(templates: {', '.join(task.templates) or 'none'})")
+        raise UserError(
+            f"task {task.name} has no template {name!r}{closest(name, task.templates)} "
+            f"(templates: {', '.join(task.templates) or 'none'})"
+        )
     assert task.prompts_dir is not None
     try:
         return _environment(task.prompts_dir).get_template(f"{name}.j2")
@@ -71,8 +73,12 @@ def render_turn(task: Task, template: str, sample: Sample) -> Turn:
         raise UserError(f"template {task.name}/{template}.j2 sets completion={style!r}; use 'answer' or 'cot'")
     max_tokens = getattr(module, "max_tokens", None)
     system = getattr(module, "system", None)
-    return Turn(str(module).strip(), str(system).strip() if system else None, style,
-                int(max_tokens) if max_tokens is not None else None)
+    return Turn(
+        str(module).strip(),
+        str(system).strip() if system else None,
+        style,
+        int(max_tokens) if max_tokens is not None else None,
+    )
 
 
 def render(task: Task, template: str, sample: Sample, shots: Sequence[Sample] = ()) -> tuple[Message, ...]:
@@ -109,8 +115,9 @@ class ShotSelector:
 
     def __init__(self, task: Task, pool: Sequence[Sample], k: int, method: str = "random", seed: int = 0):
         if method not in SELECTIONS:
-            raise UserError(f"unknown selection {method!r}{closest(method, SELECTIONS)} "
-                            f"(choose from {', '.join(SELECTIONS)})")
+            raise UserError(
+                f"unknown selection {method!r}{closest(method, SELECTIONS)} (choose from {', '.join(SELECTIONS)})"
+            )
         if k < 0:
             raise UserError(f"--shots must be >= 0, got {k}")
         if k > len(pool):

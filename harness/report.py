@@ -39,8 +39,10 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str,
         for task in {r["task"] for r in records}:
             ids = frozenset(r["item"] for r in records if r["task"] == task)
             if task in items_of and items_of[task][1] != ids:
-                raise UserError(f"runs {items_of[task][0]} and {d} evaluated different {task} test items; "
-                                "paired statistics need the same items, so they cannot be merged")
+                raise UserError(
+                    f"runs {items_of[task][0]} and {d} evaluated different {task} test items; "
+                    "paired statistics need the same items, so they cannot be merged"
+                )
             items_of.setdefault(task, (str(d), ids))
         by_task_records = [{**r, "variant": prefix + r["variant"]} for r in records]
         for r in by_task_records:
@@ -75,8 +77,12 @@ def _fmt_metric(metric: str, value: float) -> str:
 def table(s: TaskSummary) -> pd.DataFrame:
     rows = []
     for r in s.rows:
-        diff = "—" if r.diff is None else f"{_fmt_metric(s.metric, r.diff.value)} [{_fmt_metric(s.metric, r.diff.low)}, " \
-                                           f"{_fmt_metric(s.metric, r.diff.high)}]"
+        diff = (
+            "—"
+            if r.diff is None
+            else f"{_fmt_metric(s.metric, r.diff.value)} [{_fmt_metric(s.metric, r.diff.low)}, "
+            f"{_fmt_metric(s.metric, r.diff.high)}]"
+        )
         rows.append({
             "variant": r.variant + (" ★" if r.variant in (s.best_prompt, s.best_adapter) else ""),
             s.metric: f"{_fmt_metric(s.metric, r.metric.value)} [{_fmt_metric(s.metric, r.metric.low)}, "
@@ -109,33 +115,53 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
         console.print(f"[bold]Verdict:[/bold] {s.verdict}")
         if s.learning_curve:
             curve = ", ".join(f"n={n}: {_fmt_metric(s.metric, m)}" for n, m, _, _ in s.learning_curve)
-            console.print(f"Learning curve: {curve}; smallest size that beats the best prompt: "
-                          f"{s.smallest_winning_size or 'none of those tried'}")
+            console.print(
+                f"Learning curve: {curve}; smallest size that beats the best prompt: "
+                f"{s.smallest_winning_size or 'none of those tried'}"
+            )
         console.print()
 
 
 def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> str:
     lines = ["# Prompt or fine-tune? Comparison report", ""]
     for m in manifests:
-        lines.append(f"Run `{m.get('run_id')}` — model `{m.get('model')}` (hash {m.get('model_hash')}), backend "
-                     f"`{m.get('backend')}`, git {m.get('git_sha', '?')[:10]}, {m.get('created', '')}.")
+        lines.append(
+            f"Run `{m.get('run_id')}` — model `{m.get('model')}` (hash {m.get('model_hash')}), backend "
+            f"`{m.get('backend')}`, git {m.get('git_sha', '?')[:10]}, {m.get('created', '')}."
+        )
         if m.get("backend") == "fake":
             lines.append("**FAKE backend: scripted answers, not a model. These numbers mean nothing.**")
     lines.append("")
     for s in summaries:
-        lines += [f"## {s.task}", "", f"**Verdict:** {s.verdict}", "",
-                  f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
-                  f"the best prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants.", "",
-                  table(s).to_markdown(index=False), ""]
+        lines += [
+            f"## {s.task}",
+            "",
+            f"**Verdict:** {s.verdict}",
+            "",
+            f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
+            f"the best prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants.",
+            "",
+            table(s).to_markdown(index=False),
+            "",
+        ]
         if s.learning_curve:
             lines += ["Learning curve (adapter metric by number of labelled training examples):", ""]
-            lines += [f"- n={n}: {_fmt_metric(s.metric, m)} [{_fmt_metric(s.metric, lo)}, {_fmt_metric(s.metric, hi)}]"
-                      for n, m, lo, hi in s.learning_curve]
-            lines += ["", f"Smallest size that significantly beats the best prompt: "
-                          f"{s.smallest_winning_size or 'none of those tried'}.", ""]
+            lines += [
+                f"- n={n}: {_fmt_metric(s.metric, m)} [{_fmt_metric(s.metric, lo)}, {_fmt_metric(s.metric, hi)}]"
+                for n, m, lo, hi in s.learning_curve
+            ]
+            lines += [
+                "",
+                f"Smallest size that significantly beats the best prompt: "
+                f"{s.smallest_winning_size or 'none of those tried'}.",
+                "",
+            ]
         if s.disagreements:
-            lines += [f"Items where {s.best_adapter} and {s.best_prompt} disagree: {len(s.disagreements)} "
-                      f"(first 10 below; all in metrics.json).", ""]
+            lines += [
+                f"Items where {s.best_adapter} and {s.best_prompt} disagree: {len(s.disagreements)} "
+                f"(first 10 below; all in metrics.json).",
+                "",
+            ]
             lines += [pd.DataFrame(list(s.disagreements[:10])).to_markdown(index=False), ""]
     return "\n".join(lines) + "\n"
 
@@ -167,9 +193,15 @@ def plots(s: TaskSummary) -> list[tuple[str, str]]:
     if s.learning_curve:
         fig, ax = plt.subplots(figsize=(7, 4))
         xs = [c[0] for c in s.learning_curve]
-        ax.errorbar(xs, [c[1] for c in s.learning_curve],
-                    yerr=[[c[1] - c[2] for c in s.learning_curve], [c[3] - c[1] for c in s.learning_curve]],
-                    marker="o", color="tab:orange", label="LoRA adapter", capsize=3)
+        ax.errorbar(
+            xs,
+            [c[1] for c in s.learning_curve],
+            yerr=[[c[1] - c[2] for c in s.learning_curve], [c[3] - c[1] for c in s.learning_curve]],
+            marker="o",
+            color="tab:orange",
+            label="LoRA adapter",
+            capsize=3,
+        )
         for r in s.rows:
             if not r.is_adapter:
                 ax.axhline(r.metric.value, linestyle="--", linewidth=1, label=r.variant)
@@ -191,20 +223,27 @@ def plots(s: TaskSummary) -> list[tuple[str, str]]:
 
 
 def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Prompt or fine-tune?</title><style>",
-             "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             ".verdict{background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em;font-size:1.05em}"
-             "img{max-width:100%}</style></head><body><h1>Prompt or fine-tune? Comparison report</h1>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Prompt or fine-tune?</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        ".verdict{background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em;font-size:1.05em}"
+        "img{max-width:100%}</style></head><body><h1>Prompt or fine-tune? Comparison report</h1>",
+    ]
     for m in manifests:
-        parts.append(f"<p>Run <code>{html.escape(str(m.get('run_id')))}</code>, model <code>{html.escape(str(m.get('model')))}"
-                     f"</code>, backend <code>{html.escape(str(m.get('backend')))}</code>, "
-                     f"{html.escape(str(m.get('created', '')))}</p>")
+        parts.append(
+            f"<p>Run <code>{html.escape(str(m.get('run_id')))}</code>, model <code>{html.escape(str(m.get('model')))}"
+            f"</code>, backend <code>{html.escape(str(m.get('backend')))}</code>, "
+            f"{html.escape(str(m.get('created', '')))}</p>"
+        )
         if m.get("backend") == "fake":
             parts.append("<p><b>FAKE backend: scripted answers, not a model.</b></p>")
     for s in summaries:
-        parts += [f"<h2>{html.escape(s.task)}</h2>", f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
-                  table(s).to_html(index=False, escape=True)]
+        parts += [
+            f"<h2>{html.escape(s.task)}</h2>",
+            f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
+            table(s).to_html(index=False, escape=True),
+        ]
         for title, data in plots(s):
             parts.append(f"<h3>{title}</h3><img alt='{title}' src='data:image/png;base64,{data}'>")
         if s.confusion and len(next(iter(s.confusion.values()), {})) <= 12:
@@ -213,8 +252,10 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
                     df = pd.DataFrame(s.confusion[v]).T.fillna(0).astype(int)
                     parts += [f"<h3>Confusion matrix: {html.escape(v)} (rows: gold)</h3>", df.to_html()]
         if s.disagreements:
-            parts += [f"<h3>Disagreements ({len(s.disagreements)})</h3>",
-                      pd.DataFrame(list(s.disagreements[:50])).to_html(index=False)]
+            parts += [
+                f"<h3>Disagreements ({len(s.disagreements)})</h3>",
+                pd.DataFrame(list(s.disagreements[:50])).to_html(index=False),
+            ]
     parts.append("</body></html>")
     return "\n".join(parts)
 

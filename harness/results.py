@@ -125,8 +125,9 @@ def locked(run_dir: Path) -> Iterator[None]:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
-        raise UserError(f"run directory {run_dir} is in use by another harness process; wait for it or "
-                        "pass another --run-id") from None
+        raise UserError(
+            f"run directory {run_dir} is in use by another harness process; wait for it or pass another --run-id"
+        ) from None
     try:
         fh.seek(0)
         fh.truncate()
@@ -141,7 +142,7 @@ def locked(run_dir: Path) -> Iterator[None]:
 def check_writable(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
     except OSError as exc:
         raise UserError(f"results folder {directory} is not writable ({exc.strerror})") from None

@@ -34,8 +34,9 @@ class Variant:
         return self.adapter is not None
 
 
-def build_requests(task: Task, variant: Variant, items: Sequence[Sample], pool: Sequence[Sample],
-                   seed: int = 0) -> list[Request]:
+def build_requests(
+    task: Task, variant: Variant, items: Sequence[Sample], pool: Sequence[Sample], seed: int = 0
+) -> list[Request]:
     if variant.constrained and not task.labels:
         raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
     selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, seed) if variant.shots else None
@@ -60,15 +61,23 @@ def score_record(task: Task, variant: Variant, sample: Sample, request: Request,
     }  # fmt: skip
 
 
-def evaluate(task: Task, variants: Sequence[Variant], items: Sequence[Sample], pool: Sequence[Sample],
-             backend: Backend, run_dir: Path, seed: int = 0, batch_size: int = 128,
-             on_batch: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    task: Task,
+    variants: Sequence[Variant],
+    items: Sequence[Sample],
+    pool: Sequence[Sample],
+    backend: Backend,
+    run_dir: Path,
+    seed: int = 0,
+    batch_size: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
     """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
     rerun after a crash only computes what is missing. Returns this task's records."""
     path = run_dir / SAMPLES
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     todo: list[tuple[Variant, Sample, Request]] = []
-    for v in sorted(variants, key=lambda v: (v.adapter or "")):  # base first, one adapter at a time
+    for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time
         missing = [s for s in items if (s.id, v.name) not in done]
         if missing:
             todo.extend(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))

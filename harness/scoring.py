@@ -24,7 +24,7 @@ def extract_label(output: str, labels: Sequence[str]) -> str | None:
     norm = {_norm_label(lab): lab for lab in labels}
     text = output.strip()
     m = _ANSWER_IS.search(text)
-    candidates = [text[m.end():], text] if m else [text]
+    candidates = [text[m.end() :], text] if m else [text]
     for cand in candidates:
         first = _norm_label(cand.splitlines()[0] if cand.strip() else "")
         if first in norm:
@@ -80,7 +80,7 @@ def extract_number(output: str) -> str | None:
     for marker in (re.compile(r"####\s*"), _ANSWER_IS):
         hits = list(marker.finditer(output))
         if hits:
-            tail = output[hits[-1].end():]
+            tail = output[hits[-1].end() :]
             m = _NUMBER.search(tail)
             if m:
                 return _clean_number(m.group(0))
@@ -172,8 +172,10 @@ def metric_fn(name: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
         return METRICS[name]
     if name.startswith("evaluate:"):
         return _evaluate_metric(name.removeprefix("evaluate:"))
-    raise UserError(f"unknown metric {name!r}{closest(name, list(METRICS))}; "
-                    "built-ins: " + ", ".join(METRICS) + ", or evaluate:NAME (needs hub access)")
+    raise UserError(
+        f"unknown metric {name!r}{closest(name, list(METRICS))}; "
+        "built-ins: " + ", ".join(METRICS) + ", or evaluate:NAME (needs hub access)"
+    )
 
 
 def _evaluate_metric(name: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:

@@ -30,8 +30,12 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_ci(
-    items: Sequence[Scored], metric: Callable[[Sequence[Scored], Sequence[str]], float],
-    labels: Sequence[str] = (), n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05,
+    items: Sequence[Scored],
+    metric: Callable[[Sequence[Scored], Sequence[str]], float],
+    labels: Sequence[str] = (),
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> Estimate:
     """Percentile bootstrap over items. One item (or none) gives a zero-width interval."""
     value = metric(items, labels)
@@ -52,8 +56,13 @@ class Paired:
 
 
 def paired_compare(
-    a: Sequence[Scored], b: Sequence[Scored], metric_name: str, labels: Sequence[str] = (),
-    n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05,
+    a: Sequence[Scored],
+    b: Sequence[Scored],
+    metric_name: str,
+    labels: Sequence[str] = (),
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> Paired:
     """Compare variant b against a on the same items, in the same order."""
     if len(a) != len(b):

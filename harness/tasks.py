@@ -141,7 +141,6 @@ def get_task(name: str) -> Task:
     return tasks[name]
 
 
-
 def stable_id(prefix: str, text: str) -> str:
     """A row id that is the same in every process (Python's hash() is salted per process)."""
     import hashlib

@@ -8,14 +8,22 @@ from harness.types import Sample
 
 def to_sample(row: dict) -> Sample:
     rationale = re.sub(r"<<[^>]*>>", "", str(row.get("rationale") or ""))  # drop calculator annotations
-    return Sample(id=str(row["id"]), fields={"question": row["question"]}, target=str(row["answer"]).strip(),
-                  rationale=rationale or None)
+    return Sample(
+        id=str(row["id"]),
+        fields={"question": row["question"]},
+        target=str(row["answer"]).strip(),
+        rationale=rationale or None,
+    )
 
 
 def _from_hub(row: dict) -> dict:
     rationale, _, answer = row["answer"].rpartition("####")
-    return {"id": stable_id("hub", row["question"]), "question": row["question"],
-            "answer": answer.strip().replace(",", ""), "rationale": rationale.strip()}
+    return {
+        "id": stable_id("hub", row["question"]),
+        "question": row["question"],
+        "answer": answer.strip().replace(",", ""),
+        "rationale": rationale.strip(),
+    }
 
 
 TASK = Task(

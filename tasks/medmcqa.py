@@ -14,8 +14,12 @@ def to_sample(row: dict) -> Sample:
 
 
 def _from_hub(row: dict) -> dict:
-    return {"id": str(row["id"]), "question": row["question"],
-            "choices": [row["opa"], row["opb"], row["opc"], row["opd"]], "answer": LETTERS[int(row["cop"])]}
+    return {
+        "id": str(row["id"]),
+        "question": row["question"],
+        "choices": [row["opa"], row["opb"], row["opc"], row["opd"]],
+        "answer": LETTERS[int(row["cop"])],
+    }
 
 
 TASK = Task(

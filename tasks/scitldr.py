@@ -8,13 +8,21 @@ def to_sample(row: dict) -> Sample:
     summaries = tuple(str(s) for s in row["summaries"] if str(s).strip())
     if not summaries:
         raise ValueError("no reference summary")
-    return Sample(id=str(row["id"]), fields={"title": row.get("title", ""), "abstract": row["abstract"]},
-                  target=summaries[0], references=summaries)
+    return Sample(
+        id=str(row["id"]),
+        fields={"title": row.get("title", ""), "abstract": row["abstract"]},
+        target=summaries[0],
+        references=summaries,
+    )
 
 
 def _from_hub(row: dict) -> dict:
-    return {"id": str(row.get("paper_id", "")), "title": "", "abstract": " ".join(row["source"]),
-            "summaries": list(row["target"])}
+    return {
+        "id": str(row.get("paper_id", "")),
+        "title": "",
+        "abstract": " ".join(row["source"]),
+        "summaries": list(row["target"]),
+    }
 
 
 TASK = Task(

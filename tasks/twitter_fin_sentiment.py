@@ -25,8 +25,9 @@ TASK = Task(
     train_split="train",
     metrics=("accuracy", "macro_f1"),
     labels=LABELS,
-    hub=HubSource("zeroshot/twitter-financial-news-sentiment", None,
-                  {"train": "train", "validation": "validation"}, _from_hub),
+    hub=HubSource(
+        "zeroshot/twitter-financial-news-sentiment", None, {"train": "train", "validation": "validation"}, _from_hub
+    ),
     max_tokens=8,
     required_fields=("id", "text", "label"),
 )

@@ -16,8 +16,12 @@ def _write(root, task, split, lines):
 
 
 def test_malformed_jsonl_names_line(fixture_data):
-    _write(fixture_data, "twitter_fin_sentiment", "validation",
-           [json.dumps({"id": "a", "text": "x", "label": "Bullish"}), "{not json"])
+    _write(
+        fixture_data,
+        "twitter_fin_sentiment",
+        "validation",
+        [json.dumps({"id": "a", "text": "x", "label": "Bullish"}), "{not json"],
+    )
     with pytest.raises(UserError, match="line 2 is not valid JSON"):
         data.load_split(get_task("twitter_fin_sentiment"), "validation")
 
@@ -92,9 +96,11 @@ def test_selection_balanced_covers_labels():
 
 def test_selection_similar_puts_nearest_last():
     task = get_task("twitter_fin_sentiment")
-    pool = [Sample("a", {"text": "oil prices fall sharply"}, "Bearish"),
-            Sample("b", {"text": "tech stocks rally on earnings"}, "Bullish"),
-            Sample("c", {"text": "company schedules meeting"}, "Neutral")]
+    pool = [
+        Sample("a", {"text": "oil prices fall sharply"}, "Bearish"),
+        Sample("b", {"text": "tech stocks rally on earnings"}, "Bullish"),
+        Sample("c", {"text": "company schedules meeting"}, "Neutral"),
+    ]
     shots = prompts.ShotSelector(task, pool, 2, "similar").select(Sample("q", {"text": "tech earnings rally"}, "Bullish"))
     assert shots[-1].id == "b"
 

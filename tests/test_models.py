@@ -18,7 +18,7 @@ def test_parse_spec_kinds(tmp_path):
 
 
 def test_parse_spec_errors(tmp_path):
-    with pytest.raises(UserError, match="unknown model 'smollm'.*smollm2-135m-instruct"):
+    with pytest.raises(UserError, match=r"unknown model 'smollm'.*smollm2-135m-instruct"):
         models.parse_spec("smollm")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -77,12 +77,17 @@ def test_cache_makes_rerun_free_and_keys_on_everything(tmp_path):
     assert inner.calls == [5] and [c.text for c in second] == [c.text for c in first]
     assert all(c.cached for c in second) and not any(c.cached for c in first)
     base = reqs[0]
-    variants = [Request(base.messages, Decoding(max_tokens=5)), Request(base.messages, base.decoding, "/ad"),
-                Request((Message("system", "s"), *base.messages), base.decoding),
-                Request(base.messages, Decoding(max_tokens=4, choices=("a", "b")))]
-    keys = {request_key("fake", "m1", None, base), request_key("fake", "m2", None, base),
-            request_key("vllm", "m1", None, base)} | {request_key("fake", "m1", "h1" if v.adapter else None, v)
-                                                      for v in variants}
+    variants = [
+        Request(base.messages, Decoding(max_tokens=5)),
+        Request(base.messages, base.decoding, "/ad"),
+        Request((Message("system", "s"), *base.messages), base.decoding),
+        Request(base.messages, Decoding(max_tokens=4, choices=("a", "b"))),
+    ]
+    keys = {
+        request_key("fake", "m1", None, base),
+        request_key("fake", "m2", None, base),
+        request_key("vllm", "m1", None, base),
+    } | {request_key("fake", "m1", "h1" if v.adapter else None, v) for v in variants}
     assert len(keys) == 7
 
 
@@ -102,20 +107,33 @@ def test_cache_shared_by_two_processes(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    hits = ResponseCache(path).get_many([request_key("fake", "m", "base", Request((Message("user", f"q{i}"),)))
-                                         for i in range(200)])
+    hits = ResponseCache(path).get_many(
+        [request_key("fake", "m", "base", Request((Message("user", f"q{i}"),))) for i in range(200)]
+    )
     assert len(hits) == 200 and hits[next(iter(hits))].text.startswith("Q")
 
 
 def test_lock_refuses_second_writer(tmp_path):
-    with locked(tmp_path / "run"), pytest.raises(UserError, match="in use by another harness process"), \
-            locked(tmp_path / "run"):
+    with (
+        locked(tmp_path / "run"),
+        pytest.raises(UserError, match="in use by another harness process"),
+        locked(tmp_path / "run"),
+    ):
         pass
 
 
 def _record(item, variant, correct, pt=100):
-    return {"task": "t", "item": item, "variant": variant, "prediction": "a" if correct else "b", "gold": "a",
-            "scores": {"correct": float(correct)}, "prompt_tokens": pt, "completion_tokens": 2, "latency_s": 0.001 + pt / 10_000}
+    return {
+        "task": "t",
+        "item": item,
+        "variant": variant,
+        "prediction": "a" if correct else "b",
+        "gold": "a",
+        "scores": {"correct": float(correct)},
+        "prompt_tokens": pt,
+        "completion_tokens": 2,
+        "latency_s": 0.001 + pt / 10_000,
+    }
 
 
 def test_analysis_verdict_fine_tuning_pays_off():

@@ -8,16 +8,19 @@ from harness.types import Sample
 LABELS = ("card_arrival", "card_linking", "lost_or_stolen_card", "Refund_not_showing_up")
 
 
-@pytest.mark.parametrize("output,expected", [
-    ("card_arrival", "card_arrival"),
-    ("Card arrival.", "card_arrival"),
-    ("  CARD_ARRIVAL\n", "card_arrival"),
-    ("The intent is lost or stolen card.", "lost_or_stolen_card"),
-    ("Intent: refund not showing up", "Refund_not_showing_up"),
-    ("The answer is card_linking", "card_linking"),
-    ("I am not sure", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "output,expected",
+    [
+        ("card_arrival", "card_arrival"),
+        ("Card arrival.", "card_arrival"),
+        ("  CARD_ARRIVAL\n", "card_arrival"),
+        ("The intent is lost or stolen card.", "lost_or_stolen_card"),
+        ("Intent: refund not showing up", "Refund_not_showing_up"),
+        ("The answer is card_linking", "card_linking"),
+        ("I am not sure", None),
+        ("", None),
+    ],
+)
 def test_extract_label(output, expected):
     assert scoring.extract_label(output, LABELS) == expected
 
@@ -27,22 +30,41 @@ def test_extract_label_prefers_longest_at_same_position():
     assert scoring.extract_label("my card arrival is late", labels) == "card_arrival"
 
 
-@pytest.mark.parametrize("output,expected", [
-    ("B", "B"), ("(C)", "C"), ("D. Liver", "D"), ("The answer is (B).", "B"), ("answer: a", "A"),
-    ("I think option c is right", "C"), ("Liver", "D"), ("nothing", None),
-    ("A patient with fever... The answer is D.", "D"),
-])
+@pytest.mark.parametrize(
+    "output,expected",
+    [
+        ("B", "B"),
+        ("(C)", "C"),
+        ("D. Liver", "D"),
+        ("The answer is (B).", "B"),
+        ("answer: a", "A"),
+        ("I think option c is right", "C"),
+        ("Liver", "D"),
+        ("nothing", None),
+        ("A patient with fever... The answer is D.", "D"),
+    ],
+)
 def test_extract_letter(output, expected):
     choices = ("Pancreas", "Spleen", "Gall bladder", "Liver")
     assert scoring.extract_letter(output, ("A", "B", "C", "D"), choices) == expected
 
 
-@pytest.mark.parametrize("output,expected", [
-    ("18", "18"), ("$1,200", "1200"), ("The answer is 1,234.", "1234"), ("3 apples and 5 pears, so 8", "8"),
-    ("Janet makes 9 * 2 = $18 a day.\nThe answer is $18.00.", "18"), ("#### 72", "72"),
-    ("-5 degrees", "-5"), ("0.5 of it", "0.5"), ("It weighs 12 kg", "12"), ("no number", None),
-    ("The answer is 7 pens, not 12", "7"),
-])
+@pytest.mark.parametrize(
+    "output,expected",
+    [
+        ("18", "18"),
+        ("$1,200", "1200"),
+        ("The answer is 1,234.", "1234"),
+        ("3 apples and 5 pears, so 8", "8"),
+        ("Janet makes 9 * 2 = $18 a day.\nThe answer is $18.00.", "18"),
+        ("#### 72", "72"),
+        ("-5 degrees", "-5"),
+        ("0.5 of it", "0.5"),
+        ("It weighs 12 kg", "12"),
+        ("no number", None),
+        ("The answer is 7 pens, not 12", "7"),
+    ],
+)
 def test_extract_number(output, expected):
     assert scoring.extract_number(output) == expected
 

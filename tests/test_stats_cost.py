@@ -18,8 +18,9 @@ def test_bootstrap_ci_close_to_scipy_percentile():
     rng = np.random.default_rng(0)
     correct = rng.random(200) < 0.6
     est = stats.bootstrap_ci(_items(correct), METRICS["accuracy"], n_boot=2000, seed=1)
-    ref = sps.bootstrap((correct.astype(float),), np.mean, n_resamples=2000, method="percentile",
-                        random_state=np.random.default_rng(1)).confidence_interval
+    ref = sps.bootstrap(
+        (correct.astype(float),), np.mean, n_resamples=2000, method="percentile", random_state=np.random.default_rng(1)
+    ).confidence_interval
     assert est.value == pytest.approx(correct.mean())
     assert est.low == pytest.approx(ref.low, abs=0.015) and est.high == pytest.approx(ref.high, abs=0.015)
     assert est.low < est.value < est.high

@@ -66,7 +66,8 @@ def test_task_dropped_into_tasks_dir_is_picked_up(tmp_path, monkeypatch):
         "from harness.tasks import Task\nfrom harness.types import Sample\n"
         "TASK = Task(name='toy_yesno', version=1, domain='toy', kind='classification', description='yes/no',\n"
         "    to_sample=lambda r: Sample(id=r['id'], fields={'text': r['text']}, target=r['label']),\n"
-        "    test_split='test', train_split='train', metrics=('accuracy',), labels=('yes', 'no'))\n")
+        "    test_split='test', train_split='train', metrics=('accuracy',), labels=('yes', 'no'))\n"
+    )
     (tmp_path / "prompts" / "toy_yesno" / "zero_shot.j2").write_text("Answer yes or no: {{ text }}")
     monkeypatch.setenv("HARNESS_TASKS_PATH", str(tasks_dir))
     registry.cache_clear()
@@ -85,7 +86,8 @@ def test_task_dropped_into_tasks_dir_is_picked_up(tmp_path, monkeypatch):
 def test_task_name_must_equal_file_name(tmp_path, monkeypatch):
     (tmp_path / "wrong.py").write_text(
         "from harness.tasks import Task\nTASK = Task(name='other', version=1, domain='x', kind='generation',\n"
-        " description='', to_sample=dict, test_split='t', train_split='t', metrics=('rougeL',))\n")
+        " description='', to_sample=dict, test_split='t', train_split='t', metrics=('rougeL',))\n"
+    )
     monkeypatch.setenv("HARNESS_TASKS_PATH", str(tmp_path))
     registry.cache_clear()
     try:
@@ -120,7 +122,11 @@ def test_missing_field_names_template_field_and_row(tmp_path):
 
 def test_harness_tasks_is_fast():
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from harness.cli import main; import sys; sys.argv=['harness','tasks']; main()"],
-                   check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", "HARNESS_DATA_DIR": "/nonexistent"})
+    subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; import sys; sys.argv=['harness','tasks']; main()"],
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "HARNESS_DATA_DIR": "/nonexistent"},
+    )
     # one interpreter start plus imports; the registry itself does no I/O beyond importing task files
     assert time.perf_counter() - start < 5.0

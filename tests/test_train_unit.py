@@ -18,8 +18,18 @@ def test_completion_only_masking_is_exact():
     tok = make_tokenizer()
     ex = tokenize_pair(tok, [Message("user", "Tweet: $ACME up")], "Bullish", max_len=64)
     ids = tok.convert_ids_to_tokens(list(ex.input_ids))
-    assert ids == ["<|im_start|>", "user", "Tweet:", "$ACME", "up", "<|im_end|>",
-                   "<|im_start|>", "assistant", "Bullish", "<|im_end|>"]
+    assert ids == [
+        "<|im_start|>",
+        "user",
+        "Tweet:",
+        "$ACME",
+        "up",
+        "<|im_end|>",
+        "<|im_start|>",
+        "assistant",
+        "Bullish",
+        "<|im_end|>",
+    ]
     masked = [t for t, lab in zip(ids, ex.labels, strict=True) if lab == IGNORE]
     trained = [t for t, lab in zip(ids, ex.labels, strict=True) if lab != IGNORE]
     assert masked == ids[:8]  # every prompt token, generation prompt included
@@ -33,7 +43,7 @@ def test_collate_pads_with_ignore():
     b = tokenize_pair(tok, [Message("user", "Tweet: $ACME down flat")], "Bearish", 64)
     batch = collate([a, b], tok.pad_token_id)
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
-    assert batch["labels"][0, len(a.input_ids):].tolist() == [IGNORE] * (len(b.input_ids) - len(a.input_ids))
+    assert batch["labels"][0, len(a.input_ids) :].tolist() == [IGNORE] * (len(b.input_ids) - len(a.input_ids))
     assert batch["attention_mask"][0].sum().item() == len(a.input_ids)
 
 
@@ -43,8 +53,20 @@ def tiny(tmp_path, fixture_data, cache_dir):
 
 
 def _cfg(model, **kw):
-    return TrainConfig(**{"task": "twitter_fin_sentiment", "model": str(model), "train_size": 4, "val_fraction": 0.0,
-                          "epochs": 2, "batch_size": 2, "lr": 5e-3, "rank": 4, "alpha": 8, **kw})
+    return TrainConfig(
+        **{
+            "task": "twitter_fin_sentiment",
+            "model": str(model),
+            "train_size": 4,
+            "val_fraction": 0.0,
+            "epochs": 2,
+            "batch_size": 2,
+            "lr": 5e-3,
+            "rank": 4,
+            "alpha": 8,
+            **kw,
+        }
+    )
 
 
 def test_train_writes_complete_manifest_and_hits_cache(tiny):
@@ -52,8 +74,21 @@ def test_train_writes_complete_manifest_and_hits_cache(tiny):
     assert not first.cached
     assert (first.path / "adapter_model.safetensors").is_file() and (first.path / "adapter_config.json").is_file()
     m = json.loads((first.path / "harness-adapter.json").read_text())
-    for key in ("task", "task_version", "data_hash", "template_hash", "base_model_hash", "config", "libraries",
-                "device", "train_wall_s", "train_device_s", "tokens_seen", "final_train_loss", "loss_curve"):
+    for key in (
+        "task",
+        "task_version",
+        "data_hash",
+        "template_hash",
+        "base_model_hash",
+        "config",
+        "libraries",
+        "device",
+        "train_wall_s",
+        "train_device_s",
+        "tokens_seen",
+        "final_train_loss",
+        "loss_curve",
+    ):
         assert m[key] is not None, key
     assert m["config"]["rank"] == 4 and m["train_rows"] == 4 and len(m["loss_curve"]) == 4
     assert m["loss_curve"][-1]["loss"] < m["loss_curve"][0]["loss"]

@@ -9,9 +9,43 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
 )
 SPECIAL = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
-WORDS = ["system", "user", "assistant", "Tweet:", "Bullish", "Bearish", "Neutral", "up", "down", "flat", "$ACME",
-         "$WIDG", "$GADG", "What", "is", "the", "sentiment", "of", "this", "finance", "news", "tweet", "for", "market?",
-         "Answer", "Bearish,", "or", "Neutral.", "Label", "market", "sentiment", "tweets", "as", "in", "examples."]
+WORDS = [
+    "system",
+    "user",
+    "assistant",
+    "Tweet:",
+    "Bullish",
+    "Bearish",
+    "Neutral",
+    "up",
+    "down",
+    "flat",
+    "$ACME",
+    "$WIDG",
+    "$GADG",
+    "What",
+    "is",
+    "the",
+    "sentiment",
+    "of",
+    "this",
+    "finance",
+    "news",
+    "tweet",
+    "for",
+    "market?",
+    "Answer",
+    "Bearish,",
+    "or",
+    "Neutral.",
+    "Label",
+    "market",
+    "sentiment",
+    "tweets",
+    "as",
+    "in",
+    "examples.",
+]
 
 
 def make_tokenizer():
@@ -32,9 +66,18 @@ def make_model_dir(path: Path, seed: int = 0) -> Path:
 
     tok = make_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path

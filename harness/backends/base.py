@@ -57,8 +57,10 @@ def fit_context(ids: list[int], max_tokens: int, max_len: int, overflow: str, in
         return ids
     if overflow == "truncate" and budget > 0:
         return ids[-budget:]
-    raise UserError(f"request {index} needs {len(ids)} prompt + {max_tokens} new tokens, over the model's "
-                    f"context of {max_len}; use fewer shots, a shorter template, or --overflow truncate")
+    raise UserError(
+        f"request {index} needs {len(ids)} prompt + {max_tokens} new tokens, over the model's "
+        f"context of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
+    )
 
 
 def device_count() -> int:

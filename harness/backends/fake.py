@@ -36,8 +36,15 @@ class FakeBackend:
                 time.sleep(self.seconds_per_request)
             text = self.script(r)
             words = sum(len(m.content.split()) for m in r.messages)
-            out.append(Completion(text, prompt_tokens=words, completion_tokens=len(text.split()),
-                                  finish_reason="stop", latency_s=self.seconds_per_request))
+            out.append(
+                Completion(
+                    text,
+                    prompt_tokens=words,
+                    completion_tokens=len(text.split()),
+                    finish_reason="stop",
+                    latency_s=self.seconds_per_request,
+                )
+            )
         return out
 
     def close(self) -> None:

@@ -39,7 +39,8 @@ class HFBackend:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        self.model: Any = model.to(self.device).eval()
         self.max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._loaded: dict[str, str] = {}
 
@@ -73,12 +74,20 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         for (adapter, choices), idx in groups.items():
             active = self._use_adapter(adapter)
-            ctx = (self.model.disable_adapter() if active is None and self._loaded else contextlib.nullcontext())
+            ctx = self.model.disable_adapter() if active is None and self._loaded else contextlib.nullcontext()
             batch_size = 1 if choices else self.batch_size
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
-                ids = [fit_context(encode_chat(self.tokenizer, requests[i].messages), requests[i].decoding.max_tokens,
-                                   self.max_len, self.overflow, i) for i in chunk]
+                ids = [
+                    fit_context(
+                        encode_chat(self.tokenizer, requests[i].messages),
+                        requests[i].decoding.max_tokens,
+                        self.max_len,
+                        self.overflow,
+                        i,
+                    )
+                    for i in chunk
+                ]
                 width = max(len(x) for x in ids)
                 input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
                 mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
@@ -88,8 +97,14 @@ class HFBackend:
                     extra["prefix_allowed_tokens_fn"] = choice_constraint(self.tokenizer, choices, width)
                 t0 = time.perf_counter()
                 with ctx if ctx is not None else contextlib.nullcontext(), torch.no_grad():
-                    out = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new,
-                                              do_sample=False, pad_token_id=pad, **extra)
+                    out = self.model.generate(
+                        input_ids=input_ids,
+                        attention_mask=mask,
+                        max_new_tokens=max_new,
+                        do_sample=False,
+                        pad_token_id=pad,
+                        **extra,
+                    )
                 wall = time.perf_counter() - t0
                 for row, i in enumerate(chunk):
                     results[i] = self._completion(out[row, width:].tolist(), requests[i], len(ids[row]), wall / len(chunk))
@@ -104,7 +119,7 @@ class HFBackend:
         if eos in new:
             new = new[: new.index(eos) + 1]
             finish = "stop"
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
         for s in request.decoding.stop:
             if s in text:
                 text, finish = text[: text.index(s)], "stop"

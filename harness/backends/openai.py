@@ -28,8 +28,15 @@ RETRIES = (0.5, 1.0, 2.0, 4.0)
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, model_dir: Path, url: str = "http://127.0.0.1:8000", overflow: str = "error",
-                 served_model: str | None = None, workers: int = 8, max_len: int = 4096):
+    def __init__(
+        self,
+        model_dir: Path,
+        url: str = "http://127.0.0.1:8000",
+        overflow: str = "error",
+        served_model: str | None = None,
+        workers: int = 8,
+        max_len: int = 4096,
+    ):
         from transformers import AutoTokenizer
 
         self.url, self.overflow, self.workers, self.max_len = url.rstrip("/"), overflow, workers, max_len
@@ -96,9 +103,13 @@ class OpenAIBackend:
         out = self._post("/v1/completions", body)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
-        return Completion(choice["text"], int(usage.get("prompt_tokens", len(ids))),
-                          int(usage.get("completion_tokens", 0)), str(choice.get("finish_reason")),
-                          time.perf_counter() - t0)
+        return Completion(
+            choice["text"],
+            int(usage.get("prompt_tokens", len(ids))),
+            int(usage.get("completion_tokens", 0)),
+            str(choice.get("finish_reason")),
+            time.perf_counter() - t0,
+        )
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         self._model_name()

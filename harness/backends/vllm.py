@@ -43,8 +43,16 @@ def configure_cpu_env() -> None:
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, model_dir: Path, adapter_mode: str = "auto", eager: bool | None = None,
-                 max_model_len: int = 4096, max_lora_rank: int = 64, overflow: str = "error", seed: int = 0):
+    def __init__(
+        self,
+        model_dir: Path,
+        adapter_mode: str = "auto",
+        eager: bool | None = None,
+        max_model_len: int = 4096,
+        max_lora_rank: int = 64,
+        overflow: str = "error",
+        seed: int = 0,
+    ):
         if adapter_mode not in ADAPTER_MODES:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
         self.model_dir = model_dir
@@ -89,22 +97,26 @@ class VLLMBackend:
             from vllm.sampling_params import StructuredOutputsParams
 
             extra["structured_outputs"] = StructuredOutputsParams(choice=list(d.choices))
-        return SamplingParams(temperature=d.temperature, max_tokens=d.max_tokens, stop=list(d.stop) or None,
-                              seed=d.seed, **extra)
+        return SamplingParams(
+            temperature=d.temperature, max_tokens=d.max_tokens, stop=list(d.stop) or None, seed=d.seed, **extra
+        )
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        for adapter in {r.adapter for r in requests if r.adapter}:
-            adapters.validate(Path(adapter), self.model_dir, self.max_lora_rank if self.mode == "lora" else None)
+        for path in {r.adapter for r in requests if r.adapter}:
+            adapters.validate(Path(path), self.model_dir, self.max_lora_rank if self.mode == "lora" else None)
         prompts = [
-            {"prompt_token_ids": fit_context(encode_chat(self.tokenizer, r.messages), r.decoding.max_tokens,
-                                             self.max_model_len, self.overflow, i)}
+            {
+                "prompt_token_ids": fit_context(
+                    encode_chat(self.tokenizer, r.messages), r.decoding.max_tokens, self.max_model_len, self.overflow, i
+                )
+            }
             for i, r in enumerate(requests)
         ]
         results: list[Completion | None] = [None] * len(requests)
+        groups: dict[str | None, list[int]] = defaultdict(list)
         if self.mode == "lora":
-            groups = {None: list(range(len(requests)))}
+            groups[None] = list(range(len(requests)))
         else:
-            groups = defaultdict(list)
             for i, r in enumerate(requests):
                 groups[r.adapter].append(i)
         for adapter, idx in groups.items():
@@ -116,18 +128,25 @@ class VLLMBackend:
             lora_reqs = None
             if use_lora:
                 lora_reqs = [
-                    LoRARequest(f"a{self._lora_id(requests[i].adapter)}", self._lora_id(requests[i].adapter),
-                                str(requests[i].adapter)) if requests[i].adapter else None
+                    LoRARequest(
+                        f"a{self._lora_id(requests[i].adapter)}",
+                        self._lora_id(requests[i].adapter),
+                        str(requests[i].adapter),
+                    )
+                    if requests[i].adapter
+                    else None
                     for i in idx
                 ]
             start = time.perf_counter()
-            outputs = engine.generate([prompts[i] for i in idx], [self._sampling(requests[i]) for i in idx],
-                                      lora_request=lora_reqs, use_tqdm=False)
+            outputs = engine.generate(
+                [prompts[i] for i in idx], [self._sampling(requests[i]) for i in idx], lora_request=lora_reqs, use_tqdm=False
+            )
             wall = time.perf_counter() - start
             for i, out in zip(idx, outputs, strict=True):
                 gen = out.outputs[0]
-                results[i] = Completion(gen.text, len(out.prompt_token_ids or []), len(gen.token_ids),
-                                        str(gen.finish_reason), wall / len(idx))
+                results[i] = Completion(
+                    gen.text, len(out.prompt_token_ids or []), len(gen.token_ids), str(gen.finish_reason), wall / len(idx)
+                )
         return [r for r in results if r is not None]
 
     def _lora_id(self, adapter: str | None) -> int:

@@ -29,8 +29,13 @@ class ProgressCallback(TrainerCallback):  # type: ignore[misc]
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                  TimeRemainingColumn(), transient=False)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._progress.start()
         self._task = self._progress.add_task(self.label, total=state.max_steps, completed=state.global_step, info="")
 

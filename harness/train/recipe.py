@@ -42,8 +42,10 @@ def split_train_val(cfg: TrainConfig, pool: tuple, labelled: bool) -> tuple[tupl
     from what remains, so the two never overlap (and test items are never involved)."""
     n_val = 0 if cfg.val_fraction == 0 else max(8, min(64, round(cfg.train_size * cfg.val_fraction)))
     if cfg.train_size + n_val > len(pool):
-        raise UserError(f"train size {cfg.train_size} (+{n_val} validation) is larger than the training split "
-                        f"of {cfg.task} ({len(pool)} rows available)")
+        raise UserError(
+            f"train size {cfg.train_size} (+{n_val} validation) is larger than the training split "
+            f"of {cfg.task} ({len(pool)} rows available)"
+        )
     val = data_mod.subset(pool, n_val, seed=cfg.seed + 10_000) if n_val else ()
     val_ids = {s.id for s in val}
     rest = tuple(s for s in pool if s.id not in val_ids)
@@ -120,8 +122,15 @@ class _Dataset:
         return self.examples[i]
 
 
-def build_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, train_ex: list[Example], val_ex: list[Example],
-                  out_dir: Path, callbacks: list[Any]) -> Any:
+def build_trainer(
+    cfg: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    train_ex: list[Example],
+    val_ex: list[Example],
+    out_dir: Path,
+    callbacks: list[Any],
+) -> Any:
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -147,9 +156,14 @@ def build_trainer(cfg: TrainConfig, model: Any, tokenizer: Any, train_ex: list[E
 
         args.save_strategy = "epoch"  # type: ignore[assignment]
         callbacks = [*callbacks, EarlyStoppingCallback(cfg.early_stopping_patience)]
-    return Trainer(model=model, args=args, train_dataset=_Dataset(train_ex),  # type: ignore[arg-type]
-                   eval_dataset=_Dataset(val_ex) if val_ex else None,  # type: ignore[arg-type]
-                   data_collator=lambda b: collate(b, pad), callbacks=callbacks)
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=_Dataset(train_ex),  # type: ignore[arg-type]
+        eval_dataset=_Dataset(val_ex) if val_ex else None,  # type: ignore[arg-type]
+        data_collator=lambda b: collate(b, pad),
+        callbacks=callbacks,
+    )
 
 
 def load_lora_model(cfg: TrainConfig, model_dir: Path) -> tuple[Any, Any]:
@@ -158,23 +172,37 @@ def load_lora_model(cfg: TrainConfig, model_dir: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dtype = torch.bfloat16 if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available()) \
+    dtype = (
+        torch.bfloat16
+        if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available())
         else torch.float32
+    )
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     targets: str | list[str] = "all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules)
     if isinstance(targets, list):
         names = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
         missing = [t for t in targets if t not in names]
         if missing:
-            raise UserError(f"target module {missing[0]!r} is not in {model_dir.name}; linear modules include "
-                            + ", ".join(sorted(n for n in names if n.endswith("proj"))))
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                      task_type="CAUSAL_LM")
+            raise UserError(
+                f"target module {missing[0]!r} is not in {model_dir.name}; linear modules include "
+                + ", ".join(sorted(n for n in names if n.endswith("proj")))
+            )
+    lora = LoraConfig(
+        r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM"
+    )
     return get_peft_model(base, lora), tokenizer
 
 
-def _run_training(cfg: TrainConfig, task_name: str, template: str, model_dir: Path, train_rows: tuple,
-                  val_rows: tuple, work: Path, progress: bool) -> dict[str, Any]:
+def _run_training(
+    cfg: TrainConfig,
+    task_name: str,
+    template: str,
+    model_dir: Path,
+    train_rows: tuple,
+    val_rows: tuple,
+    work: Path,
+    progress: bool,
+) -> dict[str, Any]:
     from transformers import set_seed
 
     from harness.train.progress import ProgressCallback

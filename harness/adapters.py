@@ -47,8 +47,8 @@ def _model_shapes(model_dir: Path) -> dict[str, list[int]]:
     return shapes
 
 
-def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
-    """The adapter's config, after checking it fits `model_dir`; UserError otherwise."""
+def check_files(path: Path) -> dict:
+    """The adapter's config, after checking the directory is a complete LoRA adapter."""
     if not path.is_dir():
         raise UserError(f"adapter directory not found: {path}")
     cfg_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
@@ -61,6 +61,14 @@ def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
     rank = int(cfg.get("r", 0))
     if rank <= 0:
         raise UserError(f"{cfg_file}: rank r={rank} is not a positive integer")
+    return dict(cfg)
+
+
+def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
+    """The adapter's config, after checking it fits `model_dir`; UserError otherwise."""
+    cfg = check_files(path)
+    rank = int(cfg["r"])
+    weights = path / "adapter_model.safetensors"
     if max_rank is not None and rank > max_rank:
         raise UserError(f"adapter {path.name} has rank {rank}, over --max-lora-rank {max_rank}")
     manifest = path / MANIFEST

@@ -78,11 +78,11 @@ def preview(
     t = get_task(task)
     prompts.load_template(t, template)
     items = data.test_items(t, n, seed)
-    pool = data.load_split(t, t.train_split) if shots else ()
+    pool = data.shot_pool(t) if shots else ()
     selector = prompts.ShotSelector(t, pool, shots, selection, seed) if shots else None
+    rendered = [(s, prompts.render(t, template, s, selector.select(s) if selector else ())) for s in items]
     tokenizer = _tokenizer(model)
-    for s in items:
-        messages = prompts.render(t, template, s, selector.select(s) if selector else ())
+    for s, messages in rendered:
         out.rule(f"{t.name} / {template} / item {s.id} (gold: {s.target})")
         for m in messages:
             out.print(f"[bold cyan]{m.role}[/bold cyan]", markup=True)
@@ -100,7 +100,7 @@ def _tokenizer(model: str) -> Any:
     spec = parse_spec(model)
     path = Path(spec.value) if spec.kind == "dir" else models_dir() / model
     if not is_complete(path) and spec.kind != "dir":
-        err.print(f"[dim]({model} not pulled yet: run `harness models pull` for token counts)[/dim]")
+        err.print(f"[dim]({model} not pulled yet: run `harness models pull` for token counts)[/dim]", soft_wrap=True)
         return None
     from transformers import AutoTokenizer
 
@@ -185,6 +185,7 @@ def compare(
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     run_id: Annotated[str | None, typer.Option(help="Run directory name (default: plan name + hash).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the response cache.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Requests per batch; results are saved after each.")] = 128,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     from dataclasses import replace
@@ -207,7 +208,9 @@ def compare(
         options["adapter_mode"] = adapter_mode
     if backend == "openai":
         options["url"] = url
-    run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache)
+    if batch_size <= 0:
+        raise UserError(f"--batch-size must be positive, got {batch_size}")
+    run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size)
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
 
 
@@ -262,8 +265,10 @@ def check_adapter(
     modes: Annotated[str, typer.Option(help="vLLM adapter modes to check.")] = "lora,merged",
 ) -> None:
     """Greedy outputs of vLLM (lora, merged) agree with transformers+peft and differ from the base model."""
+    from harness.adapters import check_files
     from harness.check import check
 
+    check_files(adapter)
     ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
     if not ok:
         raise typer.Exit(1)
@@ -282,11 +287,10 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # Usage errors (unknown option, missing argument) from typer's click: show them as click does.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            sys.exit(2)
+            sys.exit(int(exc.exit_code))
         if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
             raise
         err.print(

@@ -18,9 +18,10 @@ from rich.console import Console
 from harness import data as data_mod
 from harness.adapters import adapter_hash
 from harness.analysis import TaskSummary
-from harness.backends import make_backend
+from harness.backends import check_backend, make_backend
 from harness.cache import CachedBackend, ResponseCache
 from harness.errors import UserError
+from harness.faults import checkpoint
 from harness.models import cache_root, content_hash, file_sha256, resolve
 from harness.plan import Plan
 from harness.prompts import load_template
@@ -29,7 +30,7 @@ from harness.results import MANIFEST, check_writable, locked, read_json, write_j
 from harness.run import Variant, evaluate
 from harness.tasks import get_task
 from harness.train.config import from_mapping
-from harness.train.recipe import train
+from harness.train.recipe import split_train_val, train
 
 console = Console(stderr=True)
 
@@ -100,6 +101,7 @@ def compare(
     run_id: str | None = None,
     backend_options: dict[str, Any] | None = None,
     use_cache: bool = True,
+    batch_size: int = 128,
 ) -> tuple[Path, list[TaskSummary]]:
     check_writable(results_root)
     run_dir = results_root / (run_id or f"{plan.name}-{plan.digest()}")
@@ -108,12 +110,19 @@ def compare(
         existing = run_dir / MANIFEST
         if existing.is_file() and read_json(existing).get("plan_digest") != plan.digest():
             raise UserError(f"{run_dir} holds a run of a different plan; pass another --run-id")
+        # Every cheap check first: a user mistake must not wait for a model pull or a training run.
+        check_backend(backend_kind)
+        items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
+        pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
+        for tp in plan.tasks:
+            task = get_task(tp.name)
+            labelled = task.kind in ("classification", "multiple_choice")
+            for size in tp.train_sizes:
+                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size})
+                split_train_val(cfg, data_mod.load_split(task, task.train_split), labelled)
         t0 = time.perf_counter()
         model_dir = resolve(plan.model)
         timings["model_s"] = round(time.perf_counter() - t0, 1)
-        # Validate every task's data before spending minutes on training.
-        items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
-        pools = {tp.name: data_mod.load_split(get_task(tp.name), get_task(tp.name).train_split) for tp in plan.tasks}
         trained = train_adapters(plan, timings)
         manifest = build_manifest(plan, run_dir, model_dir, backend_kind, items, pools, trained)
         write_json(existing, manifest)
@@ -147,11 +156,13 @@ def compare(
                         backend,
                         run_dir,
                         seed=plan.seed,
+                        batch_size=batch_size,
                         on_batch=_progress_updater(prog, bar),
                     )
         finally:
             backend.close()
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
+        checkpoint("before-report")
         t0 = time.perf_counter()
         summaries, manifests = summarise([run_dir])
         write_reports(run_dir, summaries, manifests)

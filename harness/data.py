@@ -65,6 +65,7 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         import datasets
 
+        datasets.utils.logging.set_verbosity_error()
         ds = datasets.load_dataset(task.hub.path, task.hub.config, split=task.hub.splits[split])
     except Exception as exc:  # offline, gated, renamed: all mean "could not load"
         raise UserError(
@@ -110,31 +111,68 @@ def subset(samples: Sequence[Sample], limit: int | None, seed: int = 0) -> tuple
 
 
 def stratified(samples: Sequence[Sample], size: int, seed: int = 0, by_label: bool = True) -> tuple[Sample, ...]:
-    """`size` samples with every label represented as evenly as the data allows (seeded).
-
+    """`size` samples keeping each label's share of the split (seeded), so an adapter learns the
+    real label prior. With fewer slots than labels, one example per label as far as it goes.
     Without labels (numbers, summaries) it is a plain seeded subset."""
     if size > len(samples):
         raise UserError(f"train size {size} is larger than the training split ({len(samples)} rows)")
     if size <= 0:
         raise UserError(f"train size must be positive, got {size}")
-    rng = random.Random(seed)
-    if not by_label:
+    if not by_label or size == len(samples):
         return subset(samples, size, seed)
+    from sklearn.model_selection import train_test_split
+
+    targets = [s.target for s in samples]
+    try:
+        keep, _ = train_test_split(list(range(len(samples))), train_size=size, stratify=targets, random_state=seed)
+    except ValueError:  # fewer slots than labels, or a label with a single row
+        return _round_robin(samples, size, seed)
+    return tuple(samples[i] for i in sorted(keep))
+
+
+def _round_robin(samples: Sequence[Sample], size: int, seed: int) -> tuple[Sample, ...]:
+    rng = random.Random(seed)
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[s.target].append(s)
     for group in groups.values():
         rng.shuffle(group)
-    picked: list[Sample] = []
     labels = sorted(groups)
-    i = 0
+    rng.shuffle(labels)
+    picked: list[Sample] = []
+    depth = 0
     while len(picked) < size:
         for label in labels:
-            if i < len(groups[label]) and len(picked) < size:
-                picked.append(groups[label][i])
-        i += 1
-    rng.shuffle(picked)
-    return tuple(picked)
+            if depth < len(groups[label]) and len(picked) < size:
+                picked.append(groups[label][depth])
+        depth += 1
+    return tuple(sorted(picked, key=lambda s: s.id))
+
+
+def carve_validation(
+    task: Task, pool: Sequence[Sample], test: Sequence[Sample] = (), size: int | None = None
+) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
+    """(rest, validation): a fixed validation set carved from the training split.
+
+    Sweeps score trials on it and training reports validation loss on it; adapters train on
+    and few-shot examples come from `rest` only. Rows whose input duplicates a test item are
+    never chosen, so validation never overlaps test. Deterministic: the same for every seed."""
+    n = min(256, len(pool) // 10) if size is None else size
+    if n <= 0:
+        return tuple(pool), ()
+    test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
+    eligible = [s for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys]
+    if not eligible:
+        return tuple(pool), ()
+    val = subset(eligible, min(n, len(eligible)), seed=7919)
+    ids = {s.id for s in val}
+    return tuple(s for s in pool if s.id not in ids), val
+
+
+def shot_pool(task: Task) -> tuple[Sample, ...]:
+    """Where few-shot examples come from: the training split minus the validation carve-out."""
+    rest, _ = carve_validation(task, load_split(task, task.train_split), load_split(task, task.test_split))
+    return rest
 
 
 def normalise_text(text: str) -> str:

@@ -177,12 +177,13 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
     staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+        # Dequantising is fastest in float32; the saved copy is bf16, the precision vLLM serves in.
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         # transformers refuses to save a GGUF-loaded model; the weights are already dequantised.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.save_pretrained(staging, safe_serialization=True)
+        model.to(torch.bfloat16).save_pretrained(staging, safe_serialization=True)
         tok.save_pretrained(staging)
         weights = sorted(staging.glob("*.safetensors"))
         meta = {**meta, "weights_sha256": hashlib.sha256(b"".join(file_sha256(w).encode() for w in weights)).hexdigest()}

@@ -19,6 +19,7 @@ import pandas as pd
 from harness.analysis import TaskSummary, summarise_task
 from harness.cost import Prices
 from harness.errors import UserError
+from harness.faults import checkpoint
 from harness.results import MANIFEST, METRICS, SAMPLES, atomic_write, read_json, read_samples, write_json
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
@@ -266,5 +267,6 @@ def metrics_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
 
 def write_reports(out_dir: Path, summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]]) -> None:
     write_json(out_dir / METRICS, metrics_json(summaries))
+    checkpoint("mid-report")
     atomic_write(out_dir / "report.md", to_markdown(summaries, manifests))
     atomic_write(out_dir / "report.html", to_html(summaries, manifests))

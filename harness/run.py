@@ -10,6 +10,7 @@ from typing import Any
 from harness import prompts, scoring
 from harness.backends.base import Backend
 from harness.errors import UserError
+from harness.faults import checkpoint
 from harness.results import SAMPLES, SampleWriter, read_samples, unique_records
 from harness.tasks import Task
 from harness.types import Decoding, Request, Sample
@@ -88,7 +89,9 @@ def evaluate(
             chunk = todo[start : start + batch_size]
             completions = backend.generate([r for _, _, r in chunk])
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
+            checkpoint("before-append")
             writer.append(records)
+            checkpoint("after-batch")
             for rec in records:
                 done[(rec["item"], rec["variant"])] = rec
             finished += len(chunk)

@@ -27,7 +27,7 @@ TASK = Task(
     labels=LABELS,
     # The hub copy (kiddothe2b/contract-nli) is document-level and unverified: local data only.
     hub=None,
-    max_tokens=8,
+    max_tokens=24,  # room for a chatty "The answer is ..." before the label
     required_fields=("id", "premise", "hypothesis", "label"),
     input_field="premise",
 )

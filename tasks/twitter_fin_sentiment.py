@@ -28,6 +28,6 @@ TASK = Task(
     hub=HubSource(
         "zeroshot/twitter-financial-news-sentiment", None, {"train": "train", "validation": "validation"}, _from_hub
     ),
-    max_tokens=8,
+    max_tokens=24,  # room for a chatty "The sentiment is ..." before the label
     required_fields=("id", "text", "label"),
 )

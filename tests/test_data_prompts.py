@@ -62,13 +62,20 @@ def test_subset_is_seeded_and_keeps_file_order():
     assert data.subset(s, 10, seed=4) != one
 
 
-def test_stratified_balances_labels_and_rejects_oversize():
-    s = _samples(["a"] * 30 + ["b"] * 5 + ["c"] * 5)
-    picked = data.stratified(s, 12, seed=0)
+def test_stratified_keeps_label_shares_and_rejects_oversize():
+    s = _samples(["a"] * 60 + ["b"] * 30 + ["c"] * 10)
+    picked = data.stratified(s, 20, seed=0)
     counts = {lab: sum(1 for x in picked if x.target == lab) for lab in "abc"}
-    assert counts == {"a": 4, "b": 4, "c": 4}
+    assert counts == {"a": 12, "b": 6, "c": 2}
+    assert data.stratified(s, 20, seed=0) == picked and data.stratified(s, 20, seed=1) != picked
     with pytest.raises(UserError, match="larger than the training split"):
-        data.stratified(s, 41)
+        data.stratified(s, 101)
+
+
+def test_stratified_with_fewer_slots_than_labels_covers_distinct_labels():
+    s = _samples([f"l{i}" for i in range(10)] * 3)
+    picked = data.stratified(s, 6, seed=0)
+    assert len(picked) == 6 and len({x.target for x in picked}) == 6
 
 
 def test_overlap_after_normalisation():
@@ -120,3 +127,15 @@ def test_template_metadata_sets_style_and_budget():
     assert prompts.max_tokens_for(task, "cot", s) == task.cot_max_tokens
     assert prompts.max_tokens_for(task, "zero_shot", s) == task.max_tokens
     assert prompts.render(task, "cot", s)[0].role == "system"
+
+
+def test_validation_carve_never_overlaps_test_and_is_seed_free():
+    task = get_task("twitter_fin_sentiment")
+    pool = [Sample(f"p{i}", {"text": f"pool text {i}"}, "Neutral") for i in range(100)]
+    test = [Sample("t1", {"text": "Pool Text 3!"}, "Neutral")]  # duplicates p3 after normalisation
+    rest, val = data.carve_validation(task, pool, test)
+    assert len(val) == 10 and len(rest) == 90
+    assert not {s.id for s in val} & {s.id for s in rest}
+    assert "p3" not in {s.id for s in val}
+    assert data.carve_validation(task, pool, test) == (rest, val)
+    assert data.carve_validation(task, pool[:5], test) == (tuple(pool[:5]), ())

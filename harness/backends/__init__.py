@@ -11,6 +11,11 @@ from harness.errors import UserError, closest
 BACKENDS = ("vllm", "hf", "openai")  # `fake` exists for tests and is deliberately not listed
 
 
+def check_backend(kind: str) -> None:
+    if kind not in (*BACKENDS, "fake"):
+        raise UserError(f"unknown backend {kind!r}{closest(kind, BACKENDS)} (choose from {', '.join(BACKENDS)})")
+
+
 def make_backend(kind: str, model_dir: Path, **options: Any) -> Backend:
     if kind == "vllm":
         from harness.backends.vllm import VLLMBackend

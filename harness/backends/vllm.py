@@ -55,6 +55,8 @@ class VLLMBackend:
     ):
         if adapter_mode not in ADAPTER_MODES:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
+        # vLLM logs every engine step at INFO; a user reading progress and verdicts needs warnings only.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         self.model_dir = model_dir
         self.mode = ("lora" if _cuda() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank

@@ -54,11 +54,13 @@ def build_examples(task: Task, template: str, samples: Sequence[Sample], tokeniz
     return out
 
 
-def collate(batch: Sequence[Example], pad_id: int) -> dict[str, Any]:
+def collate(batch: Sequence[Example | dict[str, Any]], pad_id: int) -> dict[str, Any]:
     import torch
 
-    width = max(len(e.input_ids) for e in batch)
-    ids = [list(e.input_ids) + [pad_id] * (width - len(e.input_ids)) for e in batch]
-    labels = [list(e.labels) + [IGNORE] * (width - len(e.labels)) for e in batch]
-    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch]
+    examples = [e if isinstance(e, Example) else Example(tuple(e["input_ids"]), tuple(e["labels"])) for e in batch]
+
+    width = max(len(e.input_ids) for e in examples)
+    ids = [list(e.input_ids) + [pad_id] * (width - len(e.input_ids)) for e in examples]
+    labels = [list(e.labels) + [IGNORE] * (width - len(e.labels)) for e in examples]
+    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in examples]
     return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}

@@ -37,18 +37,18 @@ def adapters_dir() -> Path:
     return cache_root() / "adapters"
 
 
-def split_train_val(cfg: TrainConfig, pool: tuple, labelled: bool) -> tuple[tuple, tuple]:
-    """Validation rows are carved from the training split first; the training subset is drawn
-    from what remains, so the two never overlap (and test items are never involved)."""
-    n_val = 0 if cfg.val_fraction == 0 else max(8, min(64, round(cfg.train_size * cfg.val_fraction)))
-    if cfg.train_size + n_val > len(pool):
+def split_train_val(cfg: TrainConfig, pool: tuple, labelled: bool, test: tuple = ()) -> tuple[tuple, tuple]:
+    """Training rows come from the split minus the fixed validation carve-out; validation-loss
+    rows from the carve-out itself, so the two never overlap and test items are never involved."""
+    task = get_task(cfg.task)
+    rest, carved = data_mod.carve_validation(task, pool, test)
+    if cfg.train_size > len(rest):
         raise UserError(
-            f"train size {cfg.train_size} (+{n_val} validation) is larger than the training split "
-            f"of {cfg.task} ({len(pool)} rows available)"
+            f"train size {cfg.train_size} is larger than the training split of {cfg.task} "
+            f"({len(rest)} rows available after the validation carve-out)"
         )
-    val = data_mod.subset(pool, n_val, seed=cfg.seed + 10_000) if n_val else ()
-    val_ids = {s.id for s in val}
-    rest = tuple(s for s in pool if s.id not in val_ids)
+    n_val = 0 if cfg.val_fraction == 0 else min(len(carved), max(8, min(64, round(cfg.train_size * cfg.val_fraction))))
+    val = carved[:n_val]
     return data_mod.stratified(rest, cfg.train_size, seed=cfg.seed, by_label=labelled), val
 
 
@@ -56,9 +56,10 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
     task = get_task(cfg.task)
     template = cfg.template or task.adapter_template
     tmpl = load_template(task, template)
-    model_dir = resolve(cfg.model)
     pool = data_mod.load_split(task, task.train_split)
-    train_rows, val_rows = split_train_val(cfg, pool, task.kind in ("classification", "multiple_choice"))
+    test = data_mod.load_split(task, task.test_split)
+    train_rows, val_rows = split_train_val(cfg, pool, task.kind in ("classification", "multiple_choice"), test)
+    model_dir = resolve(cfg.model)  # after the cheap checks: a bad size never waits for a model pull
     template_src = Path(tmpl.filename or "")
     template_hash = file_sha256(template_src)[:16] if template_src.is_file() else "?"
     model_hash = content_hash(model_dir)
@@ -118,8 +119,10 @@ class _Dataset:
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, i: int) -> Example:
-        return self.examples[i]
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        # A mapping with input_ids lets transformers' length-grouped sampler read lengths.
+        e = self.examples[i]
+        return {"input_ids": e.input_ids, "labels": e.labels}
 
 
 def build_trainer(
@@ -138,12 +141,19 @@ def build_trainer(
     precision = ("bf16" if cuda else "fp32") if cfg.precision == "auto" else cfg.precision
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     steps_per_epoch = max(1, -(-len(train_ex) // (cfg.batch_size * cfg.grad_accum)))
+    # Each logging step syncs the GPU (loss.item()); on CPU a sync is free, so the curve keeps every step.
+    # Batches of similar length waste less compute on padding (the option's name changed in transformers 5).
+    fields = TrainingArguments.__dataclass_fields__
+    grouping = (
+        {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields else {"group_by_length": True}
+    )
     args = TrainingArguments(
+        **grouping,
         output_dir=str(out_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type=cfg.schedule,
         warmup_steps=max(0, round(cfg.warmup_ratio * steps_per_epoch * cfg.epochs)),
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed, data_seed=cfg.seed,
-        bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=1, report_to=[], disable_tqdm=True,
+        bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=1 if not cuda else 10, report_to=[], disable_tqdm=True,
         save_strategy="steps", save_steps=max(5, steps_per_epoch // 2), save_total_limit=1,
         eval_strategy="epoch" if val_ex else "no", remove_unused_columns=False, dataloader_num_workers=0,
         use_cpu=not cuda, full_determinism=not cuda, weight_decay=0.0,
@@ -167,30 +177,38 @@ def build_trainer(
 
 
 def load_lora_model(cfg: TrainConfig, model_dir: Path) -> tuple[Any, Any]:
-    import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dtype = (
-        torch.bfloat16
-        if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available())
-        else torch.float32
-    )
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype(cfg))
+    return apply_lora(cfg, base, model_dir.name), tokenizer
+
+
+def torch_dtype(cfg: TrainConfig) -> Any:
+    import torch
+
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_available()):
+        return torch.bfloat16
+    return torch.float16 if cfg.precision == "fp16" else torch.float32
+
+
+def apply_lora(cfg: TrainConfig, base: Any, model_name: str = "the model") -> Any:
+    """The recipe's LoRA wrapping of a base model (benchmarks reuse it to compare like with like)."""
+    from peft import LoraConfig, get_peft_model
+
     targets: str | list[str] = "all-linear" if cfg.target_modules == ("all-linear",) else list(cfg.target_modules)
     if isinstance(targets, list):
         names = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
         missing = [t for t in targets if t not in names]
         if missing:
             raise UserError(
-                f"target module {missing[0]!r} is not in {model_dir.name}; linear modules include "
+                f"target module {missing[0]!r} is not in {model_name}; linear modules include "
                 + ", ".join(sorted(n for n in names if n.endswith("proj")))
             )
     lora = LoraConfig(
         r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM"
     )
-    return get_peft_model(base, lora), tokenizer
+    return get_peft_model(base, lora)
 
 
 def _run_training(

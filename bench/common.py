@@ -1,0 +1,36 @@
+"""Shared helpers for benchmarks: a results table and JSON under results/bench/."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def write_result(
+    name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = "results/bench"
+) -> Path:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=name)
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
+    Console().print(table)
+    out = Path(out_dir) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "name": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "rows": rows,
+        **(extra or {}),
+    }
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {out}")
+    return out

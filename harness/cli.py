@@ -186,6 +186,9 @@ def compare(
     run_id: Annotated[str | None, typer.Option(help="Run directory name (default: plan name + hash).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the response cache.")] = False,
     batch_size: Annotated[int, typer.Option(help="Requests per batch; results are saved after each.")] = 128,
+    retention: Annotated[
+        str | None, typer.Option(help="Other tasks to score the adapters on, comma-separated ('' for none).")
+    ] = None,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     from dataclasses import replace
@@ -199,6 +202,11 @@ def compare(
     sizes = _sizes(train_sizes)
     p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,))
     p = with_sizes(p, sizes)
+    if retention is not None:
+        from harness.plan import check_retention
+
+        others = tuple(r.strip() for r in retention.split(",") if r.strip())
+        p = replace(p, tasks=tuple(replace(tp, retention=check_retention(tp.name, others)) for tp in p.tasks))
     if limit is not None:
         if limit <= 0:
             raise UserError(f"--limit must be positive, got {limit}")
@@ -224,6 +232,98 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
     if not sizes or any(s <= 0 for s in sizes):
         raise UserError(f"--train-sizes must be positive integers, got {text!r}")
     return sizes
+
+
+@app.command()
+def sweep(
+    task: str,
+    lr: Annotated[str | None, typer.Option(help="Values to try, comma-separated, e.g. 3e-4,1e-3.")] = None,
+    epochs: Annotated[str | None, typer.Option()] = None,
+    batch_size: Annotated[str | None, typer.Option()] = None,
+    rank: Annotated[str | None, typer.Option()] = None,
+    train_size: Annotated[str | None, typer.Option()] = None,
+    method: Annotated[str, typer.Option(help="grid | random | tpe (Optuna)")] = "random",
+    trials: Annotated[int, typer.Option(help="Trial budget.")] = 4,
+    seed: int = 0,
+    val_limit: Annotated[int, typer.Option(help="Validation items each trial is scored on.")] = 100,
+    executor: Annotated[str, typer.Option(help="sequential | ray")] = "sequential",
+    backend: Annotated[str, typer.Option(help="auto (vllm on CUDA, hf on CPU) | vllm | hf")] = "auto",
+    plan: Annotated[Path | None, typer.Option(help="Plan whose [task.sweep] and [task.train] to use.")] = None,
+    usd_per_hour: Annotated[float, typer.Option(help="Device price for trial costs.")] = 2.0,
+    results: Annotated[Path, typer.Option()] = Path("results/sweeps"),
+) -> None:
+    """Search training settings; trials are scored on a validation split carved from training data."""
+    from harness import sweep as sw
+    from harness.sweep_report import print_rich, write
+    from harness.tasks import get_task
+
+    get_task(task)
+    base: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    if plan is not None:
+        from harness.plan import load_plan
+
+        tp = next((t for t in load_plan(plan).tasks if t.name == task), None)
+        if tp is None:
+            raise UserError(f"plan {plan} has no [[task]] named {task}")
+        base, raw = dict(tp.train), dict(tp.sweep.get("space", {}))
+        method, trials = tp.sweep.get("method", method), int(tp.sweep.get("trials", trials))
+    cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
+    raw.update({k: v for k, v in cli_space.items() if v})
+    space = sw.parse_space(raw)
+    folder, summary = sw.run(
+        task,
+        space,
+        method=method,
+        budget=trials,
+        seed=seed,
+        base=base,
+        val_limit=val_limit,
+        executor=executor,
+        backend=backend,
+        out_root=results,
+        on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}"),
+    )
+    write(folder, summary, task, usd_per_hour)
+    print_rich(summary, usd_per_hour)
+    out.print(f"sweep: {folder / 'sweep.html'}")
+
+
+@app.command("data-check")
+def data_check_cmd(
+    task: str,
+    max_seq_len: Annotated[int, typer.Option(help="Training max sequence length to check against.")] = 512,
+    model: Annotated[str, typer.Option(help="Tokenizer for lengths (skipped when not pulled).")] = "smollm2-135m-instruct",
+) -> None:
+    """Label balance, duplicates, conflicting labels, lengths in tokens and train/test overlap."""
+    from harness import data
+    from harness.datacheck import check, example_lengths
+    from harness.tasks import get_task
+
+    t = get_task(task)
+    train_rows, test_rows = data.load_split(t, t.train_split), data.load_split(t, t.test_split)
+    tokenizer = _tokenizer(model)
+    lengths = example_lengths(t, train_rows, t.adapter_template, tokenizer) if tokenizer is not None else []
+    r = check(t, train_rows, test_rows, lengths, max_seq_len)
+    table = Table(title=f"data check: {task}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_row("rows", f"train {r.n_train}, test {r.n_test}")
+    if r.label_counts:
+        table.add_row(
+            "labels",
+            ", ".join(f"{k} {v}" for k, v in list(r.label_counts.items())[:12]) + (" …" if len(r.label_counts) > 12 else ""),
+        )
+    table.add_row("exact duplicates in train", str(r.exact_duplicates))
+    table.add_row("near duplicates in train (pairs)", str(r.near_duplicates))
+    table.add_row("inputs with conflicting labels", str(len(r.conflicts)))
+    table.add_row("train inputs also in test", str(r.train_test_overlap))
+    if r.token_lengths:
+        table.add_row("tokens per training example", ", ".join(f"{k} {v:g}" for k, v in r.token_lengths.items()))
+        table.add_row(f"over max_seq_len {max_seq_len}", str(r.over_max_len))
+    out.print(table)
+    for w in r.warnings:
+        out.print(f"[yellow]warning:[/yellow] {w}")
 
 
 @app.command()

@@ -60,6 +60,43 @@ def _val_rising(facts: dict[str, Any]) -> bool:
     return len(curve) >= 2 and curve[-1] > min(curve[:-1])
 
 
+def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tuple[Plan, dict[str, Any]]:
+    """Tune each task that has a [task.sweep] on its validation carve-out; the best configuration
+    (all but the training size, which the learning curve varies) is what compare then trains."""
+    from harness import sweep as sw
+
+    start = time.perf_counter()
+    found: dict[str, Any] = {}
+    tasks = []
+    for tp in plan.tasks:
+        if not tp.sweep:
+            tasks.append(tp)
+            continue
+        console.print(f"[bold]sweep[/bold] {tp.name}: {tp.sweep['method']}, {tp.sweep['trials']} trials")
+        folder, summary = sw.run(
+            tp.name,
+            sw.parse_space(tp.sweep["space"]),
+            method=tp.sweep["method"],
+            budget=tp.sweep["trials"],
+            seed=plan.seed,
+            base={**tp.train, "model": plan.model},
+            out_root=results_root / "sweeps",
+            on_trial=lambda t: console.print(f"  trial {t.number} {t.params}: {t.metric:.4f}"),
+        )
+        best = {k: v for k, v in summary.best.params.items() if k != "train_size"}
+        found[tp.name] = {
+            "folder": str(folder),
+            "best": summary.best.params,
+            "best_metric": summary.best.metric,
+            "median": summary.median,
+            "spread": summary.spread,
+            "trials": len(summary.trials),
+        }
+        tasks.append(replace(tp, train={**tp.train, **best}))
+    timings["sweep_s"] = round(time.perf_counter() - start, 1)
+    return replace(plan, tasks=tuple(tasks)), found
+
+
 def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tuple[Variant, dict[str, Any]]]]:
     out: dict[str, list[tuple[Variant, dict[str, Any]]]] = {}
     start = time.perf_counter()
@@ -86,7 +123,8 @@ def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tupl
                     "adapter_hash": adapter_hash(trained.path), "train_device_s": m["train_device_s"],
                     "train_wall_s": m["train_wall_s"], "tokens_seen": m["tokens_seen"],
                     "final_train_loss": m.get("final_train_loss"), "final_val_loss": m.get("final_val_loss"),
-                    "val_curve": m.get("val_curve", []), "config": m["config"], "template": m["template"],
+                    "val_curve": m.get("val_curve", []), "loss_curve": m.get("loss_curve", []),
+                    "config": m["config"], "template": m["template"],
                 }  # fmt: skip
                 facts["val_loss_rising"] = _val_rising(facts)
                 out[tp.name].append((variant, facts))
@@ -123,8 +161,19 @@ def compare(
         t0 = time.perf_counter()
         model_dir = resolve(plan.model)
         timings["model_s"] = round(time.perf_counter() - t0, 1)
+        checks = {tp.name: data_check(tp.name, model_dir) for tp in plan.tasks}
+        plan_for_manifest = plan
+        plan, sweeps = run_sweeps(plan, results_root, timings)
         trained = train_adapters(plan, timings)
-        manifest = build_manifest(plan, run_dir, model_dir, backend_kind, items, pools, trained)
+        manifest = build_manifest(plan_for_manifest, run_dir, model_dir, backend_kind, items, pools, trained)
+        for name, check in checks.items():
+            manifest["tasks"][name]["data_check"] = check
+            for w in check["warnings"]:
+                console.print(f"[yellow]data warning[/yellow] {name}: {w}")
+        for name, found in sweeps.items():
+            manifest["tasks"][name]["sweep"] = found
+        retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
+        manifest["retention"] = {k: v for k, v in retention.items() if v}
         write_json(existing, manifest)
         t0 = time.perf_counter()
         backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
@@ -159,6 +208,9 @@ def compare(
                         batch_size=batch_size,
                         on_batch=_progress_updater(prog, bar),
                     )
+            for tp in plan.tasks:
+                if tp.retention and trained[tp.name]:
+                    evaluate_retention(tp.name, tp.retention, trained[tp.name], plan, backend, run_dir, batch_size)
         finally:
             backend.close()
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
@@ -171,6 +223,61 @@ def compare(
     print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
+
+
+RETENTION_LIMIT = 100
+
+
+def retention_info(task_name: str, limit: int | None, seed: int) -> dict[str, Any]:
+    task = get_task(task_name)
+    items = data_mod.test_items(task, min(limit or RETENTION_LIMIT, RETENTION_LIMIT), seed)
+    return {
+        "version": task.version,
+        "kind": task.kind,
+        "metrics": list(task.metrics),
+        "labels": list(task.labels),
+        "n_items": len(items),
+        "test_data_hash": data_mod.samples_hash(items),
+        "template": "zero_shot",
+    }
+
+
+def evaluate_retention(
+    source: str,
+    others: tuple[str, ...],
+    adapters: list[tuple[Variant, dict[str, Any]]],
+    plan: Plan,
+    backend: Any,
+    run_dir: Path,
+    batch_size: int,
+) -> None:
+    """The most-trained adapter of `source` against the base model on other tasks, zero-shot."""
+    variant, _ = max(adapters, key=lambda vf: (vf[1]["train_size"], -vf[1]["seed"]))
+    for other in others:
+        task = get_task(other)
+        items = data_mod.test_items(task, min(plan.limit or RETENTION_LIMIT, RETENTION_LIMIT), plan.seed)
+        variants = [
+            Variant(f"retention[{source}]:base", "zero_shot"),
+            Variant(f"retention[{source}]:{variant.name}", "zero_shot", adapter=variant.adapter),
+        ]
+        console.print(f"[bold]retention[/bold] {source}/{variant.name} on {other} ({len(items)} items)")
+        evaluate(task, variants, items, (), backend, run_dir, seed=plan.seed, batch_size=batch_size)
+
+
+def data_check(task_name: str, model_dir: Path, sample: int = 500) -> dict[str, Any]:
+    """Data checks recorded in the manifest; token lengths on a seeded sample of training rows."""
+    from transformers import AutoTokenizer
+
+    from harness.datacheck import check, example_lengths
+
+    task = get_task(task_name)
+    train_rows = data_mod.load_split(task, task.train_split)
+    test_rows = data_mod.load_split(task, task.test_split)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lengths = example_lengths(
+        task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
+    )
+    return asdict(check(task, train_rows, test_rows, lengths))
 
 
 def _progress_updater(progress: Any, bar: Any) -> Any:

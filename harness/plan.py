@@ -40,6 +40,8 @@ class TaskPlan:
     train_sizes: tuple[int, ...] = ()
     seeds: tuple[int, ...] = (0,)
     train: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)  # {"space": {...}, "method": ..., "trials": ...}
+    retention: tuple[str, ...] = ()  # other tasks the adapters are also scored on, zero-shot
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,26 @@ def default_variants(task: Task) -> tuple[Variant, ...]:
     return tuple(out)
 
 
+RETENTION_DEFAULTS = ("twitter_fin_sentiment", "contract_nli")
+
+
+def default_retention(task: str) -> tuple[str, ...]:
+    """One other short-answer task whose zero-shot score shows what the adapter cost elsewhere."""
+    return tuple(r for r in RETENTION_DEFAULTS if r != task)[:1]
+
+
+def check_retention(task: str, others: tuple[str, ...]) -> tuple[str, ...]:
+    for r in others:
+        get_task(r)
+        if r == task:
+            raise UserError(f"--retention names {task} itself; name other tasks")
+    return others
+
+
 def default_plan(task_names: list[str], train_sizes: tuple[int, ...] = (256,), limit: int | None = 200) -> Plan:
-    tasks = tuple(TaskPlan(n, default_variants(get_task(n)), train_sizes) for n in task_names)
+    tasks = tuple(
+        TaskPlan(n, default_variants(get_task(n)), train_sizes, retention=default_retention(n)) for n in task_names
+    )
     return Plan(name="-".join(task_names), tasks=tasks, limit=limit)
 
 
@@ -125,7 +145,21 @@ def load_plan(path: Path) -> Plan:
         sizes = tuple(int(s) for s in raw.get("train_sizes", []))
         if any(s <= 0 for s in sizes):
             raise UserError(f"{where}: train sizes must be positive")
-        tasks.append(TaskPlan(task.name, variants, sizes, tuple(int(s) for s in raw.get("seeds", [0])), train))
+        sweep_raw = dict(raw.get("sweep", {}))
+        sweep: dict[str, Any] = {}
+        if sweep_raw:
+            from harness.sweep import parse_space
+
+            method = sweep_raw.pop("method", "random")
+            trials = int(sweep_raw.pop("trials", 4))
+            if trials <= 0:
+                raise UserError(f"{where}: sweep trials must be at least 1")
+            parse_space(sweep_raw)  # validates names and values now, not after training started
+            sweep = {"space": sweep_raw, "method": method, "trials": trials}
+        retention = check_retention(task.name, tuple(raw.get("retention", ())))
+        tasks.append(
+            TaskPlan(task.name, variants, sizes, tuple(int(s) for s in raw.get("seeds", [0])), train, sweep, retention)
+        )
     try:
         prices = Prices(**data.get("prices", {}))
     except TypeError as exc:

@@ -10,13 +10,13 @@ import html
 import io
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.analysis import TaskSummary, summarise_task
+from harness.analysis import RetentionRow, TaskSummary, summarise_retention, summarise_task
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
@@ -51,8 +51,14 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str,
     return manifests, by_task
 
 
+def _is_retention(variant: str) -> bool:
+    return "retention[" in variant
+
+
 def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
-    manifests, by_task = load_runs(run_dirs)
+    manifests, all_records = load_runs(run_dirs)
+    by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
+    by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
     for task, records in sorted(by_task.items()):
         info, adapters, prices = None, {}, Prices()
@@ -64,10 +70,17 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
                 prices = Prices(**m.get("prices", {}))
         if info is None:
             raise UserError(f"no manifest describes task {task}")
+        seed = int(manifests[0].get("seed", 0))
         try:
-            summaries.append(summarise_task(task, info, records, adapters, prices, seed=int(manifests[0].get("seed", 0))))
+            summary = summarise_task(task, info, records, adapters, prices, seed=seed)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        retention: list[RetentionRow] = []
+        for m in manifests:
+            for other, other_info in m.get("retention", {}).get(task, {}).items():
+                retention += summarise_retention(task, other, other_info, all_records.get(other, []), seed=seed)
+        warnings = tuple(info.get("data_check", {}).get("warnings", ()))
+        summaries.append(replace(summary, retention=tuple(retention), data_warnings=warnings))
     return summaries, manifests
 
 
@@ -114,6 +127,10 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
             t.add_row(*[str(x) for x in row])
         console.print(t)
         console.print(f"[bold]Verdict:[/bold] {s.verdict}")
+        for w in s.data_warnings:
+            console.print(f"[yellow]Data warning:[/yellow] {w}")
+        for r in s.retention:
+            console.print(f"[bold]Retention:[/bold] {r.sentence}")
         if s.learning_curve:
             curve = ", ".join(f"n={n}: {_fmt_metric(s.metric, m)}" for n, m, _, _ in s.learning_curve)
             console.print(
@@ -155,6 +172,19 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 "",
                 f"Smallest size that significantly beats the best prompt: "
                 f"{s.smallest_winning_size or 'none of those tried'}.",
+                "",
+            ]
+        if s.data_warnings:
+            lines += ["Data warnings:", ""] + [f"- {w}" for w in s.data_warnings] + [""]
+        if s.retention:
+            lines += ["Retention (what specialising cost on other tasks):", ""] + [f"- {r.sentence}" for r in s.retention]
+            lines.append("")
+        if s.training:
+            lines += [
+                "Training and validation loss per epoch (validation loss rising while training loss falls "
+                "means overfitting):",
+                "",
+                pd.DataFrame(list(s.training)).to_markdown(index=False),
                 "",
             ]
         if s.disagreements:
@@ -245,6 +275,10 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
             f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
             table(s).to_html(index=False, escape=True),
         ]
+        parts += [f"<p><b>Data warning:</b> {html.escape(w)}</p>" for w in s.data_warnings]
+        parts += [f"<p><b>Retention:</b> {html.escape(r.sentence)}</p>" for r in s.retention]
+        if s.training:
+            parts += ["<h3>Training and validation loss per epoch</h3>", pd.DataFrame(list(s.training)).to_html(index=False)]
         for title, data in plots(s):
             parts.append(f"<h3>{title}</h3><img alt='{title}' src='data:image/png;base64,{data}'>")
         if s.confusion and len(next(iter(s.confusion.values()), {})) <= 12:

@@ -230,6 +230,22 @@ CASES = [
         "not a LoRA adapter",
     ),
     ("unknown-command-option", lambda t: ["tasks", "--colour"], 2, "No such option"),
+    ("sweep-empty-space", lambda t: ["sweep", "twitter_fin_sentiment"], 2, "search space is empty"),
+    ("sweep-zero-budget", lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--trials", "0"], 2, "at least 1"),
+    (
+        "sweep-unknown-param",
+        lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\n[task.sweep]\nwarmup = [0.1]\n")],
+        2,
+        "cannot search over 'warmup'",
+    ),
+    (
+        "sweep-bad-method",
+        lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--method", "bayes"],
+        2,
+        "unknown search method",
+    ),
+    ("retention-self", lambda t: ["compare", "banking77", "--retention", "banking77"], 2, "itself"),
+    ("retention-unknown", lambda t: ["compare", "banking77", "--retention", "twiter_fin_sentiment"], 2, "unknown task"),
 ]
 
 
@@ -254,3 +270,14 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
     after = snapshot(tmp_path / "runs") if (tmp_path / "runs").exists() else {}
     assert before == after  # no existing result changed
     assert not (tmp_path / "cache" / "models" / "smollm2-135m-instruct").exists()
+
+
+def test_ray_requested_but_not_installed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(write_data_dir(tmp_path / "data", ["twitter_fin_sentiment"])))
+    code, _, err = run_cli(
+        ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--executor", "ray", "--results", str(tmp_path / "s")],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "pip install 'harness[ray]'" in err and "Traceback" not in err

@@ -1,0 +1,107 @@
+"""Data checks before training: balance, duplicates, conflicting labels, lengths, overlap."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.data import normalise_text
+from harness.tasks import Task
+from harness.types import Sample
+
+NEAR = 0.9  # TF-IDF cosine at or above which two inputs count as near duplicates
+
+
+@dataclass(frozen=True)
+class DataReport:
+    task: str
+    n_train: int
+    n_test: int
+    label_counts: dict[str, int]
+    exact_duplicates: int  # training rows whose normalised input already appeared earlier
+    near_duplicates: int  # pairs of distinct training inputs with cosine >= NEAR
+    conflicts: tuple[tuple[str, tuple[str, ...]], ...]  # (input, labels) with more than one label
+    train_test_overlap: int
+    token_lengths: dict[str, float] = field(default_factory=dict)  # min, median, p95, max
+    over_max_len: int = 0
+    max_seq_len: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def _key(task: Task, s: Sample) -> str:
+    return normalise_text(str(s.fields.get(task.input_field, "")))
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR) -> int:
+    if len(texts) < 2:
+        return 0
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import NearestNeighbors
+
+    unique = sorted(set(texts))
+    if len(unique) < 2:
+        return 0
+    # Character n-grams: robust to a changed word or typo, where word TF-IDF over-weights the rare word.
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(unique)
+    nn = NearestNeighbors(n_neighbors=2, metric="cosine", algorithm="brute").fit(matrix)
+    dist, idx = nn.kneighbors(matrix)
+    pairs = {tuple(sorted((i, int(idx[i, 1])))) for i in range(len(unique)) if 1 - dist[i, 1] >= threshold}
+    return len(pairs)
+
+
+def check(
+    task: Task, train: Sequence[Sample], test: Sequence[Sample], lengths: Sequence[int] = (), max_seq_len: int = 512
+) -> DataReport:
+    labelled = task.kind in ("classification", "multiple_choice")
+    counts = dict(Counter(s.target for s in train).most_common()) if labelled else {}
+    keys = [_key(task, s) for s in train]
+    exact = len(keys) - len(set(keys))
+    by_input: dict[str, set[str]] = defaultdict(set)
+    for k, s in zip(keys, train, strict=True):
+        by_input[k].add(s.target)
+    conflicts = tuple((k, tuple(sorted(v))) for k, v in by_input.items() if labelled and len(v) > 1)
+    test_keys = {_key(task, s) for s in test}
+    overlap = sum(1 for k in set(keys) if k in test_keys)
+    near = near_duplicate_pairs(keys)
+    stats: dict[str, float] = {}
+    over = 0
+    if lengths:
+        ordered = sorted(lengths)
+        stats = {
+            "min": ordered[0],
+            "median": statistics.median(ordered),
+            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "max": ordered[-1],
+        }
+        over = sum(1 for n in lengths if n > max_seq_len)
+    warnings = []
+    if counts and max(counts.values()) > 5 * min(counts.values()):
+        warnings.append(
+            f"labels are imbalanced ({max(counts.values())} vs {min(counts.values())} rows): "
+            "prefer macro-F1 and stratified subsets"
+        )
+    if exact:
+        warnings.append(f"{exact} exact duplicate inputs in the training split")
+    if conflicts:
+        warnings.append(f"{len(conflicts)} inputs appear with conflicting labels")
+    if overlap:
+        warnings.append(f"{overlap} training inputs also appear in the test split (leakage)")
+    if over:
+        warnings.append(f"{over} training examples exceed max_seq_len {max_seq_len} and will be truncated")
+    return DataReport(
+        task.name, len(train), len(test), counts, exact, near, conflicts, overlap, stats, over, max_seq_len, tuple(warnings)
+    )
+
+
+def example_lengths(task: Task, samples: Sequence[Sample], template: str, tokenizer: object) -> list[int]:
+    """Token length of each training example (prompt + completion) exactly as the recipe builds it."""
+    from harness.prompts import training_pair
+    from harness.train.examples import tokenize_pair
+
+    out = []
+    for s in samples:
+        messages, completion = training_pair(task, template, s)
+        out.append(len(tokenize_pair(tokenizer, messages, completion, max_len=1 << 30).input_ids))
+    return out

@@ -1,0 +1,110 @@
+"""`harness compare` end to end on the real model and data, then killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(args, env=None, timeout=900):
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def _plan(tmp: Path, sizes: str, variants: str, limit: int) -> Path:
+    p = tmp / "plan.toml"
+    p.write_text(f"""name = "slow"
+limit = {limit}
+[[task]]
+name = "twitter_fin_sentiment"
+train_sizes = [{sizes}]
+variants = [{variants}]
+[task.train]
+epochs = 1
+lr = 2e-3
+rank = 8
+alpha = 16
+""")
+    return p
+
+
+def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
+    plan = _plan(
+        tmp_path,
+        "32",
+        "{name = 'zero_shot', template = 'zero_shot'}, {name = 'constrained', template = 'zero_shot', constrained = true}",
+        30,
+    )
+    args = ["compare", "--plan", str(plan), "--results", str(tmp_path / "res"), "--run-id", "r", "--retention", ""]
+    done = _cli(args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "res" / "r"
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("git_sha", "versions", "hardware", "model_hash", "plan", "tasks", "timings"):
+        assert manifest[key], key
+    task = manifest["tasks"]["twitter_fin_sentiment"]
+    assert task["n_items"] == 30 and task["test_data_hash"] and task["template_hashes"]["zero_shot"]
+    assert task["adapters"]["lora_n32"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543
+    records = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 90 and len({(r["item"], r["variant"]) for r in records}) == 90
+    assert all(r["prompt_tokens"] > 10 and r["latency_s"] > 0 for r in records)
+    constrained = [r for r in records if r["variant"] == "constrained"]
+    assert all(r["output"] in ("Bearish", "Bullish", "Neutral") for r in constrained)
+    metrics = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]
+    assert metrics["verdict"] and metrics["best_prompt"] in ("zero_shot", "constrained")
+    assert "Verdict" in (run / "report.md").read_text() and "data:image/png" in (run / "report.html").read_text()
+    assert "Verdict:" in done.stdout + done.stderr
+
+    start = time.perf_counter()
+    again = _cli(args)  # unchanged: every record and adapter exists, no engine starts
+    assert again.returncode == 0 and time.perf_counter() - start < 60
+    assert json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"] == metrics
+    assert len((run / "samples.jsonl").read_text().splitlines()) == 90
+
+    rebuilt = _cli(["report", str(run), "--out", str(tmp_path / "rebuilt")])
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert json.loads((tmp_path / "rebuilt" / "metrics.json").read_text())["twitter_fin_sentiment"] == metrics
+    gate = _cli(["gate", str(run), "--baseline", str(run)])
+    assert gate.returncode == 0 and "ok" in gate.stdout
+
+
+def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
+    plan = _plan(tmp_path, "", "{name = 'zero_shot', template = 'zero_shot'}", 16)
+    base = [
+        "compare",
+        "--plan",
+        str(plan),
+        "--results",
+        str(tmp_path / "res"),
+        "--no-cache",
+        "--batch-size",
+        "4",
+        "--retention",
+        "",
+    ]
+    ref = _cli([*base, "--run-id", "ref"])
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = _cli([*base, "--run-id", "k"], env={"HARNESS_FAULT": "after-batch:2"})
+    assert killed.returncode == -9
+    assert len((tmp_path / "res" / "k" / "samples.jsonl").read_text().splitlines()) == 8
+    resumed = _cli([*base, "--run-id", "k"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def load(name):
+        run = tmp_path / "res" / name
+        recs = {
+            (r["item"], r["variant"]): (r["output"], r["scores"])
+            for r in map(json.loads, (run / "samples.jsonl").read_text().splitlines())
+        }
+        m = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]
+        return recs, [(r["variant"], r["metric"]["value"]) for r in m["rows"]]
+
+    assert load("k") == load("ref")

@@ -1,0 +1,51 @@
+"""A 3-trial random sweep on real data picks the best validation trial; Ray gives the same trials."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BASE = {"train_size": 32, "epochs": 1, "rank": 8, "alpha": 16, "batch_size": 8, "val_fraction": 0.0}
+
+
+def _run(tmp, executor):
+    from harness import sweep
+
+    space = sweep.parse_space({"lr": [1e-5, 1e-3, 4e-3]})
+    return sweep.run(
+        "twitter_fin_sentiment",
+        space,
+        method="random",
+        budget=3,
+        seed=0,
+        base=BASE,
+        val_limit=48,
+        executor=executor,
+        backend="hf",
+        out_root=tmp / executor,
+    )
+
+
+def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache-seq"))
+    import shutil
+
+    shutil.copytree(model_dir.parent, tmp_path / "cache-seq" / "models")  # the converted model, not its training
+    _, seq = _run(tmp_path, "sequential")
+    assert len(seq.trials) == 3
+    assert seq.best.metric == max(t.metric for t in seq.trials)
+    assert seq.spread == pytest.approx(seq.best.metric - seq.median)
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache-ray"))  # fresh adapter cache: Ray really trains
+    shutil.copytree(model_dir.parent, tmp_path / "cache-ray" / "models")
+    _, par = _run(tmp_path, "ray")
+    import ray
+
+    ray.shutdown()
+    by_params = {t.params["lr"]: t for t in par.trials}
+    for t in seq.trials:
+        other = by_params[t.params["lr"]]
+        assert other.metric == pytest.approx(t.metric)
+        assert other.train_loss == pytest.approx(t.train_loss, abs=1e-5)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import sweep
+from harness.errors import UserError
+from tests.test_kill import _rows
+from tests.tiny_model import make_model_dir
+
+
+def test_parse_space_casts_dedups_and_validates():
+    space = sweep.parse_space({"lr": "1e-4,1e-3,1e-3", "epochs": [1, 2]})
+    assert space.params == (("lr", (1e-4, 1e-3)), ("epochs", (1.0, 2.0))) and space.size == 4
+    with pytest.raises(UserError, match="search space is empty"):
+        sweep.parse_space({})
+    with pytest.raises(UserError, match=r"cannot search over 'epoch'.*did you mean epochs"):
+        sweep.parse_space({"epoch": [1]})
+    with pytest.raises(UserError, match="non-empty list"):
+        sweep.parse_space({"lr": []})
+    with pytest.raises(UserError, match="must be numbers"):
+        sweep.parse_space({"rank": ["big"]})
+
+
+def test_grid_and_random_are_seeded_and_distinct():
+    space = sweep.parse_space({"lr": [1, 2, 3], "rank": [4, 8]})
+    assert len(sweep.grid(space)) == 6
+    a = sweep.random_configs(space, 4, seed=1)
+    assert a == sweep.random_configs(space, 4, seed=1) and len({json.dumps(p) for p in a}) == 4
+    assert len(sweep.random_configs(space, 99, seed=0)) == 6
+
+
+def _trial(n, metric, **params):
+    return sweep.Trial(n, params, metric, 0.5, 0.6 - metric / 10, 10.0, 10.0, f"/a{n}")
+
+
+def test_summary_best_median_spread_and_sensitivity():
+    trials = [
+        _trial(0, 0.2, lr=1e-4, epochs=1),
+        _trial(1, 0.5, lr=1e-3, epochs=1),
+        _trial(2, 0.4, lr=1e-4, epochs=2),
+        _trial(3, 0.7, lr=1e-3, epochs=2),
+    ]
+    s = sweep.summarise(trials, "accuracy")
+    assert s.best.number == 3 and s.median == pytest.approx(0.45) and s.spread == pytest.approx(0.25)
+    assert s.sensitivity["lr"] == [(1e-4, pytest.approx(0.3), 2), (1e-3, pytest.approx(0.6), 2)]
+    assert sweep.heatmap(trials, "lr", "epochs")[(1e-3, 2)] == pytest.approx(0.7)
+    assert trials[0].cost(3.6) == pytest.approx(0.01)
+
+
+def test_summary_of_nothing_is_an_error():
+    with pytest.raises(UserError, match="no trial"):
+        sweep.summarise([], "accuracy")
+
+
+@pytest.fixture
+def synthetic_task(tmp_path, monkeypatch, cache_dir):
+    data = tmp_path / "data" / "twitter_fin_sentiment"
+    data.mkdir(parents=True)
+    (data / "train.jsonl").write_text(_rows("tr", 60))
+    (data / "validation.jsonl").write_text(_rows("va", 10))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    return make_model_dir(tmp_path / "tiny")
+
+
+def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
+    base = {"model": str(synthetic_task), "train_size": 8, "batch_size": 4, "rank": 4, "alpha": 8, "val_fraction": 0.0}
+    space = sweep.parse_space({"lr": [1e-3, 5e-3], "epochs": [1, 2]})
+    folder, s = sweep.run(
+        "twitter_fin_sentiment",
+        space,
+        method="random",
+        budget=3,
+        seed=0,
+        base=base,
+        backend="hf",
+        out_root=tmp_path / "sweeps",
+    )
+    assert len(s.trials) == 3 and len((folder / "trials.jsonl").read_text().splitlines()) == 3
+    adapters = sorted((tmp_path / "cache" / "adapters").iterdir())
+    # scored on the carve-out of the training split (6 of 60 rows), never on validation.jsonl (the test split)
+    from harness import data
+    from harness.tasks import get_task
+
+    task = get_task("twitter_fin_sentiment")
+    _, val = data.carve_validation(task, data.load_split(task, "train"), data.load_split(task, "validation"))
+    assert len(val) == 6 and all(v.id.startswith("tr") for v in val)
+    seen = []
+    folder2, s2 = sweep.run(
+        "twitter_fin_sentiment",
+        space,
+        method="random",
+        budget=3,
+        seed=0,
+        base=base,
+        backend="hf",
+        out_root=tmp_path / "sweeps",
+        on_trial=seen.append,
+    )
+    assert folder2 == folder and [t.metric for t in s2.trials] == [t.metric for t in s.trials]
+    assert sorted((tmp_path / "cache" / "adapters").iterdir()) == adapters  # nothing retrained
+    assert len((folder / "trials.jsonl").read_text().splitlines()) == 3  # nothing duplicated
+    from harness.sweep_report import write
+
+    write(folder, s2, "twitter_fin_sentiment", 2.0)
+    assert "spread best − median" in (folder / "sweep.md").read_text()
+    assert (folder / "sweep.html").read_text().count("data:image/png") == 2
+
+
+def test_sweep_bad_input(synthetic_task, tmp_path):
+    space = sweep.parse_space({"lr": [1e-3]})
+    with pytest.raises(UserError, match="at least 1"):
+        sweep.run("twitter_fin_sentiment", space, budget=0, out_root=tmp_path)
+    with pytest.raises(UserError, match="unknown search method"):
+        sweep.run("twitter_fin_sentiment", space, method="bayes", out_root=tmp_path)
+    with pytest.raises(UserError, match="rank must be positive"):
+        sweep.run("twitter_fin_sentiment", sweep.parse_space({"rank": [0]}), out_root=tmp_path)

@@ -101,7 +101,7 @@ def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
 
 def merged_model(adapter: Path, model_dir: Path) -> Path:
     """A cached copy of the base model with the adapter merged in (the fast path on CPU)."""
-    key = f"{content_hash(model_dir)}-{adapter_hash(adapter)}"
+    key = f"{content_hash(model_dir)}-{adapter_hash(adapter)}-fp32"
     target = cache_root() / "merged" / key
     if (target / MANIFEST).is_file():
         return target
@@ -115,7 +115,9 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
     try:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        merged.to(torch.bfloat16).save_pretrained(staging, safe_serialization=True)
+        # Kept in float32: rounding W + BA to bf16 erases most of a small LoRA delta (measured: greedy
+        # outputs agreed with transformers+peft on 65% of items in bf16).
+        merged.save_pretrained(staging, safe_serialization=True)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(staging)
         (staging / MANIFEST).write_text(
             json.dumps(

@@ -52,6 +52,7 @@ class TaskSummary:
     confusion: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     disagreements: tuple[dict[str, Any], ...] = ()
     training: tuple[dict[str, Any], ...] = ()  # per adapter and epoch: train and validation loss
+    majority: tuple[str, float] | None = None  # (commonest training label, its share of the test items)
     retention: tuple[RetentionRow, ...] = ()
     data_warnings: tuple[str, ...] = ()
 
@@ -177,7 +178,17 @@ def summarise_task(
         confusion,
         disagreements,
         epoch_losses(adapters),
+        majority=majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]]),
     )
+
+
+def majority_baseline(info: Mapping[str, Any], metric: str, golds: Sequence[str]) -> tuple[str, float] | None:
+    """Always answering the commonest training label: the floor any variant must clear."""
+    counts = info.get("data_check", {}).get("label_counts") or {}
+    if not counts or not golds or metric not in BINARY_METRICS | {"macro_f1"}:
+        return None
+    label = max(counts, key=lambda k: counts[k])
+    return label, sum(g == label for g in golds) / len(golds)
 
 
 def epoch_losses(adapters: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
@@ -288,11 +299,13 @@ def write_verdict(
         )
     if sig and a.diff.value < 0:
         return (
-            f"Keep the prompt: {best_adapter} is {_pct(a.diff.value, metric)} behind {best_prompt} "
+            f"Keep the prompt: {best_adapter} is {_pct(-a.diff.value, metric).lstrip('+')} behind {best_prompt} "
             f"({_span(a.diff, metric)}).{overfit}"
         )
+    p_holm = adjusted.get(best_adapter)
+    test = f"; exact McNemar p = {p_holm:.2g} after Holm correction" if p_holm is not None else ""
     return (
         f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
-        f"{_span(a.diff, metric)}): keep the prompt unless cost decides; the adapter needs {token_note} "
+        f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note} "
         f"and would pay for its training {pay}.{overfit}"
     )

@@ -127,6 +127,8 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
             t.add_row(*[str(x) for x in row])
         console.print(t)
         console.print(f"[bold]Verdict:[/bold] {s.verdict}")
+        if s.majority:
+            console.print(f"Majority-class baseline: always {s.majority[0]!r} scores {s.majority[1] * 100:.1f}% accuracy.")
         for w in s.data_warnings:
             console.print(f"[yellow]Data warning:[/yellow] {w}")
         for r in s.retention:
@@ -172,6 +174,12 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 "",
                 f"Smallest size that significantly beats the best prompt: "
                 f"{s.smallest_winning_size or 'none of those tried'}.",
+                "",
+            ]
+        if s.majority:
+            lines += [
+                f"Majority-class baseline: always answering {s.majority[0]!r} (the commonest training label) "
+                f"scores {s.majority[1] * 100:.1f}% accuracy on these items.",
                 "",
             ]
         if s.data_warnings:
@@ -275,6 +283,11 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
             f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
             table(s).to_html(index=False, escape=True),
         ]
+        if s.majority:
+            parts.append(
+                f"<p>Majority-class baseline: always answering {html.escape(s.majority[0])!r} scores "
+                f"{s.majority[1] * 100:.1f}% accuracy on these items.</p>"
+            )
         parts += [f"<p><b>Data warning:</b> {html.escape(w)}</p>" for w in s.data_warnings]
         parts += [f"<p><b>Retention:</b> {html.escape(r.sentence)}</p>" for r in s.retention]
         if s.training:

@@ -30,4 +30,5 @@ TASK = Task(
     ),
     max_tokens=24,  # room for a chatty "The sentiment is ..." before the label
     required_fields=("id", "text", "label"),
+    adapter_template="short",
 )

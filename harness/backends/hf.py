@@ -74,7 +74,6 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         for (adapter, choices), idx in groups.items():
             active = self._use_adapter(adapter)
-            ctx = self.model.disable_adapter() if active is None and self._loaded else contextlib.nullcontext()
             batch_size = 1 if choices else self.batch_size
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
@@ -96,7 +95,9 @@ class HFBackend:
                 if choices:
                     extra["prefix_allowed_tokens_fn"] = choice_constraint(self.tokenizer, choices, width)
                 t0 = time.perf_counter()
-                with ctx if ctx is not None else contextlib.nullcontext(), torch.no_grad():
+                # A fresh context per chunk: peft's disable_adapter() cannot be entered twice.
+                base_only = active is None and self._loaded
+                with self.model.disable_adapter() if base_only else contextlib.nullcontext(), torch.no_grad():
                     out = self.model.generate(
                         input_ids=input_ids,
                         attention_mask=mask,

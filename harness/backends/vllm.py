@@ -52,6 +52,7 @@ class VLLMBackend:
         max_lora_rank: int = 64,
         overflow: str = "error",
         seed: int = 0,
+        dtype: str = "auto",
     ):
         if adapter_mode not in ADAPTER_MODES:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
@@ -61,6 +62,9 @@ class VLLMBackend:
         self.mode = ("lora" if _cuda() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank
         self.overflow, self.seed = overflow, seed
+        # CPU: float32, like the transformers reference, so merged adapters keep their small deltas;
+        # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
+        self.dtype = dtype if dtype != "auto" else ("bfloat16" if _cuda() else "float32")
         self._engine: Any = None
         self._engine_key: tuple[str, bool] | None = None
         self._lora_ids: dict[str, int] = {}
@@ -81,7 +85,8 @@ class VLLMBackend:
         eager = self.eager if self.eager is not None else (not _cuda() and n_requests < EAGER_BELOW)
         start = time.perf_counter()
         self._engine = LLM(
-            model=str(model), tokenizer=str(self.model_dir), dtype="bfloat16", enforce_eager=eager,
+            model=str(model), tokenizer=str(self.model_dir), dtype=self.dtype,  # type: ignore[arg-type]
+            enforce_eager=eager,
             max_model_len=self.max_model_len, seed=self.seed, enable_lora=lora,
             max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
             gpu_memory_utilization=0.5 if _cuda() else 0.9,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 from harness.errors import UserError
@@ -109,10 +107,9 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
-    try:
+    from harness.results import staged_dir
+
+    with staged_dir(target) as staging:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
         # Kept in float32: rounding W + BA to bf16 erases most of a small LoRA delta (measured: greedy
@@ -124,10 +121,4 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
                 {"adapter": str(adapter), "adapter_hash": adapter_hash(adapter), "base_model_hash": content_hash(model_dir)}
             )
         )
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

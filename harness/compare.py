@@ -184,33 +184,24 @@ def compare(
                 backend, ResponseCache(cache_root() / "responses.sqlite"), manifest["model_hash"], hashes
             )
         try:
-            for tp in plan.tasks:
-                task = get_task(tp.name)
-                variants = [*tp.variants, *(v for v, _ in trained[tp.name])]
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-                with Progress(
-                    TextColumn(f"eval {task.name}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeRemainingColumn(),
-                    console=console,
-                ) as prog:
+            for task_name, variants, job_items, pool in eval_jobs(plan, items, pools, trained):
+                label = f"eval {task_name} {', '.join(v.name for v in variants)}"
+                columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+                with Progress(*columns, console=console) as prog:
                     bar = prog.add_task("eval", total=None)
                     evaluate(
-                        task,
+                        get_task(task_name),
                         variants,
-                        items[tp.name],
-                        pools[tp.name],
+                        job_items,
+                        pool,
                         backend,
                         run_dir,
                         seed=plan.seed,
                         batch_size=batch_size,
                         on_batch=_progress_updater(prog, bar),
                     )
-            for tp in plan.tasks:
-                if tp.retention and trained[tp.name]:
-                    evaluate_retention(tp.name, tp.retention, trained[tp.name], plan, backend, run_dir, batch_size)
         finally:
             backend.close()
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
@@ -242,26 +233,28 @@ def retention_info(task_name: str, limit: int | None, seed: int) -> dict[str, An
     }
 
 
-def evaluate_retention(
-    source: str,
-    others: tuple[str, ...],
-    adapters: list[tuple[Variant, dict[str, Any]]],
-    plan: Plan,
-    backend: Any,
-    run_dir: Path,
-    batch_size: int,
-) -> None:
-    """The most-trained adapter of `source` against the base model on other tasks, zero-shot."""
-    variant, _ = max(adapters, key=lambda vf: (vf[1]["train_size"], -vf[1]["seed"]))
-    for other in others:
-        task = get_task(other)
-        items = data_mod.test_items(task, min(plan.limit or RETENTION_LIMIT, RETENTION_LIMIT), plan.seed)
-        variants = [
-            Variant(f"retention[{source}]:base", "zero_shot"),
-            Variant(f"retention[{source}]:{variant.name}", "zero_shot", adapter=variant.adapter),
-        ]
-        console.print(f"[bold]retention[/bold] {source}/{variant.name} on {other} ({len(items)} items)")
-        evaluate(task, variants, items, (), backend, run_dir, seed=plan.seed, batch_size=batch_size)
+def eval_jobs(
+    plan: Plan, items: dict[str, Any], pools: dict[str, Any], trained: dict[str, list[tuple[Variant, dict[str, Any]]]]
+) -> list[tuple[str, list[Variant], Any, Any]]:
+    """(task, variants, items, few-shot pool) in the order that starts the fewest engines: all the
+    base model's work first (every task, retention baselines too), then each adapter's together.
+    Retention scores the most-trained adapter of a task on other tasks, zero-shot."""
+    jobs: list[tuple[str, list[Variant], Any, Any]] = []
+    for tp in plan.tasks:
+        jobs.append((tp.name, list(tp.variants), items[tp.name], pools[tp.name]))
+        jobs += [(tp.name, [v], items[tp.name], pools[tp.name]) for v, _ in trained[tp.name]]
+        if not (tp.retention and trained[tp.name]):
+            continue
+        best, _ = max(trained[tp.name], key=lambda vf: (vf[1]["train_size"], -vf[1]["seed"]))
+        for other in tp.retention:
+            other_items = data_mod.test_items(
+                get_task(other), min(plan.limit or RETENTION_LIMIT, RETENTION_LIMIT), plan.seed
+            )
+            jobs.append((other, [Variant(f"retention[{tp.name}]:base", "zero_shot")], other_items, ()))
+            jobs.append(
+                (other, [Variant(f"retention[{tp.name}]:{best.name}", "zero_shot", adapter=best.adapter)], other_items, ())
+            )
+    return sorted(jobs, key=lambda job: job[1][0].adapter or "")  # stable: task order kept within a model
 
 
 def data_check(task_name: str, model_dir: Path, sample: int = 500) -> dict[str, Any]:

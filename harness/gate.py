@@ -10,19 +10,14 @@ from rich.console import Console
 
 from harness.analysis import scored
 from harness.errors import UserError
-from harness.results import MANIFEST, SAMPLES, read_json, read_samples, unique_records
+from harness.results import load_run
 from harness.stats import paired_compare
 
 
 def _load(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, dict[str, Any]]]]:
-    if not (run / MANIFEST).is_file():
-        raise UserError(f"{run} is not a run directory (no {MANIFEST})")
-    manifest = read_json(run / MANIFEST)
-    records = read_samples(run / SAMPLES)
-    if not records:
-        raise UserError(f"run {run} has no results yet")
+    manifest, records = load_run(run)
     grouped: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for (_item, _variant), r in unique_records(records).items():
+    for r in records:
         grouped[(r["task"], r["variant"])][r["item"]] = r
     return manifest, grouped
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -172,10 +171,9 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared by users of the machine
-    try:
+    from harness.results import staged_dir
+
+    with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # Dequantising is fastest in float32; the saved copy is bf16, the precision vLLM serves in.
         model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -188,12 +186,6 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
         weights = sorted(staging.glob("*.safetensors"))
         meta = {**meta, "weights_sha256": hashlib.sha256(b"".join(file_sha256(w).encode() for w in weights)).hexdigest()}
         (staging / MARKER).write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def content_hash(model_dir: Path) -> str:

@@ -20,7 +20,7 @@ from harness.analysis import RetentionRow, TaskSummary, summarise_retention, sum
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import MANIFEST, METRICS, SAMPLES, atomic_write, read_json, read_samples, write_json
+from harness.results import METRICS, atomic_write, load_run, write_json
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -29,12 +29,7 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str,
     manifests, by_task = [], defaultdict(list)
     items_of: dict[str, tuple[str, frozenset[str]]] = {}
     for d in run_dirs:
-        if not (d / MANIFEST).is_file():
-            raise UserError(f"{d} is not a run directory (no {MANIFEST})")
-        manifest = read_json(d / MANIFEST)
-        records = read_samples(d / SAMPLES)
-        if not records:
-            raise UserError(f"run {d} has no results yet (empty {SAMPLES})")
+        manifest, records = load_run(d)
         manifests.append(manifest)
         prefix = f"{manifest.get('run_id', d.name)}:" if len(run_dirs) > 1 else ""
         for task in {r["task"] for r in records}:

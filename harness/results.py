@@ -140,6 +140,38 @@ def locked(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
+def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run's manifest and its records, one per (item, variant); UserError when it is not a run."""
+    if not (run / MANIFEST).is_file():
+        raise UserError(f"{run} is not a run directory (no {MANIFEST})")
+    manifest = read_json(run / MANIFEST)
+    records = list(unique_records(read_samples(run / SAMPLES)).values())
+    if not records:
+        raise UserError(f"run {run} has no results yet (empty {SAMPLES})")
+    return manifest, records
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """Build a directory under a temporary name beside `target`, then rename it into place: a
+    crash leaves no half-built directory that a later run would trust."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; caches are shared by the machine's users
+    try:
+        yield staging
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def check_writable(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)

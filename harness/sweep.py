@@ -229,7 +229,9 @@ def _tpe(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    dists = {n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params}
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
+    }
     number = 0
     while number < budget:
         batch = []

@@ -21,7 +21,7 @@ def test_recipe_trains_in_bf16_on_cuda(tmp_path, fixture_data, cache_dir):
         model=str(model),
         train_size=6,
         val_fraction=0.0,
-        epochs=4,
+        epochs=20,
         batch_size=2,
         lr=5e-3,
         rank=4,
@@ -31,6 +31,6 @@ def test_recipe_trains_in_bf16_on_cuda(tmp_path, fixture_data, cache_dir):
     result = train(cfg, progress=False)
     m = result.manifest
     assert "NVIDIA" in m["device"] or "H100" in m["device"] or "H200" in m["device"]
-    losses = [x["loss"] for x in m["loss_curve"]]
-    assert losses[-1] < losses[0]
+    losses = [x["loss"] for x in m["loss_curve"]]  # logged every 10 steps on CUDA: 60 steps, 6 points
+    assert len(losses) == 6 and losses[-1] < losses[0]
     assert (result.path / "adapter_model.safetensors").stat().st_size > 0

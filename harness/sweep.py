@@ -263,8 +263,13 @@ def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any
             log_to_driver=False,
             runtime_env={"env_vars": env},
         )
-    remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(evaluate)
-    return list(ray.get([remote.remote(i, p) for i, p in todo]))
+    remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_remote_trial)
+    return list(ray.get([remote.remote(evaluate, i, p) for i, p in todo]))
+
+
+def _remote_trial(runner: Callable[..., Trial], number: int, params: dict[str, Any]) -> Trial:
+    """What a Ray worker runs (ray.remote takes functions and classes, not callable objects)."""
+    return runner(number, params)
 
 
 class _TrialRunner:
@@ -276,6 +281,10 @@ class _TrialRunner:
     def __init__(self, task: str, base: Any, val_limit: int, backend: str):
         self.task, self.base, self.val_limit, self.backend_kind = task, base, val_limit, backend
         self._backend: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to Ray workers without a live backend: each worker builds its own.
+        return {**self.__dict__, "_backend": None}
 
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
         from harness import data

@@ -166,8 +166,12 @@ def test_analysis_no_detectable_difference():
 def test_majority_baseline_and_holm_in_verdict():
     records = [_record(f"i{i}", "zero_shot", i % 2 == 0) for i in range(40)]
     records += [_record(f"i{i}", "lora_n64", i % 2 == 0 if i < 38 else i % 2 == 1) for i in range(40)]
-    info = {"metrics": ["accuracy"], "labels": ["a", "b"], "kind": "classification",
-            "data_check": {"label_counts": {"b": 30, "a": 10}}}
+    info = {
+        "metrics": ["accuracy"],
+        "labels": ["a", "b"],
+        "kind": "classification",
+        "data_check": {"label_counts": {"b": 30, "a": 10}},
+    }
     s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
     assert s.majority == ("b", 0.0)  # every gold here is "a": always answering "b" scores nothing
     assert "exact McNemar p = 1 after Holm correction" in s.verdict

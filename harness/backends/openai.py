@@ -9,6 +9,7 @@ needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True for that).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +44,7 @@ class OpenAIBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.served_model = served_model
         self._loaded: dict[str, str] = {}
+        self._lock = threading.Lock()  # request threads must not load the same adapter twice
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode()
@@ -51,7 +53,11 @@ class OpenAIBackend:
             req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(req, timeout=600) as resp:
-                    return dict(json.loads(resp.read()))
+                    raw = resp.read()
+                    try:
+                        return dict(json.loads(raw))
+                    except json.JSONDecodeError:  # some endpoints (load_lora_adapter) answer in plain text
+                        return {"text": raw.decode(errors="replace")}
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode(errors="replace")[:300]
                 if exc.code < 500:
@@ -78,15 +84,16 @@ class OpenAIBackend:
         path = Path(adapter)
         if not path.is_dir():
             return adapter  # already a name the server knows
-        if adapter not in self._loaded:
-            name = f"harness-{adapter_hash(path)}"
-            try:
-                self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path.resolve())})
-            except UserError as exc:
-                if "already" not in str(exc):
-                    raise
-            self._loaded[adapter] = name
-        return self._loaded[adapter]
+        with self._lock:
+            if adapter not in self._loaded:
+                name = f"harness-{adapter_hash(path)}"
+                try:
+                    self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path.resolve())})
+                except UserError as exc:
+                    if "already" not in str(exc):
+                        raise
+                self._loaded[adapter] = name
+            return self._loaded[adapter]
 
     def _one(self, index: int, request: Request) -> Completion:
         d = request.decoding

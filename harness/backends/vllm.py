@@ -58,6 +58,10 @@ class VLLMBackend:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
         # vLLM logs every engine step at INFO; a user reading progress and verdicts needs warnings only.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        # The engine core in this process: vLLM's separate EngineCore process does not notice its
+        # parent's death, so a killed run (OOM, SIGKILL) left an orphan holding the model and KV cache
+        # (seen in the kill tests). Offline batch generation gains nothing from the extra process.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.model_dir = model_dir
         self.mode = ("lora" if _cuda() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank

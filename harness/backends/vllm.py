@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import adapters
+from harness.backends import watchdog
 from harness.backends.base import encode_chat, fit_context
 from harness.errors import UserError
 from harness.types import Completion, Request
@@ -58,10 +59,6 @@ class VLLMBackend:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
         # vLLM logs every engine step at INFO; a user reading progress and verdicts needs warnings only.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        # The engine core in this process: vLLM's separate EngineCore process does not notice its
-        # parent's death, so a killed run (OOM, SIGKILL) left an orphan holding the model and KV cache
-        # (seen in the kill tests). Offline batch generation gains nothing from the extra process.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.model_dir = model_dir
         self.mode = ("lora" if _cuda() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank
@@ -70,6 +67,8 @@ class VLLMBackend:
         # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
         self.dtype = dtype if dtype != "auto" else ("bfloat16" if _cuda() else "float32")
         self._engine: Any = None
+        self._engine_pids: list[int] = []
+        self._watchdog: Any = None
         self._engine_key: tuple[str, bool] | None = None
         self._lora_ids: dict[str, int] = {}
         from transformers import AutoTokenizer
@@ -96,6 +95,9 @@ class VLLMBackend:
             gpu_memory_utilization=0.5 if _cuda() else 0.9,
         )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
+        watchdog.stop(self._watchdog)
+        self._engine_pids = watchdog.engine_processes()
+        self._watchdog = watchdog.start(self._engine_pids)
         self._engine_key = key
         return self._engine
 
@@ -172,3 +174,5 @@ class VLLMBackend:
                 engine.llm_engine.engine_core.shutdown()
             del engine
             gc.collect()
+        watchdog.stop(self._watchdog)
+        self._watchdog, self._engine_pids = None, []

@@ -243,10 +243,11 @@ def summarise_retention(
         elif sig and change > 0:
             verb = f"gains {_pct(change, metric).lstrip('+')}"
         else:
-            verb = f"shows no detectable change ({_pct(change, metric)})"
+            verb = f"shows no detectable change ({_pct(change, metric)},"
+        detail = f"{_span(pair.diff, metric)})" if verb.endswith(",") else f"({_span(pair.diff, metric)})"
         sentence = (
-            f"The {source} adapter {adapter} {verb} ({_span(pair.diff, metric)}) on {task} against the base "
-            f"model, zero-shot on {len(items)} items."
+            f"The {source} adapter {adapter} {verb} {detail} on {task} against the base model, "
+            f"zero-shot on {len(items)} items."
         )
         out.append(RetentionRow(source, adapter, task, metric, base_est, tuned, pair.diff, pair.p_mcnemar, sentence))
     return tuple(out)

@@ -175,3 +175,16 @@ def test_majority_baseline_and_holm_in_verdict():
     s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
     assert s.majority == ("b", 0.0)  # every gold here is "a": always answering "b" scores nothing
     assert "exact McNemar p = 1 after Holm correction" in s.verdict
+
+
+def test_retention_sentences():
+    from harness.analysis import summarise_retention
+
+    info = {"metrics": ["accuracy"], "labels": ["a", "b"]}
+    base = [{**_record(f"i{i}", "retention[src]:base", i < 30), "task": "other"} for i in range(40)]
+    worse = [{**_record(f"i{i}", "retention[src]:lora_n64", i < 10), "task": "other"} for i in range(40)]
+    same = [{**_record(f"i{i}", "retention[src]:lora_n8", i < 30), "task": "other"} for i in range(40)]
+    rows = {r.adapter: r for r in summarise_retention("src", "other", info, base + worse + same)}
+    assert rows["lora_n64"].sentence.startswith("The src adapter lora_n64 loses 50.0 points (95% CI -")
+    assert rows["lora_n8"].sentence.startswith("The src adapter lora_n8 shows no detectable change (+0.0 points, 95% CI")
+    assert rows["lora_n64"].base.value == 0.75 and rows["lora_n64"].tuned.value == 0.25

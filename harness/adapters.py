@@ -17,12 +17,23 @@ from harness.models import cache_root, content_hash, file_sha256
 MANIFEST = "harness-adapter.json"
 
 
+def canonical_config(cfg: dict) -> dict:
+    """peft writes target_modules (a set) in hash-seed order: sort it so equal adapters compare equal."""
+    if isinstance(cfg.get("target_modules"), list):
+        cfg = {**cfg, "target_modules": sorted(cfg["target_modules"])}
+    return cfg
+
+
 def adapter_hash(path: Path) -> str:
     h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        f = path / name
-        if f.is_file():
-            h.update(file_sha256(f).encode())
+    cfg_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
+    if cfg_file.is_file():
+        try:
+            h.update(json.dumps(canonical_config(json.loads(cfg_file.read_text())), sort_keys=True).encode())
+        except json.JSONDecodeError:
+            h.update(file_sha256(cfg_file).encode())
+    if weights.is_file():
+        h.update(file_sha256(weights).encode())
     return h.hexdigest()[:16]
 
 

@@ -186,6 +186,9 @@ def compare(
     run_id: Annotated[str | None, typer.Option(help="Run directory name (default: plan name + hash).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the response cache.")] = False,
     batch_size: Annotated[int, typer.Option(help="Requests per batch; results are saved after each.")] = 128,
+    overflow: Annotated[
+        str, typer.Option(help="Prompt over the context length: error | truncate (keep the end).")
+    ] = "error",
     retention: Annotated[
         str | None, typer.Option(help="Other tasks to score the adapters on, comma-separated ('' for none).")
     ] = None,
@@ -211,7 +214,9 @@ def compare(
         if limit <= 0:
             raise UserError(f"--limit must be positive, got {limit}")
         p = replace(p, limit=limit)
-    options: dict[str, Any] = {}
+    if overflow not in ("error", "truncate"):
+        raise UserError(f"--overflow must be error or truncate, got {overflow!r}")
+    options: dict[str, Any] = {"overflow": overflow}
     if backend == "vllm":
         options["adapter_mode"] = adapter_mode
     if backend == "openai":

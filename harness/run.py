@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import prompts, scoring
-from harness.backends.base import Backend
+from harness.backends.base import Backend, BatchStats, device_count
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.results import SAMPLES, SampleWriter, read_samples, unique_records
@@ -62,6 +63,25 @@ def score_record(task: Task, variant: Variant, sample: Sample, request: Request,
     }  # fmt: skip
 
 
+BATCHES = "batches.jsonl"  # accounting per backend call: wall and device seconds, tokens, requests/s
+
+
+def batch_record(
+    task: str, chunk: Sequence[tuple[Variant, Sample, Request]], completions: Sequence[Any], wall: float
+) -> dict[str, Any]:
+    fresh = [c for c in completions if not c.cached]
+    stats = BatchStats(
+        len(chunk), wall, wall * device_count(), sum(c.prompt_tokens for c in fresh), sum(c.completion_tokens for c in fresh)
+    )
+    return {
+        "task": task,
+        "variants": sorted({v.name for v, _, _ in chunk}),
+        "cached": len(completions) - len(fresh),
+        **asdict(stats),
+        "requests_per_s": round(stats.requests_per_s, 3),
+    }
+
+
 def evaluate(
     task: Task,
     variants: Sequence[Variant],
@@ -83,14 +103,18 @@ def evaluate(
         if missing:
             todo.extend(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
     writer = SampleWriter(path)
+    batches = SampleWriter(run_dir / BATCHES)
     finished = 0
     try:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
+            started = time.perf_counter()
             completions = backend.generate([r for _, _, r in chunk])
+            wall = time.perf_counter() - started
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
             checkpoint("before-append")
             writer.append(records)
+            batches.append([batch_record(task.name, chunk, completions, wall)])
             checkpoint("after-batch")
             for rec in records:
                 done[(rec["item"], rec["variant"])] = rec
@@ -99,6 +123,7 @@ def evaluate(
                 on_batch(finished, len(todo))
     finally:
         writer.close()
+        batches.close()
     names = {v.name for v in variants}
     ids = {s.id for s in items}
     return [r for (item, name), r in done.items() if name in names and item in ids]

@@ -38,6 +38,8 @@ def test_evaluate_all_variants_same_items_and_resume(fixture_data, tmp_path):
     run = tmp_path / "run"
     records = evaluate(task, variants, items, pool, backend, run, batch_size=1)
     assert len(records) == 4 and backend.calls == [1, 1, 1, 1]
+    batches = [json.loads(x) for x in (run / "batches.jsonl").read_text().splitlines()]
+    assert len(batches) == 4 and all(b["requests"] == 1 and b["prompt_tokens"] > 0 for b in batches)
     assert {(r["item"], r["variant"]) for r in records} == {(s.id, v.name) for s in items for v in variants}
     again = evaluate(task, variants, items, pool, backend, run)
     assert backend.calls == [1, 1, 1, 1]  # nothing recomputed

@@ -98,12 +98,17 @@ def test_train_writes_complete_manifest_and_hits_cache(tiny):
 
 
 def test_same_seed_same_loss_curve(tiny, cache_dir):
-    a = train(_cfg(tiny), progress=False).manifest["loss_curve"]
+    from harness.adapters import adapter_hash
+
+    first = train(_cfg(tiny), progress=False)
+    a, hash_a = first.manifest["loss_curve"], adapter_hash(first.path)
     import shutil
 
     shutil.rmtree(cache_dir / "adapters")
-    b = train(_cfg(tiny), progress=False).manifest["loss_curve"]
+    second = train(_cfg(tiny), progress=False)
+    b = second.manifest["loss_curve"]
     assert [x["loss"] for x in a] == pytest.approx([x["loss"] for x in b], abs=1e-6)
+    assert adapter_hash(second.path) == hash_a  # the same adapter
 
 
 def test_bad_training_input(tiny):

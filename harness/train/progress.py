@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from harness.faults import checkpoint
 from harness.train.examples import Example
 
 
@@ -51,6 +52,7 @@ class ProgressCallback(TrainerCallback):  # type: ignore[misc]
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         # Wall time of earlier, interrupted attempts counts towards the adapter's training cost.
         (self.work / "wall.json").write_text(json.dumps({"wall": self.total_wall()}))
+        checkpoint("train-saved")
 
     def total_wall(self) -> float:
         return self.prior_wall + time.perf_counter() - self._start

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import data as data_mod
-from harness.adapters import MANIFEST
+from harness.adapters import MANIFEST, canonical_config
 from harness.backends.base import device_count
 from harness.errors import UserError
 from harness.models import cache_root, content_hash, file_sha256, resolve
@@ -247,6 +247,8 @@ def _run_training(
         shutil.rmtree(staging)
     try:
         trainer.model.save_pretrained(staging)
+        cfg_file = staging / "adapter_config.json"
+        cfg_file.write_text(json.dumps(canonical_config(json.loads(cfg_file.read_text())), indent=2, sort_keys=True))
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if exc.errno == errno.ENOSPC:

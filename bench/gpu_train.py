@@ -15,11 +15,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # SmolLM2-135M-Instruct's config (the converted model's config.json).
-SHAPE = dict(
+SHAPE: dict[str, Any] = dict(
     vocab_size=49152,
     hidden_size=576,
     intermediate_size=1536,
@@ -98,7 +99,8 @@ def main() -> None:
 
         def model(cfg=cfg):
             torch.manual_seed(0)
-            m = LlamaForCausalLM(LlamaConfig(**SHAPE)).to(torch.bfloat16 if cuda else torch.float32)
+            m: Any = LlamaForCausalLM(LlamaConfig(**SHAPE))
+            m = m.to(torch.bfloat16 if cuda else torch.float32)
             return apply_lora(cfg, m)
 
         class Tok:

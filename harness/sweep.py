@@ -14,7 +14,7 @@ import json
 import os
 import random
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -248,9 +248,12 @@ def _tpe(
             record(trial)
 
 
-def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any]]], executor: str) -> list[Trial]:
+def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any]]], executor: str) -> Iterator[Trial]:
+    """Trials as each finishes, so the caller logs every one before the next ends."""
     if executor == "sequential" or not todo:
-        return [evaluate(i, p) for i, p in todo]
+        for i, p in todo:
+            yield evaluate(i, p)
+        return
     import ray
     import torch
 
@@ -264,7 +267,10 @@ def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any
             runtime_env={"env_vars": env},
         )
     remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_remote_trial)
-    return list(ray.get([remote.remote(evaluate, i, p) for i, p in todo]))
+    pending = [remote.remote(evaluate, i, p) for i, p in todo]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
 
 
 def _remote_trial(runner: Callable[..., Trial], number: int, params: dict[str, Any]) -> Trial:

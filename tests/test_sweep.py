@@ -67,6 +67,11 @@ def synthetic_task(tmp_path, monkeypatch, cache_dir):
 def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     base = {"model": str(synthetic_task), "train_size": 8, "batch_size": 4, "rank": 4, "alpha": 8, "val_fraction": 0.0}
     space = sweep.parse_space({"lr": [1e-3, 5e-3], "epochs": [1, 2]})
+    logged = []
+
+    def check_logged(trial):  # each trial is on disk before the next one finishes
+        logged.append(len(next((tmp_path / "sweeps").glob("*/trials.jsonl")).read_text().splitlines()))
+
     folder, s = sweep.run(
         "twitter_fin_sentiment",
         space,
@@ -76,7 +81,9 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
         base=base,
         backend="hf",
         out_root=tmp_path / "sweeps",
+        on_trial=check_logged,
     )
+    assert logged == [1, 2, 3]
     assert len(s.trials) == 3 and len((folder / "trials.jsonl").read_text().splitlines()) == 3
     adapters = sorted((tmp_path / "cache" / "adapters").iterdir())
     # scored on the carve-out of the training split (6 of 60 rows), never on validation.jsonl (the test split)

@@ -73,13 +73,16 @@ def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tup
             tasks.append(tp)
             continue
         console.print(f"[bold]sweep[/bold] {tp.name}: {tp.sweep['method']}, {tp.sweep['trials']} trials")
+        base = {**tp.train, "model": plan.model}
+        if tp.train_sizes and "train_size" not in tp.sweep["space"]:
+            base["train_size"] = max(tp.train_sizes)  # tune at the size compare will train, not the default
         folder, summary = sw.run(
             tp.name,
             sw.parse_space(tp.sweep["space"]),
             method=tp.sweep["method"],
             budget=tp.sweep["trials"],
             seed=plan.seed,
-            base={**tp.train, "model": plan.model},
+            base=base,
             out_root=results_root / "sweeps",
             on_trial=lambda t: console.print(f"  trial {t.number} {t.params}: {t.metric:.4f}"),
         )

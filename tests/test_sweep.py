@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,41 @@ def test_sweep_bad_input(synthetic_task, tmp_path):
         sweep.run("twitter_fin_sentiment", space, method="bayes", out_root=tmp_path)
     with pytest.raises(UserError, match="rank must be positive"):
         sweep.run("twitter_fin_sentiment", sweep.parse_space({"rank": [0]}), out_root=tmp_path)
+
+
+def test_compare_tunes_first_and_trains_the_best_setting(synthetic_task, tmp_path):
+    from harness.compare import compare
+    from harness.plan import load_plan
+
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text(f"""name = "tuned"
+model = "{synthetic_task}"
+limit = 6
+[[task]]
+name = "twitter_fin_sentiment"
+train_sizes = [8]
+variants = [{{name = "zero_shot", template = "zero_shot"}}]
+[task.train]
+batch_size = 4
+rank = 4
+alpha = 8
+val_fraction = 0.0
+[task.sweep]
+lr = [1e-3, 5e-3]
+method = "grid"
+trials = 2
+""")
+    run_dir, summaries = compare(load_plan(plan_file), tmp_path / "results", backend_kind="fake")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    found = manifest["tasks"]["twitter_fin_sentiment"]["sweep"]
+    assert found["trials"] == 2 and found["best"]["lr"] in (1e-3, 5e-3)
+    adapter = manifest["tasks"]["twitter_fin_sentiment"]["adapters"]["lora_n8"]
+    assert adapter["config"]["lr"] == found["best"]["lr"] and adapter["config"]["train_size"] == 8
+    trials = [
+        json.loads(x) for x in (tmp_path / "results" / "sweeps").glob("*/trials.jsonl").__next__().read_text().splitlines()
+    ]
+    from harness.adapters import MANIFEST
+
+    sizes = {json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]["train_size"] for t in trials}
+    assert sizes == {8}  # the sweep tuned at the size compare trains
+    assert summaries[0].task == "twitter_fin_sentiment"

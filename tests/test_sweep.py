@@ -162,3 +162,31 @@ trials = 2
     sizes = {json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]["train_size"] for t in trials}
     assert sizes == {8}  # the sweep tuned at the size compare trains
     assert summaries[0].task == "twitter_fin_sentiment"
+
+
+def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):
+    ray = pytest.importorskip("ray")
+    base = {"model": str(synthetic_task), "train_size": 8, "batch_size": 4, "rank": 4, "alpha": 8, "val_fraction": 0.0}
+    space = sweep.parse_space({"lr": [1e-3, 5e-3]})
+    _, seq = sweep.run(
+        "twitter_fin_sentiment", space, method="grid", budget=2, base=base, backend="hf", out_root=tmp_path / "seq"
+    )
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache" / "adapters")  # Ray workers must really train
+    try:
+        _, par = sweep.run(
+            "twitter_fin_sentiment",
+            space,
+            method="grid",
+            budget=2,
+            base=base,
+            backend="hf",
+            executor="ray",
+            out_root=tmp_path / "ray",
+        )
+    finally:
+        ray.shutdown()
+    assert sorted((t.params["lr"], t.metric, round(t.train_loss, 5)) for t in par.trials) == sorted(
+        (t.params["lr"], t.metric, round(t.train_loss, 5)) for t in seq.trials
+    )

@@ -249,6 +249,12 @@ def summarise_retention(
             f"The {source} adapter {adapter} {verb} {detail} on {task} against the base model, "
             f"zero-shot on {len(items)} items."
         )
+        if base_est.high == 0 and tuned.high == 0:  # a floor, not evidence: pick a task the base model can do
+            sentence = (
+                f"Retention of the {source} adapter {adapter} on {task} is uninformative: neither it nor the "
+                f"base model scores above 0 {metric} zero-shot on {len(items)} items; choose a retention "
+                "task the base model can do."
+            )
         out.append(RetentionRow(source, adapter, task, metric, base_est, tuned, pair.diff, pair.p_mcnemar, sentence))
     return tuple(out)
 

@@ -190,3 +190,6 @@ def test_retention_sentences():
     assert rows["lora_n64"].sentence.startswith("The src adapter lora_n64 loses 50.0 points (95% CI -")
     assert rows["lora_n8"].sentence.startswith("The src adapter lora_n8 shows no detectable change (+0.0 points, 95% CI")
     assert rows["lora_n64"].base.value == 0.75 and rows["lora_n64"].tuned.value == 0.25
+    floor = [{**_record(f"i{i}", f"retention[src]:{v}", False), "task": "other"} for i in range(10) for v in ("base", "a")]
+    [row] = summarise_retention("src", "other", info, floor)
+    assert "is uninformative" in row.sentence

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import cost as cost_mod
+from harness import effort as effort_mod
+from harness import selection as sel_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
 from harness.stats import Estimate, bootstrap_ci, holm, paired_compare
 
@@ -36,6 +38,8 @@ class Row:
     train_cost: float | None
     break_even: cost_mod.BreakEven | None
     overfit: bool = False
+    side: str = "prompt"  # "prompt" | "adapter" | "combined"
+    constrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class TaskSummary:
     majority: tuple[str, float] | None = None  # (commonest training label, its share of the test items)
     retention: tuple[RetentionRow, ...] = ()
     data_warnings: tuple[str, ...] = ()
+    selection: sel_mod.Selection | None = None
+    selection_note: str = ""
+    efforts: tuple[effort_mod.Effort, ...] = ()
+    combined: str = ""  # does the selected adapter with the selected prompt beat both?
 
 
 @dataclass(frozen=True)
@@ -92,17 +100,13 @@ def _span(e: Estimate, metric: str) -> str:
     return f"95% CI {fmt.format(e.low * scale)} to {fmt.format(e.high * scale)}"
 
 
-def summarise_task(
-    task: str,
-    info: Mapping[str, Any],
-    records: Sequence[Mapping[str, Any]],
-    adapters: Mapping[str, Mapping[str, Any]],
-    prices: cost_mod.Prices,
-    seed: int = 0,
-) -> TaskSummary:
-    """`info`: the manifest's task facts (metrics, labels, kind); `adapters`: variant -> adapter facts."""
-    metric = str(info["metrics"][0])
-    labels = tuple(info.get("labels") or ())
+def _side(facts: Mapping[str, Any] | None) -> str:
+    if facts is None:
+        return "prompt"
+    return "combined" if facts.get("side") == "combined" else "adapter"
+
+
+def _align(records: Sequence[Mapping[str, Any]], task: str) -> tuple[list[str], dict[str, list[Mapping[str, Any]]]]:
     by_variant: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
     for r in records:
         by_variant[r["variant"]].setdefault(r["item"], r)
@@ -110,13 +114,44 @@ def summarise_task(
     items = sorted(frozenset.intersection(*item_sets)) if item_sets else []
     if not items:
         raise ValueError(f"{task}: no items shared by all variants")
-    aligned = {v: [recs[i] for i in items] for v, recs in by_variant.items()}
+    return items, {v: [recs[i] for i in items] for v, recs in by_variant.items()}
+
+
+def summarise_task(
+    task: str,
+    info: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    adapters: Mapping[str, Mapping[str, Any]],
+    prices: cost_mod.Prices,
+    seed: int = 0,
+    val_records: Sequence[Mapping[str, Any]] = (),
+) -> TaskSummary:
+    """`info`: the manifest's task facts (metrics, labels, kind, search); `adapters`: variant -> adapter
+    facts (constrained twins and combined arms included); `val_records`: the validation records
+    every arm was selected on. Selection lives in `selection`; this only reads its result."""
+    metric = str(info["metrics"][0])
+    labels = tuple(info.get("labels") or ())
+    items, aligned = _align(records, task)
     fn = metric_fn(metric)
     estimates = {v: bootstrap_ci(scored(rs), fn, labels, seed=seed) for v, rs in aligned.items()}
-    prompt_variants = [v for v in aligned if v not in adapters]
-    if not prompt_variants:
+    sides = {v: _side(adapters.get(v)) for v in aligned}
+    if "prompt" not in sides.values():
         raise ValueError(f"{task}: no prompt variant to compare against")
-    best_prompt = max(prompt_variants, key=lambda v: (estimates[v].value, v))
+
+    def mean(v: str, key: str) -> float:
+        return sum(float(r[key]) for r in aligned[v]) / len(aligned[v])
+
+    val, n_val = sel_mod.validation_scores(val_records, metric, labels, list(aligned))
+    built_on = {v: str(f.get("built_on", v)) for v, f in adapters.items()}
+    selection = sel_mod.select(
+        sides,
+        {v: e.value for v, e in estimates.items()},
+        val,
+        n_val,
+        built_on,
+        {v: mean(v, "prompt_tokens") for v in aligned},
+    )
+    best_prompt, best_adapter = selection.prompt, selection.adapter
     base = scored(aligned[best_prompt])
     paired = {
         v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt
@@ -124,19 +159,12 @@ def summarise_task(
     names = list(paired)
     adjusted = dict(zip(names, holm([paired[v].p_mcnemar for v in names]), strict=True))
 
-    def per_request(v: str) -> tuple[float, float, float]:
-        rs = aligned[v]
-        n = len(rs)
-        return (
-            sum(r["prompt_tokens"] for r in rs) / n,
-            sum(r["completion_tokens"] for r in rs) / n,
-            sum(r["latency_s"] for r in rs) / n,
-        )
-
-    costs = {v: cost_mod.cost_per_request(prices, *(lambda t: (t[2], t[0], t[1]))(per_request(v))) for v in aligned}
+    costs = {
+        v: cost_mod.cost_per_request(prices, mean(v, "latency_s"), mean(v, "prompt_tokens"), mean(v, "completion_tokens"))
+        for v in aligned
+    }
     rows = []
     for v in aligned:
-        pt, ct, lat = per_request(v)
         facts = adapters.get(v)
         train_cost = cost_mod.training_cost(prices, float(facts.get("train_device_s", 0.0))) if facts else None
         be = None
@@ -149,14 +177,25 @@ def summarise_task(
             variant=v, is_adapter=facts is not None, train_size=(facts or {}).get("train_size"),
             seed=int((facts or {}).get("seed", 0)), metric=estimates[v], secondary=secondary,
             diff=paired[v].diff if v in paired else None, p_value=paired[v].p_mcnemar if v in paired else None,
-            p_holm=adjusted.get(v), prompt_tokens=pt, completion_tokens=ct, latency_s=lat,
+            p_holm=adjusted.get(v), prompt_tokens=mean(v, "prompt_tokens"),
+            completion_tokens=mean(v, "completion_tokens"), latency_s=mean(v, "latency_s"),
             cost_per_1k=costs[v] * 1000, train_cost=train_cost, break_even=be,
-            overfit=bool((facts or {}).get("val_loss_rising", False)),
+            overfit=bool((facts or {}).get("val_loss_rising", False)), side=sides[v],
+            constrained=bool((facts or {}).get("constrained", False)),
         ))  # fmt: skip
-    adapter_rows = [r for r in rows if r.is_adapter]
-    best_adapter = max(adapter_rows, key=lambda r: (r.metric.value, r.variant)).variant if adapter_rows else None
-    curve, smallest = learning_curve(rows, adjusted)
+    by_row = {r.variant: r for r in rows}
+    chosen_decoding = by_row[best_adapter].constrained if best_adapter else False
+    curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.constrained == chosen_decoding], adjusted)
+    efforts = tuple(e for e in (_effort(info, side) for side in ("prompt", "adapter")) if e is not None)
+    arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted)
+    budget = effort_mod.budget_sentence(efforts, arms)
+    verdict = f"{verdict} {budget}".strip()
+    scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
+    note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
+    combined = ""
+    if selection.combined and best_adapter:
+        combined = combined_sentence(metric, selection.combined, best_prompt, best_adapter, aligned, labels, seed, estimates)
     confusion = {v: confusion_counts(aligned[v]) for v in aligned} if labels and info.get("kind") == "classification" else {}
     disagreements: tuple[dict[str, Any], ...] = ()
     if best_adapter:
@@ -177,9 +216,49 @@ def summarise_task(
         smallest,
         confusion,
         disagreements,
-        epoch_losses(adapters),
+        epoch_losses({k: v for k, v in adapters.items() if _side(v) == "adapter" and not v.get("constrained")}),
         majority=majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]]),
+        selection=selection,
+        selection_note=note,
+        efforts=efforts,
+        combined=combined,
     )
+
+
+def _effort(info: Mapping[str, Any], side: str) -> effort_mod.Effort | None:
+    found = (info.get("search") or {}).get(side)
+    if not found:
+        return None
+    label = "prompt search" if side == "prompt" else "adapter sweep"
+    return effort_mod.effort(side, label, str(found.get("method", "")), found.get("trials", []))
+
+
+def combined_sentence(
+    metric: str,
+    combined: str,
+    prompt: str,
+    adapter: str,
+    aligned: Mapping[str, Sequence[Mapping[str, Any]]],
+    labels: Sequence[str],
+    seed: int,
+    estimates: Mapping[str, Estimate],
+) -> str:
+    """Prompting and fine-tuning are not exclusive: does the adapter served with the selected
+    prompt beat both the adapter and the prompt on their own (paired, on test)?"""
+    mine = scored(aligned[combined])
+    vs = {other: paired_compare(scored(aligned[other]), mine, metric, labels, seed=seed) for other in (prompt, adapter)}
+    wins = [o for o, c in vs.items() if c.diff.value > 0 and _significant(c.p_mcnemar, c.diff)]
+    losses = [o for o, c in vs.items() if c.diff.value < 0 and _significant(c.p_mcnemar, c.diff)]
+    detail = "; ".join(f"vs {o}: {_pct(c.diff.value, metric)} ({_span(c.diff, metric)})" for o, c in vs.items())
+    if len(wins) == 2:
+        head = f"The combination {combined} beats both the adapter and the prompt"
+    elif wins:
+        head = f"The combination {combined} beats {wins[0]} but not {'/'.join(set(vs) - set(wins))}"
+    elif losses:
+        head = f"The combination {combined} is worse than {' and '.join(losses)}"
+    else:
+        head = f"The combination {combined} shows no detectable difference from either"
+    return f"{head} ({detail})."
 
 
 def majority_baseline(info: Mapping[str, Any], metric: str, golds: Sequence[str]) -> tuple[str, float] | None:

@@ -83,6 +83,7 @@ def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tup
             budget=tp.sweep["trials"],
             seed=plan.seed,
             base=base,
+            val_limit=plan.val_limit,
             out_root=results_root / "sweeps",
             on_trial=lambda t: console.print(f"  trial {t.number} {t.params}: {t.metric:.4f}"),
         )
@@ -94,6 +95,10 @@ def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tup
             "median": summary.median,
             "spread": summary.spread,
             "trials": len(summary.trials),
+            "method": tp.sweep["method"],
+            "trial_log": [
+                {"number": t.number, "params": t.params, "metric": t.metric, "device_s": t.device_s} for t in summary.trials
+            ],
         }
         tasks.append(replace(tp, train={**tp.train, **best}))
     timings["sweep_s"] = round(time.perf_counter() - start, 1)
@@ -155,6 +160,8 @@ def compare(
         check_backend(backend_kind)
         items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
         pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
+        val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
+        spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
         for tp in plan.tasks:
             task = get_task(tp.name)
             labelled = task.kind in ("classification", "multiple_choice")
@@ -173,8 +180,16 @@ def compare(
             manifest["tasks"][name]["data_check"] = check
             for w in check["warnings"]:
                 console.print(f"[yellow]data warning[/yellow] {name}: {w}")
+        for name, vals in val_items.items():
+            manifest["tasks"][name]["validation"] = validation_facts(get_task(name), vals)
+            manifest["tasks"][name]["test_items"] = [s.id for s in items[name]]
         for name, found in sweeps.items():
             manifest["tasks"][name]["sweep"] = found
+            manifest["tasks"][name].setdefault("search", {})["adapter"] = {
+                "method": found["method"],
+                "trials": found["trial_log"],
+                "folder": found["folder"],
+            }
         retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
         manifest["retention"] = {k: v for k, v in retention.items() if v}
         write_json(existing, manifest)
@@ -186,27 +201,43 @@ def compare(
             backend = CachedBackend(
                 backend, ResponseCache(cache_root() / "responses.sqlite"), manifest["model_hash"], hashes
             )
+        evaluator = _Evaluator(run_dir, backend, plan.seed, batch_size)
         try:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            for task_name, variants, job_items, pool in eval_jobs(plan, items, pools, trained):
-                label = f"eval {task_name} {', '.join(v.name for v in variants)}"
-                columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-                with Progress(*columns, console=console) as prog:
-                    bar = prog.add_task("eval", total=None)
-                    evaluate(
-                        get_task(task_name),
-                        variants,
-                        job_items,
-                        pool,
-                        backend,
-                        run_dir,
-                        seed=plan.seed,
-                        batch_size=batch_size,
-                        on_batch=_progress_updater(prog, bar),
-                    )
+            # The base model's work first (search, prompt arms, retention baselines), then each
+            # adapter's arms together: the fewest engine starts.
+            chosen: dict[str, Variant] = {}
+            for tp in plan.tasks:
+                task = get_task(tp.name)
+                variants = list(tp.variants)
+                if tp.name in spaces:
+                    searched, facts = prompt_search(
+                        tp, task, spaces[tp.name], val_items[tp.name], pools[tp.name], backend, plan, results_root,
+                        {"model": manifest["model_hash"], "backend": backend_kind,
+                         "templates": manifest["tasks"][tp.name]["template_hashes_all"]},
+                    )  # fmt: skip
+                    manifest["tasks"][tp.name].setdefault("search", {})["prompt"] = facts
+                    if not any(_same_prompt(searched, v) for v in variants):
+                        variants.append(searched)
+                        manifest["tasks"][tp.name]["variants"].append(asdict(searched))
+                val_recs = evaluator(task, variants, val_items[tp.name], pools[tp.name], "validation")
+                evaluator(task, variants, items[tp.name], pools[tp.name], "test")
+                chosen[tp.name] = select_prompt(task, variants, val_recs)
+                manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
+            for job in retention_jobs(plan, trained, base=True):
+                evaluator(*job)
+            for tp in plan.tasks:
+                task = get_task(tp.name)
+                for variant, facts in trained[tp.name]:
+                    arms = adapter_arms(task, variant, facts, chosen[tp.name] if tp.prompt_search else None)
+                    manifest["tasks"][tp.name]["adapters"].update({v.name: f for v, f in arms})
+                    write_json(existing, manifest)
+                    evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
+                    evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
+            for job in retention_jobs(plan, trained, base=False):
+                evaluator(*job)
         finally:
             backend.close()
+        write_json(existing, manifest)
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
         checkpoint("before-report")
         t0 = time.perf_counter()
@@ -217,6 +248,127 @@ def compare(
     print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
+
+
+class _Evaluator:
+    """evaluate() with a progress bar, for one run directory and backend."""
+
+    def __init__(self, run_dir: Path, backend: Any, seed: int, batch_size: int):
+        self.run_dir, self.backend, self.seed, self.batch_size = run_dir, backend, seed, batch_size
+
+    def __call__(
+        self, task: Any, variants: list[Variant], job_items: Any, pool: Any, split: str = "test"
+    ) -> list[dict[str, Any]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        label = f"eval {task.name} [{split}] {', '.join(v.name for v in variants)}"
+        columns = (TextColumn(label, markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as prog:
+            bar = prog.add_task("eval", total=None)
+            return evaluate(
+                task,
+                variants,
+                job_items,
+                pool,
+                self.backend,
+                self.run_dir,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                on_batch=_progress_updater(prog, bar),
+                split=split,
+            )
+
+
+def prompt_space(tp: Any, pool: Any) -> Any:
+    from harness import prompt_search as ps
+
+    task = get_task(tp.name)
+    raw = tp.prompt_search.get("space") or ps.default_space(task, len(pool))
+    return ps.parse_space(task, raw, len(pool))
+
+
+def prompt_search(
+    tp: Any,
+    task: Any,
+    space: Any,
+    val: Any,
+    pool: Any,
+    backend: Any,
+    plan: Plan,
+    results_root: Path,
+    identity: dict[str, Any],
+) -> tuple[Variant, dict[str, Any]]:
+    """Search prompts on the validation items; returns the best trial as a variant, and its facts."""
+    from harness import prompt_search as ps
+
+    cfg = tp.prompt_search
+    console.print(
+        f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {cfg['trials']} trials on {len(val)} validation items"
+    )
+    folder, summary = ps.run(
+        task,
+        space,
+        ps.PromptTrialRunner(task, val, pool, backend, plan.seed),
+        method=cfg["method"],
+        budget=int(cfg["trials"]),
+        seed=plan.seed,
+        max_device_s=cfg.get("max_device_s"),
+        identity={**identity, "val": data_mod.samples_hash(val), "pool": data_mod.samples_hash(pool)},
+        out_root=results_root / "sweeps",
+        on_trial=lambda t: console.print(
+            f"  trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
+        ),
+    )
+    return ps.variant_of(summary.best.params, "searched"), ps.trial_facts(summary, cfg["method"], folder)
+
+
+def _same_prompt(a: Variant, b: Variant) -> bool:
+    keys = ("template", "shots", "constrained", "cue", "label_order", "max_tokens", "adapter")
+    same = all(getattr(a, k) == getattr(b, k) for k in keys)
+    return same and (a.shots == 0 or a.selection == b.selection)
+
+
+def select_prompt(task: Any, variants: list[Variant], val_records: list[dict[str, Any]]) -> Variant:
+    """The prompt arm validation chooses (the same rule the report applies), for the combined arm."""
+    from harness.selection import select, validation_scores
+
+    names = [v.name for v in variants]
+    val, n = validation_scores(val_records, task.primary_metric, task.labels, names)
+    chosen = select({v: "prompt" for v in names}, dict.fromkeys(names, 0.0), val, n).prompt
+    return next(v for v in variants if v.name == chosen)
+
+
+def adapter_arms(
+    task: Any, variant: Variant, facts: dict[str, Any], prompt: Variant | None
+) -> list[tuple[Variant, dict[str, Any]]]:
+    """An adapter offers the same decoding options as a prompt: free text, and constrained choice
+    where the task has labels. With a searched prompt, the adapter served with that prompt's
+    wording too (prompting and fine-tuning are not exclusive)."""
+    arms = [(variant, facts)]
+    if task.labels:
+        twin = replace(variant, name=f"{variant.name}+constrained", constrained=True)
+        arms.append((twin, {**facts, "constrained": True, "built_on": variant.name}))
+    if prompt is not None:
+        combined = replace(
+            prompt, name=f"{variant.name}+{prompt.name}", adapter=variant.adapter, train_size=variant.train_size,
+            seed=variant.seed,
+        )  # fmt: skip
+        arms.append(
+            (combined, {**facts, "side": "combined", "built_on": variant.name, "prompt": prompt.name,
+                        "constrained": prompt.constrained})
+        )  # fmt: skip
+    return arms
+
+
+def validation_facts(task: Any, val: Any) -> dict[str, Any]:
+    coverage = data_mod.label_coverage(task, val)
+    return {
+        "n_items": len(val),
+        "items": [s.id for s in val],
+        "data_hash": data_mod.samples_hash(val),
+        "labels_covered": list(coverage) if coverage else None,
+        "source": f"{task.train_split} split, stratified carve-out (seed {data_mod.VALIDATION_SEED})",
+    }
 
 
 RETENTION_LIMIT = 100
@@ -236,28 +388,25 @@ def retention_info(task_name: str, limit: int | None, seed: int) -> dict[str, An
     }
 
 
-def eval_jobs(
-    plan: Plan, items: dict[str, Any], pools: dict[str, Any], trained: dict[str, list[tuple[Variant, dict[str, Any]]]]
-) -> list[tuple[str, list[Variant], Any, Any]]:
-    """(task, variants, items, few-shot pool) in the order that starts the fewest engines: all the
-    base model's work first (every task, retention baselines too), then each adapter's together.
-    Retention scores the most-trained adapter of a task on other tasks, zero-shot."""
-    jobs: list[tuple[str, list[Variant], Any, Any]] = []
+def retention_jobs(
+    plan: Plan, trained: dict[str, list[tuple[Variant, dict[str, Any]]]], base: bool
+) -> list[tuple[Any, list[Variant], Any, Any]]:
+    """Retention scores the most-trained adapter of a task on other tasks, zero-shot, next to the
+    base model: the base model's jobs (base=True) and the adapters' (base=False)."""
+    jobs: list[tuple[Any, list[Variant], Any, Any]] = []
     for tp in plan.tasks:
-        jobs.append((tp.name, list(tp.variants), items[tp.name], pools[tp.name]))
-        jobs += [(tp.name, [v], items[tp.name], pools[tp.name]) for v, _ in trained[tp.name]]
         if not (tp.retention and trained[tp.name]):
             continue
         best, _ = max(trained[tp.name], key=lambda vf: (vf[1]["train_size"], -vf[1]["seed"]))
         for other in tp.retention:
-            other_items = data_mod.test_items(
-                get_task(other), min(plan.limit or RETENTION_LIMIT, RETENTION_LIMIT), plan.seed
-            )
-            jobs.append((other, [Variant(f"retention[{tp.name}]:base", "zero_shot")], other_items, ()))
-            jobs.append(
-                (other, [Variant(f"retention[{tp.name}]:{best.name}", "zero_shot", adapter=best.adapter)], other_items, ())
-            )
-    return sorted(jobs, key=lambda job: job[1][0].adapter or "")  # stable: task order kept within a model
+            task = get_task(other)
+            other_items = data_mod.test_items(task, min(plan.limit or RETENTION_LIMIT, RETENTION_LIMIT), plan.seed)
+            if base:
+                jobs.append((task, [Variant(f"retention[{tp.name}]:base", "zero_shot")], other_items, ()))
+            else:
+                v = Variant(f"retention[{tp.name}]:{best.name}", "zero_shot", adapter=best.adapter)
+                jobs.append((task, [v], other_items, ()))
+    return jobs
 
 
 def data_check(task_name: str, model_dir: Path, sample: int = 500) -> dict[str, Any]:
@@ -296,17 +445,20 @@ def build_manifest(
     for tp in plan.tasks:
         task = get_task(tp.name)
         templates = {v.template for v in tp.variants} | {f["template"] for _, f in trained[tp.name]}
-        template_hashes = {}
-        for t in sorted(templates):
+        template_hashes, all_hashes = {}, {}
+        for t in sorted(task.templates):
             src = Path(load_template(task, t).filename or "")
-            template_hashes[t] = file_sha256(src)[:16] if src.is_file() else "?"
+            all_hashes[t] = file_sha256(src)[:16] if src.is_file() else "?"
+            if t in templates:
+                template_hashes[t] = all_hashes[t]
         overlaps = data_mod.overlap(task, pools[tp.name], items[tp.name], ("train", "test"))
         tasks[tp.name] = {
             "version": task.version, "kind": task.kind, "metrics": list(task.metrics), "labels": list(task.labels),
             "test_split": task.test_split, "train_split": task.train_split, "n_items": len(items[tp.name]),
             "test_data_hash": data_mod.samples_hash(items[tp.name]),
             "train_data_hash": data_mod.samples_hash(pools[tp.name]),
-            "template_hashes": template_hashes, "variants": [asdict(v) for v in tp.variants],
+            "template_hashes": template_hashes, "template_hashes_all": all_hashes,
+            "variants": [asdict(v) for v in tp.variants],
             "adapters": {v.name: f for v, f in trained[tp.name]},
             "train_test_duplicates": len(overlaps.duplicates),
         }  # fmt: skip

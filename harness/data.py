@@ -149,24 +149,73 @@ def _round_robin(samples: Sequence[Sample], size: int, seed: int) -> tuple[Sampl
     return tuple(sorted(picked, key=lambda s: s.id))
 
 
+def stratified_order(samples: Sequence[Sample], seed: int, by_label: bool = True) -> tuple[Sample, ...]:
+    """A seeded shuffle in which every prefix keeps each label's share of the whole.
+
+    Label files are often sorted by label: a prefix in file order covers a handful of labels
+    (banking77's first 100 rows hold 29 of 77 intents). Each row gets the key (rank within its
+    label + jitter) / label count, so taking the first n rows is a stratified sample of size n,
+    and the rarest labels appear as early as their share allows. Without labels: a plain shuffle."""
+    rng = random.Random(seed)
+    if not by_label:
+        order = list(samples)
+        rng.shuffle(order)
+        return tuple(order)
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[s.target].append(s)
+    keyed: list[tuple[float, str, Sample]] = []
+    for label in sorted(groups):
+        group = groups[label]
+        rng.shuffle(group)
+        keyed += [((rank + rng.random()) / len(group), s.id, s) for rank, s in enumerate(group)]
+    return tuple(s for _, _, s in sorted(keyed, key=lambda k: (k[0], k[1])))
+
+
+VALIDATION_SEED = 7919
+VALIDATION_MAX = 256
+
+
 def carve_validation(
     task: Task, pool: Sequence[Sample], test: Sequence[Sample] = (), size: int | None = None
 ) -> tuple[tuple[Sample, ...], tuple[Sample, ...]]:
     """(rest, validation): a fixed validation set carved from the training split.
 
-    Sweeps score trials on it and training reports validation loss on it; adapters train on
-    and few-shot examples come from `rest` only. Rows whose input duplicates a test item are
-    never chosen, so validation never overlaps test. Deterministic: the same for every seed."""
-    n = min(256, len(pool) // 10) if size is None else size
+    Every selection is made on it (prompt variant and search trials, adapter sweeps, adapter
+    arms), and training reports validation loss on it; adapters train on and few-shot examples
+    come from `rest` only. Rows whose input duplicates a test item are never chosen, so
+    validation never overlaps test. It is a stratified, seeded sample returned in
+    `stratified_order`, so any prefix (val[:100]) still covers the labels in proportion.
+    Deterministic: the same for every run seed."""
+    n = min(VALIDATION_MAX, len(pool) // 10) if size is None else size
     if n <= 0:
         return tuple(pool), ()
     test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
     eligible = [s for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys]
     if not eligible:
         return tuple(pool), ()
-    val = subset(eligible, min(n, len(eligible)), seed=7919)
+    labelled = bool(task.labels) and task.kind in ("classification", "multiple_choice")
+    val = stratified_order(eligible, VALIDATION_SEED, by_label=labelled)[: min(n, len(eligible))]
     ids = {s.id for s in val}
     return tuple(s for s in pool if s.id not in ids), val
+
+
+def validation_items(task: Task, limit: int | None = None) -> tuple[Sample, ...]:
+    """The validation items selections are scored on: the carve-out's first `limit` rows."""
+    _, val = carve_validation(task, load_split(task, task.train_split), load_split(task, task.test_split))
+    if not val:
+        raise UserError(
+            f"{task.name} has no validation rows to select on: its training split "
+            f"({task.train_split}) is too small for a carve-out (needs at least 10 rows)"
+        )
+    return val[:limit] if limit else val
+
+
+def label_coverage(task: Task, items: Sequence[Sample]) -> tuple[int, int] | None:
+    """(labels present in `items`, labels of the task), for labelled tasks."""
+    if not task.labels or task.kind not in ("classification", "multiple_choice"):
+        return None
+    return len({s.target for s in items} & set(task.labels)), len(task.labels)
 
 
 def shot_pool(task: Task) -> tuple[Sample, ...]:

@@ -26,6 +26,31 @@ from harness.tasks import Task, builtin_dir
 from harness.types import Message, Sample
 
 SELECTIONS = ("random", "balanced", "similar")
+LABEL_ORDERS = ("given", "reversed", "sorted", "shuffled")
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Meaning-preserving choices a prompt search may vary besides the template's wording."""
+
+    cue: str = ""  # appended on its own line to every user turn, e.g. "Answer:"
+    label_order: str = "given"  # order of `labels` in templates that list them
+    seed: int = 0  # for "shuffled"
+
+    def labels(self, labels: Sequence[str]) -> list[str]:
+        if self.label_order not in LABEL_ORDERS:
+            raise UserError(f"unknown label order {self.label_order!r} (choose from {', '.join(LABEL_ORDERS)})")
+        out = list(labels)
+        if self.label_order == "reversed":
+            out.reverse()
+        elif self.label_order == "sorted":
+            out.sort(key=str.lower)
+        elif self.label_order == "shuffled":
+            random.Random(f"labels:{self.seed}").shuffle(out)
+        return out
+
+
+PLAIN = PromptFormat()
 
 
 @cache
@@ -59,9 +84,9 @@ class Turn:
     max_tokens: int | None
 
 
-def render_turn(task: Task, template: str, sample: Sample) -> Turn:
+def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = PLAIN) -> Turn:
     tmpl = load_template(task, template)
-    context = {**sample.fields, "choices": list(sample.choices), "labels": list(task.labels), "id": sample.id}
+    context = {**sample.fields, "choices": list(sample.choices), "labels": fmt.labels(task.labels), "id": sample.id}
     try:
         module = tmpl.make_module(context)
     except jinja2.UndefinedError as exc:
@@ -73,22 +98,25 @@ def render_turn(task: Task, template: str, sample: Sample) -> Turn:
         raise UserError(f"template {task.name}/{template}.j2 sets completion={style!r}; use 'answer' or 'cot'")
     max_tokens = getattr(module, "max_tokens", None)
     system = getattr(module, "system", None)
+    user = str(module).strip()
     return Turn(
-        str(module).strip(),
+        f"{user}\n{fmt.cue}" if fmt.cue else user,
         str(system).strip() if system else None,
         style,
         int(max_tokens) if max_tokens is not None else None,
     )
 
 
-def render(task: Task, template: str, sample: Sample, shots: Sequence[Sample] = ()) -> tuple[Message, ...]:
+def render(
+    task: Task, template: str, sample: Sample, shots: Sequence[Sample] = (), fmt: PromptFormat = PLAIN
+) -> tuple[Message, ...]:
     """The exact chat messages a model sees for `sample` with the given few-shot examples."""
-    turn = render_turn(task, template, sample)
+    turn = render_turn(task, template, sample, fmt)
     messages: list[Message] = []
     if turn.system:
         messages.append(Message("system", turn.system))
     for shot in shots:
-        messages.append(Message("user", render_turn(task, template, shot).user))
+        messages.append(Message("user", render_turn(task, template, shot, fmt).user))
         messages.append(Message("assistant", task.completion(shot, turn.style)))
     messages.append(Message("user", turn.user))
     return tuple(messages)

@@ -20,13 +20,17 @@ from harness.analysis import RetentionRow, TaskSummary, summarise_retention, sum
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import METRICS, atomic_write, load_run, write_json
+from harness.results import METRICS, atomic_write, load_run, load_validation, write_json
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
 
-def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    manifests, by_task = [], defaultdict(list)
+def load_runs(
+    run_dirs: Sequence[Path],
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """(manifests, test records by task, validation records by task), variants prefixed by run id
+    when several runs are merged."""
+    manifests, by_task, val_by_task = [], defaultdict(list), defaultdict(list)
     items_of: dict[str, tuple[str, frozenset[str]]] = {}
     for d in run_dirs:
         manifest, records = load_run(d)
@@ -43,7 +47,9 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str,
         by_task_records = [{**r, "variant": prefix + r["variant"]} for r in records]
         for r in by_task_records:
             by_task[r["task"]].append(r)
-    return manifests, by_task
+        for r in load_validation(d):
+            val_by_task[r["task"]].append({**r, "variant": prefix + r["variant"]})
+    return manifests, by_task, val_by_task
 
 
 def _is_retention(variant: str) -> bool:
@@ -51,7 +57,7 @@ def _is_retention(variant: str) -> bool:
 
 
 def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
-    manifests, all_records = load_runs(run_dirs)
+    manifests, all_records, val_records = load_runs(run_dirs)
     by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
     by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
@@ -67,7 +73,7 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
             raise UserError(f"no manifest describes task {task}")
         seed = int(manifests[0].get("seed", 0))
         try:
-            summary = summarise_task(task, info, records, adapters, prices, seed=seed)
+            summary = summarise_task(task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []))
         except ValueError as exc:
             raise UserError(str(exc)) from None
         retention: list[RetentionRow] = []
@@ -83,6 +89,45 @@ def _fmt_metric(metric: str, value: float) -> str:
     return f"{value * 100:.1f}" if metric in SCALE_METRICS else f"{value:.3f}"
 
 
+def _chosen(s: TaskSummary) -> tuple[str, ...]:
+    if s.selection is None:
+        return tuple(v for v in (s.best_prompt, s.best_adapter) if v)
+    return tuple(a.variant for a in s.selection.chosen())
+
+
+def selection_table(s: TaskSummary) -> pd.DataFrame | None:
+    """Each side's arms with validation and test scores and test rank: the selection's optimism."""
+    if s.selection is None:
+        return None
+    rows = [
+        {
+            "arm": a.variant + (" ★" if a.variant in _chosen(s) else ""),
+            "side": a.side,
+            f"validation {s.metric}": "—" if a.val is None else _fmt_metric(s.metric, a.val),
+            f"test {s.metric}": _fmt_metric(s.metric, a.test),
+            "test rank": f"{a.test_rank} of {a.side_size}",
+        }
+        for a in sorted(s.selection.arms, key=lambda a: (a.side, -(a.val if a.val is not None else a.test), a.variant))
+    ]
+    return pd.DataFrame(rows)
+
+
+def effort_lines(s: TaskSummary) -> list[str]:
+    """The equal-effort numbers: expected best validation score after n trials, and device-seconds."""
+    out = []
+    for e in s.efforts:
+        points = ", ".join(f"{n}: {_fmt_metric(s.metric, m)} ({sec:,.0f} s)" for n, m, sec in e.curve)
+        out.append(
+            f"{e.label} ({e.method}, {e.trials} trials, {e.device_s:,.0f} device-s): expected best validation "
+            f"{s.metric} after n trials — {points}"
+        )
+    return out
+
+
+def selection_lines(s: TaskSummary) -> list[str]:
+    return [x for x in (s.selection_note, s.combined) if x]
+
+
 def table(s: TaskSummary) -> pd.DataFrame:
     rows = []
     for r in s.rows:
@@ -93,7 +138,8 @@ def table(s: TaskSummary) -> pd.DataFrame:
             f"{_fmt_metric(s.metric, r.diff.high)}]"
         )
         rows.append({
-            "variant": r.variant + (" ★" if r.variant in (s.best_prompt, s.best_adapter) else ""),
+            "variant": r.variant + (" ★" if r.variant in _chosen(s) else ""),
+            "side": r.side,
             s.metric: f"{_fmt_metric(s.metric, r.metric.value)} [{_fmt_metric(s.metric, r.metric.low)}, "
                       f"{_fmt_metric(s.metric, r.metric.high)}]",
             **{m: _fmt_metric(m, v) for m, v in r.secondary.items()},
@@ -122,6 +168,8 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
             t.add_row(*[str(x) for x in row])
         console.print(t)
         console.print(f"[bold]Verdict:[/bold] {s.verdict}")
+        for line in selection_lines(s):
+            console.print(line, markup=False)
         if s.majority:
             console.print(f"Majority-class baseline: always {s.majority[0]!r} scores {s.majority[1] * 100:.1f}% accuracy.")
         for w in s.data_warnings:
@@ -154,11 +202,19 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
             f"**Verdict:** {s.verdict}",
             "",
             f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
-            f"the best prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants.",
+            f"the selected prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants. "
+            "★ marks the arms chosen on validation.",
             "",
             table(s).to_markdown(index=False),
             "",
         ]
+        lines += [x + "\n" for x in selection_lines(s)]
+        sel = selection_table(s)
+        if sel is not None:
+            lines += ["Selection (validation chooses; test only reports):", "", sel.to_markdown(index=False), ""]
+        if s.efforts:
+            lines += ["Tuning effort (expected best validation score against trials, Dodge et al. 2019):", ""]
+            lines += [f"- {x}" for x in effort_lines(s)] + [""]
         if s.learning_curve:
             lines += ["Learning curve (adapter metric by number of labelled training examples):", ""]
             lines += [
@@ -245,6 +301,18 @@ def plots(s: TaskSummary) -> list[tuple[str, str]]:
         ax.legend(fontsize=8)
         ax.set_title(f"{s.task}: learning curve")
         out.append(("Learning curve", _png(fig)))
+    if s.efforts:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+        for e in s.efforts:
+            color = "tab:blue" if e.side == "prompt" else "tab:orange"
+            axes[0].plot([c[0] for c in e.curve], [c[1] for c in e.curve], marker="o", color=color, label=e.label)
+            axes[1].plot([c[2] for c in e.curve], [c[1] for c in e.curve], marker="o", color=color, label=e.label)
+        axes[0].set_xlabel("trials")
+        axes[1].set_xlabel("device-seconds")
+        axes[0].set_ylabel(f"expected best validation {s.metric}")
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"{s.task}: tuning effort of each side (expected maximum over random subsets of trials)")
+        out.append(("Equal effort", _png(fig)))
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in s.rows:
         ax.scatter(r.cost_per_1k, r.metric.value, color="tab:orange" if r.is_adapter else "tab:blue")
@@ -278,6 +346,12 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
             f"<p class='verdict'><b>Verdict:</b> {html.escape(s.verdict)}</p>",
             table(s).to_html(index=False, escape=True),
         ]
+        parts += [f"<p>{html.escape(x)}</p>" for x in selection_lines(s)]
+        sel = selection_table(s)
+        if sel is not None:
+            parts += ["<h3>Selection (validation chooses; test only reports)</h3>", sel.to_html(index=False)]
+        if s.efforts:
+            parts += ["<h3>Tuning effort</h3><ul>"] + [f"<li>{html.escape(x)}</li>" for x in effort_lines(s)] + ["</ul>"]
         if s.majority:
             parts.append(
                 f"<p>Majority-class baseline: always answering {html.escape(s.majority[0])!r} scores "

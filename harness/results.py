@@ -19,6 +19,7 @@ from typing import Any
 from harness.errors import UserError
 
 SAMPLES = "samples.jsonl"
+VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 
@@ -149,6 +150,11 @@ def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not records:
         raise UserError(f"run {run} has no results yet (empty {SAMPLES})")
     return manifest, records
+
+
+def load_validation(run: Path) -> list[dict[str, Any]]:
+    """A run's validation records (none for runs made before selection moved to validation)."""
+    return list(unique_records(read_samples(run / VALIDATION)).values())
 
 
 @contextlib.contextmanager

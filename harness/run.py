@@ -12,7 +12,7 @@ from harness import prompts, scoring
 from harness.backends.base import Backend, BatchStats, device_count
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import SAMPLES, SampleWriter, read_samples, unique_records
+from harness.results import SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
 from harness.tasks import Task
 from harness.types import Decoding, Request, Sample
 
@@ -30,6 +30,8 @@ class Variant:
     max_tokens: int | None = None
     train_size: int | None = None  # for adapters: labelled examples it was trained on
     seed: int = 0
+    cue: str = ""  # a line appended to every user turn, e.g. "Answer:"
+    label_order: str = "given"  # order of the label list in templates that show it
 
     @property
     def is_adapter(self) -> bool:
@@ -42,10 +44,11 @@ def build_requests(
     if variant.constrained and not task.labels:
         raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
     selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, seed) if variant.shots else None
+    fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed)
     out = []
     for s in items:
         shots = selector.select(s) if selector else ()
-        messages = prompts.render(task, variant.template, s, shots)
+        messages = prompts.render(task, variant.template, s, shots, fmt)
         max_tokens = variant.max_tokens or prompts.max_tokens_for(task, variant.template, s)
         choices = tuple(task.labels) if variant.constrained else None
         out.append(Request(messages, Decoding(max_tokens=max_tokens, seed=seed, choices=choices), variant.adapter))
@@ -92,10 +95,14 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 128,
     on_batch: Callable[[int, int], None] | None = None,
+    split: str = "test",
 ) -> list[dict[str, Any]]:
     """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
-    rerun after a crash only computes what is missing. Returns this task's records."""
-    path = run_dir / SAMPLES
+    rerun after a crash only computes what is missing. Returns this task's records.
+
+    `split` "validation" writes to validation.jsonl: the records every selection is made on,
+    kept apart from the test records the report's numbers come from."""
+    path = run_dir / (SAMPLES if split == "test" else VALIDATION)
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     todo: list[tuple[Variant, Sample, Request]] = []
     for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time
@@ -114,7 +121,7 @@ def evaluate(
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
             checkpoint("before-append")
             writer.append(records)
-            batches.append([batch_record(task.name, chunk, completions, wall)])
+            batches.append([{**batch_record(task.name, chunk, completions, wall), "split": split}])
             checkpoint("after-batch")
             for rec in records:
                 done[(rec["item"], rec["variant"])] = rec

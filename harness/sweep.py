@@ -224,6 +224,7 @@ def _tpe(
     evaluate: Callable[..., Trial],
     record: Callable[[Trial], None],
     executor: str,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     import optuna
 
@@ -233,7 +234,7 @@ def _tpe(
         n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
     }
     number = 0
-    while number < budget:
+    while number < budget and not stop():
         batch = []
         parallel = (os.cpu_count() or 1) if executor == "ray" else 1
         for _ in range(min(budget - number, parallel)):
@@ -305,10 +306,7 @@ class _TrialRunner:
         task = get_task(self.task)
         cfg = replace(self.base, **params)
         trained = train(cfg, progress=False)
-        _, val = data.carve_validation(task, data.load_split(task, task.train_split), data.load_split(task, task.test_split))
-        items = val[: self.val_limit]
-        if not items:
-            raise UserError(f"{task.name} has no validation rows to score trials on (training split too small)")
+        items = data.validation_items(task, self.val_limit)
         model_dir = resolve(cfg.model)
         if self._backend is None:
             import torch
@@ -323,6 +321,10 @@ class _TrialRunner:
         self._backend.adapter_hash[str(trained.path)] = adapter_hash(trained.path)
         variant = Variant("trial", trained.manifest["template"], adapter=str(trained.path))
         completions = self._backend.generate(build_requests(task, variant, items, ()))
+        from harness.backends.base import device_count
+
+        # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
+        eval_device_s = sum(c.latency_s for c in completions) * device_count()
         scored = []
         for s, c in zip(items, completions, strict=True):
             pred = extract(task, c.text, s)
@@ -335,6 +337,6 @@ class _TrialRunner:
             m.get("final_train_loss"),
             m.get("final_val_loss"),
             float(m["train_wall_s"]),
-            float(m["train_device_s"]),
+            float(m["train_device_s"]) + eval_device_s,
             str(trained.path),
         )

@@ -155,13 +155,20 @@ trials = 2
     adapter = manifest["tasks"]["twitter_fin_sentiment"]["adapters"]["lora_n8"]
     assert adapter["config"]["lr"] == found["best"]["lr"] and adapter["config"]["train_size"] == 8
     trials = [
-        json.loads(x) for x in (tmp_path / "results" / "sweeps").glob("*/trials.jsonl").__next__().read_text().splitlines()
+        json.loads(x)
+        for x in (tmp_path / "results" / "sweeps").glob("twitter_fin_sentiment-*/trials.jsonl").__next__().read_text().splitlines()
     ]
     from harness.adapters import MANIFEST
 
     sizes = {json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]["train_size"] for t in trials}
     assert sizes == {8}  # the sweep tuned at the size compare trains
     assert summaries[0].task == "twitter_fin_sentiment"
+    # Equal effort: the adapter sweep brought a prompt search of the same method and trial count.
+    search = manifest["tasks"]["twitter_fin_sentiment"]["search"]
+    assert search["prompt"]["method"] == "grid" and len(search["prompt"]["trials"]) == 2
+    assert len(search["adapter"]["trials"]) == 2
+    assert "Tuning budget: prompt search 2 trials" in summaries[0].verdict
+    assert "adapter sweep 2 trials" in summaries[0].verdict
 
 
 def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):

@@ -192,6 +192,9 @@ def compare(
     retention: Annotated[
         str | None, typer.Option(help="Other tasks to score the adapters on, comma-separated ('' for none).")
     ] = None,
+    search_trials: Annotated[
+        int, typer.Option(help="Without --plan: trials of the adapter sweep and of the prompt search each (0: none).")
+    ] = 4,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     from dataclasses import replace
@@ -203,7 +206,9 @@ def compare(
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
     sizes = _sizes(train_sizes)
-    p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,))
+    if search_trials < 0:
+        raise UserError(f"--search-trials must be 0 or more, got {search_trials}")
+    p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,), search_trials=search_trials)
     p = with_sizes(p, sizes)
     if retention is not None:
         from harness.plan import check_retention
@@ -242,56 +247,158 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
 @app.command()
 def sweep(
     task: str,
+    side: Annotated[str, typer.Option(help="adapter (training settings) | prompt (wording, shots, format)")] = "adapter",
     lr: Annotated[str | None, typer.Option(help="Values to try, comma-separated, e.g. 3e-4,1e-3.")] = None,
     epochs: Annotated[str | None, typer.Option()] = None,
     batch_size: Annotated[str | None, typer.Option()] = None,
     rank: Annotated[str | None, typer.Option()] = None,
     train_size: Annotated[str | None, typer.Option()] = None,
+    template: Annotated[str | None, typer.Option(help="Prompt side: templates (wordings), comma-separated.")] = None,
+    shots: Annotated[str | None, typer.Option(help="Prompt side: k values, e.g. 0,4,8.")] = None,
+    selection: Annotated[str | None, typer.Option(help="Prompt side: random,balanced,similar.")] = None,
+    cue: Annotated[str | None, typer.Option(help="Prompt side: answer cues separated by '|', e.g. '|Answer:'.")] = None,
+    label_order: Annotated[str | None, typer.Option(help="Prompt side: given,reversed,sorted,shuffled.")] = None,
+    constrained: Annotated[str | None, typer.Option(help="Prompt side: false,true.")] = None,
+    max_device_s: Annotated[
+        float | None, typer.Option(help="Prompt side: stop starting trials after this many device-seconds.")
+    ] = None,
     method: Annotated[str, typer.Option(help="grid | random | tpe (Optuna)")] = "random",
     trials: Annotated[int, typer.Option(help="Trial budget.")] = 4,
     seed: int = 0,
     val_limit: Annotated[int, typer.Option(help="Validation items each trial is scored on.")] = 100,
     executor: Annotated[str, typer.Option(help="sequential | ray")] = "sequential",
-    backend: Annotated[str, typer.Option(help="auto (vllm on CUDA, hf on CPU) | vllm | hf")] = "auto",
-    plan: Annotated[Path | None, typer.Option(help="Plan whose [task.sweep] and [task.train] to use.")] = None,
+    backend: Annotated[
+        str, typer.Option(help="auto (adapter side: vllm on CUDA, hf on CPU; prompt side: vllm) | vllm | hf | openai")
+    ] = "auto",
+    url: Annotated[str, typer.Option(help="Server URL for the openai backend.")] = "http://127.0.0.1:8000",
+    model: Annotated[str | None, typer.Option(help="Prompt side: the model to prompt (default: the plan's).")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Plan whose [task.sweep] / [task.prompt_search] to use.")] = None,
     usd_per_hour: Annotated[float, typer.Option(help="Device price for trial costs.")] = 2.0,
     results: Annotated[Path, typer.Option()] = Path("results/sweeps"),
 ) -> None:
-    """Search training settings; trials are scored on a validation split carved from training data."""
+    """Search training settings (--side adapter) or prompts (--side prompt); every trial is scored on
+    the validation split carved from training data, never on test items."""
     from harness import sweep as sw
     from harness.sweep_report import print_rich, write
     from harness.tasks import get_task
 
     get_task(task)
+    if side not in ("adapter", "prompt"):
+        raise UserError(f"--side must be adapter or prompt, got {side!r}")
+    if val_limit <= 0:
+        raise UserError(f"--val-limit must be positive, got {val_limit}")
     base: dict[str, Any] = {}
     raw: dict[str, Any] = {}
+    plan_model = None
     if plan is not None:
         from harness.plan import load_plan
 
-        tp = next((t for t in load_plan(plan).tasks if t.name == task), None)
+        loaded = load_plan(plan)
+        plan_model = loaded.model
+        tp = next((t for t in loaded.tasks if t.name == task), None)
         if tp is None:
             raise UserError(f"plan {plan} has no [[task]] named {task}")
-        base, raw = dict(tp.train), dict(tp.sweep.get("space", {}))
-        method, trials = tp.sweep.get("method", method), int(tp.sweep.get("trials", trials))
-    cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
-    raw.update({k: v for k, v in cli_space.items() if v})
-    space = sw.parse_space(raw)
-    folder, summary = sw.run(
-        task,
-        space,
-        method=method,
-        budget=trials,
-        seed=seed,
-        base=base,
-        val_limit=val_limit,
-        executor=executor,
-        backend=backend,
-        out_root=results,
-        on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}"),
-    )
+        section = tp.sweep if side == "adapter" else tp.prompt_search
+        base, raw = dict(tp.train), dict(section.get("space", {}))
+        method, trials = section.get("method", method), int(section.get("trials", trials))
+        if side == "prompt" and max_device_s is None:
+            max_device_s = section.get("max_device_s")
+    if side == "prompt":
+        prompt_cli = {
+            "template": template, "shots": shots, "selection": selection, "cue": cue,
+            "label_order": label_order, "constrained": constrained,
+        }  # fmt: skip
+        raw.update({k: v for k, v in prompt_cli.items() if v is not None})
+        folder, summary = _prompt_sweep(
+            task, raw, method, trials, seed, val_limit, max_device_s, backend, url, model or plan_model, results
+        )
+    else:
+        cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
+        raw.update({k: v for k, v in cli_space.items() if v})
+        space = sw.parse_space(raw)
+        folder, summary = sw.run(
+            task,
+            space,
+            method=method,
+            budget=trials,
+            seed=seed,
+            base=base,
+            val_limit=val_limit,
+            executor=executor,
+            backend=backend,
+            out_root=results,
+            on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}", markup=False),
+        )
     write(folder, summary, task, usd_per_hour)
     print_rich(summary, usd_per_hour)
     out.print(f"sweep: {folder / 'sweep.html'}")
+
+
+def _prompt_sweep(
+    task_name: str,
+    raw: dict[str, Any],
+    method: str,
+    trials: int,
+    seed: int,
+    val_limit: int,
+    max_device_s: float | None,
+    backend: str,
+    url: str,
+    model: str | None,
+    results: Path,
+) -> tuple[Path, Any]:
+    """`harness sweep TASK --side prompt`: every check before the model loads, then the search."""
+    from harness import data
+    from harness import prompt_search as ps
+    from harness.backends import check_backend, make_backend
+    from harness.cache import CachedBackend, ResponseCache
+    from harness.models import DEFAULT_MODEL, cache_root, content_hash, resolve
+    from harness.tasks import get_task
+
+    task = get_task(task_name)
+    kind = "vllm" if backend == "auto" else backend
+    check_backend(kind)
+    ps.check_budget(method, trials, max_device_s)
+    pool = data.shot_pool(task)
+    val = data.validation_items(task, val_limit)
+    space = ps.parse_space(task, raw or ps.default_space(task, len(pool)), len(pool))
+    model_dir = resolve(model or DEFAULT_MODEL)
+    from transformers import AutoTokenizer
+
+    from harness.backends.base import encode_chat
+    from harness.compare import DEFAULT_CONTEXT
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    points = ps.candidates(
+        task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), DEFAULT_CONTEXT, strict=bool(raw)
+    )
+    model_hash = content_hash(model_dir)
+    inner = make_backend(kind, model_dir, **({"url": url} if kind == "openai" else {}))
+    engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
+    from harness.compare import template_hashes
+
+    identity = {
+        "model": model_hash, "backend": kind, "templates": template_hashes(task),
+        "val": data.samples_hash(val), "pool": data.samples_hash(pool),
+    }  # fmt: skip
+    try:
+        return ps.run(
+            task,
+            space,
+            ps.PromptTrialRunner(task, val, pool, engine, seed),
+            method=method,
+            budget=trials,
+            seed=seed,
+            max_device_s=max_device_s,
+            identity=identity,
+            out_root=results,
+            space_points=points,
+            on_trial=lambda t: err.print(
+                f"trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
+            ),
+        )
+    finally:
+        engine.close()
 
 
 @app.command("data-check")

@@ -172,6 +172,17 @@ def compare(
         model_dir = resolve(plan.model)
         timings["model_s"] = round(time.perf_counter() - t0, 1)
         checks = {tp.name: data_check(tp.name, model_dir) for tp in plan.tasks}
+        points = {
+            name: search_points(
+                plan.tasks[[tp.name for tp in plan.tasks].index(name)],
+                space,
+                val_items[name],
+                pools[name],
+                model_dir,
+                int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT)),
+            )
+            for name, space in spaces.items()
+        }  # every point checked against the context before any training
         plan_for_manifest = plan
         plan, sweeps = run_sweeps(plan, results_root, timings)
         trained = train_adapters(plan, timings)
@@ -211,7 +222,8 @@ def compare(
                 variants = list(tp.variants)
                 if tp.name in spaces:
                     searched, facts = prompt_search(
-                        tp, task, spaces[tp.name], val_items[tp.name], pools[tp.name], backend, plan, results_root,
+                        tp, task, spaces[tp.name], points[tp.name], val_items[tp.name], pools[tp.name], backend, plan,
+                        results_root,
                         {"model": manifest["model_hash"], "backend": backend_kind,
                          "templates": manifest["tasks"][tp.name]["template_hashes_all"]},
                     )  # fmt: skip
@@ -233,8 +245,9 @@ def compare(
                     write_json(existing, manifest)
                     evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
                     evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
-            for job in retention_jobs(plan, trained, base=False):
-                evaluator(*job)
+                    for job in retention_jobs(plan, trained, base=False):  # while this adapter's engine is up
+                        if job[1][0].adapter == variant.adapter and job[1][0].name.startswith(f"retention[{tp.name}]"):
+                            evaluator(*job)
         finally:
             backend.close()
         write_json(existing, manifest)
@@ -287,10 +300,27 @@ def prompt_space(tp: Any, pool: Any) -> Any:
     return ps.parse_space(task, raw, len(pool))
 
 
+DEFAULT_CONTEXT = 4096  # the vLLM backend's max_model_len
+
+
+def search_points(tp: Any, space: Any, val: Any, pool: Any, model_dir: Path, max_len: int) -> list[dict[str, Any]]:
+    from transformers import AutoTokenizer
+
+    from harness import prompt_search as ps
+    from harness.backends.base import encode_chat
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    strict = bool(tp.prompt_search.get("space"))  # a space the user wrote: refuse, never drop silently
+    return ps.candidates(
+        get_task(tp.name), space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict
+    )
+
+
 def prompt_search(
     tp: Any,
     task: Any,
     space: Any,
+    space_points: list[dict[str, Any]],
     val: Any,
     pool: Any,
     backend: Any,
@@ -315,6 +345,7 @@ def prompt_search(
         max_device_s=cfg.get("max_device_s"),
         identity={**identity, "val": data_mod.samples_hash(val), "pool": data_mod.samples_hash(pool)},
         out_root=results_root / "sweeps",
+        space_points=space_points,
         on_trial=lambda t: console.print(
             f"  trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
         ),
@@ -445,19 +476,15 @@ def build_manifest(
     for tp in plan.tasks:
         task = get_task(tp.name)
         templates = {v.template for v in tp.variants} | {f["template"] for _, f in trained[tp.name]}
-        template_hashes, all_hashes = {}, {}
-        for t in sorted(task.templates):
-            src = Path(load_template(task, t).filename or "")
-            all_hashes[t] = file_sha256(src)[:16] if src.is_file() else "?"
-            if t in templates:
-                template_hashes[t] = all_hashes[t]
+        all_hashes = template_hashes(task)
+        used = {t: h for t, h in all_hashes.items() if t in templates}
         overlaps = data_mod.overlap(task, pools[tp.name], items[tp.name], ("train", "test"))
         tasks[tp.name] = {
             "version": task.version, "kind": task.kind, "metrics": list(task.metrics), "labels": list(task.labels),
             "test_split": task.test_split, "train_split": task.train_split, "n_items": len(items[tp.name]),
             "test_data_hash": data_mod.samples_hash(items[tp.name]),
             "train_data_hash": data_mod.samples_hash(pools[tp.name]),
-            "template_hashes": template_hashes, "template_hashes_all": all_hashes,
+            "template_hashes": used, "template_hashes_all": all_hashes,
             "variants": [asdict(v) for v in tp.variants],
             "adapters": {v.name: f for v, f in trained[tp.name]},
             "train_test_duplicates": len(overlaps.duplicates),
@@ -470,6 +497,15 @@ def build_manifest(
         "model": plan.model, "model_dir": str(model_dir), "model_hash": content_hash(model_dir),
         "backend": backend_kind, "seed": plan.seed, "prices": asdict(plan.prices), "tasks": tasks,
     }  # fmt: skip
+
+
+def template_hashes(task: Any) -> dict[str, str]:
+    """Every template of the task by content hash: an edited wording changes what it names."""
+    out = {}
+    for t in sorted(task.templates):
+        src = Path(load_template(task, t).filename or "")
+        out[t] = file_sha256(src)[:16] if src.is_file() else "?"
+    return out
 
 
 def with_sizes(plan: Plan, sizes: tuple[int, ...] | None) -> Plan:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from harness.errors import UserError, closest
 from harness.prompts import LABEL_ORDERS, SELECTIONS
 from harness.run import Variant
-from harness.sweep import METHODS, Space, SweepSummary, Trial, grid, random_configs, summarise
+from harness.sweep import METHODS, Space, SweepSummary, Trial, grid, summarise
 from harness.tasks import Task
 
 SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
@@ -127,6 +128,64 @@ def variant_of(params: Mapping[str, Any], name: str = "searched") -> Variant:
     )
 
 
+def canonical(params: Mapping[str, Any]) -> str:
+    """Settings that render the same prompts are one candidate (selection means nothing at k = 0)."""
+    v = variant_of(params)
+    return json.dumps([v.template, v.shots, v.selection, v.constrained, v.cue, v.label_order])
+
+
+TokenCounter = Callable[[Sequence[Any]], int]  # chat messages -> prompt tokens
+
+
+def candidates(
+    task: Task,
+    space: Space,
+    val: Sequence[Any],
+    pool: Sequence[Any],
+    count_tokens: TokenCounter | None = None,
+    max_len: int = 4096,
+    strict: bool = True,
+) -> list[dict[str, Any]]:
+    """The space's distinct points that fit the model's context.
+
+    The bound is conservative: the longest validation item with the k longest pool rows as shots
+    (whatever the selection picks is no longer), plus the answer budget. `strict` (a space the user
+    wrote) refuses a point over the context with one line; the default space just leaves it out."""
+    from harness import prompts
+
+    seen: dict[str, dict[str, Any]] = {}
+    for params in grid(space):
+        seen.setdefault(canonical(params), params)
+    points = list(seen.values())
+    if count_tokens is None or not val:
+        return points
+
+    def size(s: Any) -> int:
+        return sum(len(str(v)) for v in s.fields.values())
+
+    worst = max(val, key=size)
+    longest = sorted(pool, key=size, reverse=True)
+    fits: dict[tuple[str, int, str, str], int] = {}
+    out = []
+    for params in points:
+        v = variant_of(params)
+        key = (v.template, v.shots, v.cue, v.label_order)
+        if key not in fits:
+            fmt = prompts.PromptFormat(v.cue, v.label_order)
+            messages = prompts.render(task, v.template, worst, longest[: v.shots], fmt)
+            fits[key] = count_tokens(messages) + prompts.max_tokens_for(task, v.template, worst)
+        if fits[key] <= max_len:
+            out.append(params)
+        elif strict:
+            raise UserError(
+                f"prompt search: template {v.template} with {v.shots} shots needs up to {fits[key]} tokens, over "
+                f"the model's context of {max_len}; search fewer shots or a shorter template"
+            )
+    if not out:
+        raise UserError(f"prompt search: no point of the space fits the model's context of {max_len} tokens")
+    return out
+
+
 def search_id(task: str, space: Space, method: str, budget: int, seed: int, identity: Mapping[str, Any]) -> str:
     """Everything that decides the trials' answers names the folder: an edited template, other
     validation items or another model start a fresh search instead of mixing old answers in."""
@@ -174,10 +233,11 @@ def run(
     identity: Mapping[str, Any] | None = None,
     out_root: Path = Path("results/sweeps"),
     on_trial: Callable[[Trial], None] | None = None,
+    space_points: Sequence[dict[str, Any]] | None = None,
 ) -> tuple[Path, SweepSummary]:
-    """Run (or resume) a prompt search; returns its folder and summary (the adapter sweep's)."""
+    """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
+    distinct point of the space); returns its folder and summary (the adapter sweep's)."""
     from harness.results import SampleWriter, read_samples, write_json
-    from harness.sweep import _tpe
 
     check_budget(method, budget, max_device_s)
     folder = out_root / search_id(task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s})
@@ -198,11 +258,12 @@ def run(
         if on_trial:
             on_trial(trial)
 
+    points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
     try:
         if method == "tpe":
-            _tpe(space, budget, seed, done, runner, record, "sequential", stop=spent)
+            _tpe(space, points, budget, seed, done, runner, record, spent)
         else:
-            configs = grid(space)[:budget] if method == "grid" else random_configs(space, budget, seed)
+            configs = points[:budget] if method == "grid" else random.Random(seed).sample(points, min(budget, len(points)))
             for i, params in enumerate(configs):
                 key = json.dumps(params, sort_keys=True)
                 if key in done:
@@ -221,6 +282,41 @@ def run(
         },
     )  # fmt: skip
     return folder, summary
+
+
+def _tpe(
+    space: Space,
+    points: Sequence[dict[str, Any]],
+    budget: int,
+    seed: int,
+    done: Mapping[str, Trial],
+    runner: Callable[[int, dict[str, Any]], Trial],
+    record: Callable[[Trial], None],
+    spent: Callable[[], bool],
+) -> None:
+    """Optuna TPE over the space; a proposal outside `points` (over the context, or a duplicate
+    prompt) is told as failed and costs no trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
+    }
+    allowed = {json.dumps(p, sort_keys=True) for p in points}
+    number, asked = 0, 0
+    while number < min(budget, len(allowed)) and asked < 50 * budget and not spent():
+        asked += 1
+        ot = study.ask(dists)
+        key = json.dumps(dict(ot.params), sort_keys=True)
+        if key not in allowed:
+            study.tell(ot, state=optuna.trial.TrialState.FAIL)
+            continue
+        trial = done.get(key) or runner(number, dict(ot.params))
+        study.tell(ot, trial.metric)
+        record(trial)
+        allowed.discard(key)
+        number += 1
 
 
 def check_budget(method: str, budget: int, max_device_s: float | None) -> None:

@@ -224,7 +224,6 @@ def _tpe(
     evaluate: Callable[..., Trial],
     record: Callable[[Trial], None],
     executor: str,
-    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     import optuna
 
@@ -234,7 +233,7 @@ def _tpe(
         n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
     }
     number = 0
-    while number < budget and not stop():
+    while number < budget:
         batch = []
         parallel = (os.cpu_count() or 1) if executor == "ray" else 1
         for _ in range(min(budget - number, parallel)):

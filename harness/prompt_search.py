@@ -304,8 +304,8 @@ def _tpe(
         n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
     }
     allowed = {json.dumps(p, sort_keys=True) for p in points}
-    number, asked = 0, 0
-    while number < min(budget, len(allowed)) and asked < 50 * budget and not spent():
+    number, asked, limit = 0, 0, min(budget, len(allowed))
+    while number < limit and asked < 50 * budget and not spent():
         asked += 1
         ot = study.ask(dists)
         key = json.dumps(dict(ot.params), sort_keys=True)

@@ -156,7 +156,11 @@ trials = 2
     assert adapter["config"]["lr"] == found["best"]["lr"] and adapter["config"]["train_size"] == 8
     trials = [
         json.loads(x)
-        for x in (tmp_path / "results" / "sweeps").glob("twitter_fin_sentiment-*/trials.jsonl").__next__().read_text().splitlines()
+        for x in (tmp_path / "results" / "sweeps")
+        .glob("twitter_fin_sentiment-*/trials.jsonl")
+        .__next__()
+        .read_text()
+        .splitlines()
     ]
     from harness.adapters import MANIFEST
 

@@ -193,6 +193,9 @@ def summarise_task(
     verdict = f"{verdict} {budget}".strip()
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
     note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
+    covered = (info.get("validation") or {}).get("labels_covered")
+    if covered and selection.on == "validation":
+        note += f" The validation items cover {covered[0]} of {covered[1]} labels."
     combined = ""
     if selection.combined and best_adapter:
         combined = combined_sentence(metric, selection.combined, best_prompt, best_adapter, aligned, labels, seed, estimates)

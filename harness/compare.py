@@ -398,7 +398,9 @@ def validation_facts(task: Any, val: Any) -> dict[str, Any]:
         "items": [s.id for s in val],
         "data_hash": data_mod.samples_hash(val),
         "labels_covered": list(coverage) if coverage else None,
-        "source": f"{task.train_split} split, stratified carve-out (seed {data_mod.VALIDATION_SEED})",
+        "source": f"{task.val_split} split"
+        if task.val_split
+        else f"{task.train_split} split, stratified carve-out (seed {data_mod.VALIDATION_SEED})",
     }
 
 

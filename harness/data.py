@@ -187,14 +187,22 @@ def carve_validation(
     validation never overlaps test. It is a stratified, seeded sample returned in
     `stratified_order`, so any prefix (val[:100]) still covers the labels in proportion.
     Deterministic: the same for every run seed."""
+    labelled = bool(task.labels) and task.kind in ("classification", "multiple_choice")
+    test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
+    if task.val_split:  # the task's own dev split: nothing is carved from training rows
+        dev = [
+            s
+            for s in load_split(task, task.val_split)
+            if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys
+        ]
+        n = VALIDATION_MAX if size is None else size
+        return tuple(pool), stratified_order(dev, VALIDATION_SEED, by_label=labelled)[:n]
     n = min(VALIDATION_MAX, len(pool) // 10) if size is None else size
     if n <= 0:
         return tuple(pool), ()
-    test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
     eligible = [s for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys]
     if not eligible:
         return tuple(pool), ()
-    labelled = bool(task.labels) and task.kind in ("classification", "multiple_choice")
     val = stratified_order(eligible, VALIDATION_SEED, by_label=labelled)[: min(n, len(eligible))]
     ids = {s.id for s in val}
     return tuple(s for s in pool if s.id not in ids), val
@@ -205,8 +213,12 @@ def validation_items(task: Task, limit: int | None = None) -> tuple[Sample, ...]
     _, val = carve_validation(task, load_split(task, task.train_split), load_split(task, task.test_split))
     if not val:
         raise UserError(
-            f"{task.name} has no validation rows to select on: its training split "
-            f"({task.train_split}) is too small for a carve-out (needs at least 10 rows)"
+            f"{task.name} has no validation rows to select on: "
+            + (
+                f"its {task.val_split} split is empty"
+                if task.val_split
+                else f"its training split ({task.train_split}) is too small for a carve-out (needs at least 10 rows)"
+            )
         )
     return val[:limit] if limit else val
 

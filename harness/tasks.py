@@ -45,6 +45,7 @@ class Task:
     required_fields: tuple[str, ...] = ()  # local-schema fields every row must have
     input_field: str = "text"  # what `similar` few-shot selection and overlap checks compare
     adapter_template: str = "zero_shot"  # the prompt an adapter is trained and served with
+    val_split: str | None = None  # a dev split to select on; without one, a carve-out of train_split
     prompts_dir: Path | None = None  # filled in by the registry
 
     @property

@@ -34,6 +34,7 @@ TASK = Task(
     to_sample=to_sample,
     test_split="test",
     train_split="train",
+    val_split="dev",  # the official dev split: every selection is made on it
     metrics=("rougeL", "rouge1", "rouge2"),
     hub=HubSource("allenai/scitldr", "Abstract", {"train": "train", "dev": "validation", "test": "test"}, _from_hub),
     max_tokens=64,

@@ -137,6 +137,14 @@ ROWS: dict[str, dict[str, list[dict]]] = {
                 "summaries": ["Loss-based reweighting makes classifiers robust to label noise."],
             },
         ],
+        "dev": [
+            {
+                "id": "s-dv-1",
+                "title": "Cheap Retrieval",
+                "abstract": "We index passages with hashed n-grams. Retrieval is ten times faster at a small recall cost.",
+                "summaries": ["Hashed n-gram indexes make retrieval ten times faster."],
+            },
+        ],
         "test": [
             {
                 "id": "s-te-1",

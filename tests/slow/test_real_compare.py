@@ -19,10 +19,11 @@ def _cli(args, env=None, timeout=900):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def _plan(tmp: Path, sizes: str, variants: str, limit: int) -> Path:
+def _plan(tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "") -> Path:
     p = tmp / "plan.toml"
     p.write_text(f"""name = "slow"
 limit = {limit}
+val_limit = {val_limit}
 [[task]]
 name = "twitter_fin_sentiment"
 train_sizes = [{sizes}]
@@ -32,16 +33,26 @@ epochs = 1
 lr = 2e-3
 rank = 8
 alpha = 16
-""")
+{extra}""")
     return p
 
 
+def _metric(records, variant):
+    rs = [r for r in records if r["variant"] == variant]
+    return sum(r["scores"]["correct"] for r in rs) / len(rs)
+
+
 def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
+    """A 6-trial prompt search and every arm scored on 24 validation items; the verdict compares
+    the arms validation chose, whatever their test scores."""
     plan = _plan(
         tmp_path,
         "32",
         "{name = 'zero_shot', template = 'zero_shot'}, {name = 'constrained', template = 'zero_shot', constrained = true}",
         30,
+        24,
+        "[task.prompt_search]\nmethod = 'random'\ntrials = 6\nshots = [0, 2]\ntemplate = ['zero_shot', 'short']\n"
+        "cue = ['', 'Answer:']\nconstrained = [false, true]\n",
     )
     args = ["compare", "--plan", str(plan), "--results", str(tmp_path / "res"), "--run-id", "r", "--retention", ""]
     done = _cli(args)
@@ -53,21 +64,47 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     task = manifest["tasks"]["twitter_fin_sentiment"]
     assert task["n_items"] == 30 and task["test_data_hash"] and task["template_hashes"]["zero_shot"]
     assert task["adapters"]["lora_n32"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543
+    assert task["validation"]["n_items"] == 24 and task["validation"]["labels_covered"] == [3, 3]
+    assert not set(task["validation"]["items"]) & set(task["test_items"])
     records = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
-    assert len(records) == 90 and len({(r["item"], r["variant"]) for r in records}) == 90
+    val_records = [json.loads(x) for x in (run / "validation.jsonl").read_text().splitlines()]
+    arms = {r["variant"] for r in records}
+    assert {"zero_shot", "constrained", "lora_n32", "lora_n32+constrained"} <= arms
+    assert arms == {r["variant"] for r in val_records}
+    assert len(records) == 30 * len(arms) and len({(r["item"], r["variant"]) for r in records}) == len(records)
+    assert {r["item"] for r in val_records} == set(task["validation"]["items"])
     assert all(r["prompt_tokens"] > 10 and r["latency_s"] > 0 for r in records)
-    constrained = [r for r in records if r["variant"] == "constrained"]
+    constrained = [r for r in records if r["variant"] in ("constrained", "lora_n32+constrained")]
     assert all(r["output"] in ("Bearish", "Bullish", "Neutral") for r in constrained)
+    # The search's trials were scored on the validation items: its best trial, evaluated again as
+    # an arm by the runner, must score what the search measured.
+    search = task["search"]["prompt"]
+    assert len(search["trials"]) == 6
+    best = max(search["trials"], key=lambda t: t["metric"])
+    assert search["best_metric"] == best["metric"]
+    searched = next((v for v in task["variants"] if v["name"] == "searched"), None)
+    if searched is not None:
+        assert _metric(val_records, "searched") == pytest.approx(best["metric"])
+    # The verdict's prompt is the validation winner among prompt arms, not the test winner.
+    prompt_arms = [v["name"] for v in task["variants"]]
+    val_best = max(_metric(val_records, v) for v in prompt_arms)
     metrics = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]
-    assert metrics["verdict"] and metrics["best_prompt"] in ("zero_shot", "constrained")
+    assert _metric(val_records, metrics["best_prompt"]) == val_best
+    assert metrics["selection"]["on"] == "validation" and metrics["selection"]["n_val_items"] == 24
+    assert metrics["best_adapter"] in {"lora_n32", "lora_n32+constrained"}
+    assert _metric(val_records, metrics["best_adapter"]) == max(
+        _metric(val_records, v) for v in ("lora_n32", "lora_n32+constrained")
+    )
+    assert metrics["verdict"] and "Tuning budget: prompt search 6 trials" in metrics["verdict"]
     assert "Verdict" in (run / "report.md").read_text() and "data:image/png" in (run / "report.html").read_text()
+    assert "Chosen on 24 validation items" in (run / "report.md").read_text()
     assert "Verdict:" in done.stdout + done.stderr
 
     start = time.perf_counter()
-    again = _cli(args)  # unchanged: every record and adapter exists, no engine starts
-    assert again.returncode == 0 and time.perf_counter() - start < 60
+    again = _cli(args)  # unchanged: every record, trial and adapter exists, no engine starts
+    assert again.returncode == 0 and time.perf_counter() - start < 90
     assert json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"] == metrics
-    assert len((run / "samples.jsonl").read_text().splitlines()) == 90
+    assert len((run / "samples.jsonl").read_text().splitlines()) == len(records)
 
     rebuilt = _cli(["report", str(run), "--out", str(tmp_path / "rebuilt")])
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
@@ -77,7 +114,7 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
 
 
 def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
-    plan = _plan(tmp_path, "", "{name = 'zero_shot', template = 'zero_shot'}", 16)
+    plan = _plan(tmp_path, "", "{name = 'zero_shot', template = 'zero_shot'}", 16, 4)
     base = [
         "compare",
         "--plan",
@@ -94,7 +131,9 @@ def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
     killed = _cli([*base, "--run-id", "k"], env={"HARNESS_FAULT": "after-batch:2"})
     assert killed.returncode == -9
-    assert len((tmp_path / "res" / "k" / "samples.jsonl").read_text().splitlines()) == 8
+    # One validation batch (4 items), then one test batch, then the kill.
+    assert len((tmp_path / "res" / "k" / "validation.jsonl").read_text().splitlines()) == 4
+    assert len((tmp_path / "res" / "k" / "samples.jsonl").read_text().splitlines()) == 4
     resumed = _cli([*base, "--run-id", "k"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 

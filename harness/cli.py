@@ -70,6 +70,8 @@ def preview(
     n: Annotated[int, typer.Option("-n", help="How many test items.")] = 1,
     seed: int = 0,
     model: Annotated[str, typer.Option(help="Model whose tokenizer counts tokens.")] = "smollm2-135m-instruct",
+    cue: Annotated[str, typer.Option(help="A line appended to every user turn, e.g. 'Answer:'.")] = "",
+    label_order: Annotated[str, typer.Option(help="given | reversed | sorted | shuffled")] = "given",
 ) -> None:
     """Show exactly the messages a model will see, with token counts."""
     from harness import data, prompts
@@ -80,7 +82,9 @@ def preview(
     items = data.test_items(t, n, seed)
     pool = data.shot_pool(t) if shots else ()
     selector = prompts.ShotSelector(t, pool, shots, selection, seed) if shots else None
-    rendered = [(s, prompts.render(t, template, s, selector.select(s) if selector else ())) for s in items]
+    fmt = prompts.PromptFormat(cue, label_order, seed)
+    fmt.labels(t.labels)  # an unknown order is refused before anything renders
+    rendered = [(s, prompts.render(t, template, s, selector.select(s) if selector else (), fmt)) for s in items]
     tokenizer = _tokenizer(model)
     for s, messages in rendered:
         out.rule(f"{t.name} / {template} / item {s.id} (gold: {s.target})")

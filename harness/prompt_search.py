@@ -157,13 +157,27 @@ def candidates(
     for params in grid(space):
         seen.setdefault(canonical(params), params)
     points = list(seen.values())
-    if count_tokens is None or not val:
+    if not val:
         return points
 
     def size(s: Any) -> int:
         return sum(len(str(v)) for v in s.fields.values())
 
     worst = max(val, key=size)
+    # A template that never shows the label list renders the same prompt in every label order:
+    # one candidate, so no trial is spent on a prompt already scored.
+    lists_labels = {
+        t: prompts.render(task, t, worst, (), prompts.PromptFormat(label_order="given"))
+        != prompts.render(task, t, worst, (), prompts.PromptFormat(label_order="reversed"))
+        for t in {str(p.get("template", "zero_shot")) for p in points}
+    }
+    distinct: dict[str, dict[str, Any]] = {}
+    for params in points:
+        v = variant_of(params)
+        distinct.setdefault(canonical({**params, "label_order": v.label_order if lists_labels[v.template] else "-"}), params)
+    points = list(distinct.values())
+    if count_tokens is None:
+        return points
     longest = sorted(pool, key=size, reverse=True)
     fits: dict[tuple[str, int, str, str], int] = {}
     out = []
@@ -240,7 +254,11 @@ def run(
     from harness.results import SampleWriter, read_samples, write_json
 
     check_budget(method, budget, max_device_s)
-    folder = out_root / search_id(task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s})
+    points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
+    digest = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:12]
+    folder = out_root / search_id(
+        task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s, "points": digest}
+    )
     log = folder / "trials.jsonl"
     done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(log)}
     trials: list[Trial] = list(done.values())
@@ -258,7 +276,6 @@ def run(
         if on_trial:
             on_trial(trial)
 
-    points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
     try:
         if method == "tpe":
             _tpe(space, points, budget, seed, done, runner, record, spent)

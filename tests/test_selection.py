@@ -255,6 +255,12 @@ def test_candidates_dedupe_and_respect_the_context():
         ps.candidates(task, space, val, pool, words, max_len=300, strict=True)
     kept = ps.candidates(task, space, val, pool, words, max_len=300, strict=False)
     assert [p["shots"] for p in kept] == [0]
+    # Label order is a candidate only for templates that show the label list.
+    orders = ps.parse_space(task, {"template": ["zero_shot", "short"], "label_order": ["given", "reversed"]}, 10)
+    points = ps.candidates(task, orders, val, pool)
+    assert sorted((p["template"], p["label_order"]) for p in points) == [
+        ("short", "given"), ("zero_shot", "given"), ("zero_shot", "reversed")
+    ]  # fmt: skip
 
 
 def test_prompt_search_picks_its_best_validation_trial_and_resumes(rows_task, tmp_path):

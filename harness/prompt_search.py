@@ -20,7 +20,7 @@ from typing import Any
 from harness.errors import UserError, closest
 from harness.prompts import LABEL_ORDERS, SELECTIONS
 from harness.run import Variant
-from harness.sweep import METHODS, Space, SweepSummary, Trial, grid, summarise
+from harness.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
 from harness.tasks import Task
 
 SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
@@ -251,7 +251,7 @@ def run(
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
     distinct point of the space); returns its folder and summary (the adapter sweep's)."""
-    from harness.results import SampleWriter, read_samples, write_json
+    from harness.results import write_json
 
     check_budget(method, budget, max_device_s)
     points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
@@ -259,22 +259,11 @@ def run(
     folder = out_root / search_id(
         task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s, "points": digest}
     )
-    log = folder / "trials.jsonl"
-    done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(log)}
-    trials: list[Trial] = list(done.values())
-    writer = SampleWriter(log)
+    log = TrialLog(folder / "trials.jsonl", on_trial)
+    done, trials, record = log.done, log.trials, log.record
 
     def spent() -> bool:
         return max_device_s is not None and sum(t.device_s for t in trials) >= max_device_s
-
-    def record(trial: Trial) -> None:
-        key = json.dumps(trial.params, sort_keys=True)
-        if key not in done:
-            done[key] = trial
-            trials.append(trial)
-            writer.append([asdict(trial)])
-        if on_trial:
-            on_trial(trial)
 
     try:
         if method == "tpe":
@@ -289,7 +278,7 @@ def run(
                     break
                 record(runner(i, params))
     finally:
-        writer.close()
+        log.close()
     summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
     write_json(
         folder / "sweep.json",

@@ -131,6 +131,31 @@ def heatmap(trials: Sequence[Trial], x: str, y: str) -> dict[tuple[Any, Any], fl
     return {k: statistics.fmean(v) for k, v in cells.items()}
 
 
+class TrialLog:
+    """A search's trials.jsonl: finished trials by settings, each appended (fsynced) as it finishes,
+    so an interrupted search resumes and a trial is never recorded twice."""
+
+    def __init__(self, path: Path, on_trial: Callable[[Trial], None] | None = None):
+        from harness.results import SampleWriter, read_samples
+
+        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path)}
+        self.trials: list[Trial] = list(self.done.values())
+        self.on_trial = on_trial
+        self._writer = SampleWriter(path)
+
+    def record(self, trial: Trial) -> None:
+        key = json.dumps(trial.params, sort_keys=True)
+        if key not in self.done:
+            self.done[key] = trial
+            self.trials.append(trial)
+            self._writer.append([asdict(trial)])
+        if self.on_trial:
+            self.on_trial(trial)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def sweep_id(task: str, space: Space, method: str, budget: int, seed: int, base: Mapping[str, Any]) -> str:
     payload = json.dumps([task, asdict(space), method, budget, seed, dict(base)], sort_keys=True, default=str)
     return f"{task}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
@@ -151,7 +176,7 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a sweep; returns its folder and summary."""
-    from harness.results import SampleWriter, read_samples, write_json
+    from harness.results import write_json
     from harness.tasks import get_task
     from harness.train.config import from_mapping
 
@@ -168,19 +193,8 @@ def run(
     if executor == "ray":
         _require_ray()
     folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {})
-    log = folder / "trials.jsonl"
-    done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(log)}
-    writer = SampleWriter(log)
-    trials: list[Trial] = list(done.values())
-
-    def record(trial: Trial) -> None:
-        key = json.dumps(trial.params, sort_keys=True)
-        if key not in done:
-            done[key] = trial
-            trials.append(trial)
-            writer.append([asdict(trial)])
-        if on_trial:
-            on_trial(trial)
+    log = TrialLog(folder / "trials.jsonl", on_trial)
+    done, trials, record = log.done, log.trials, log.record
 
     evaluate = _TrialRunner(task.name, base_cfg, val_limit, backend)
     try:
@@ -192,7 +206,7 @@ def run(
             for trial in _execute(evaluate, todo, executor):
                 record(trial)
     finally:
-        writer.close()
+        log.close()
     summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
     write_json(
         folder / "sweep.json",

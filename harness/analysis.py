@@ -198,7 +198,7 @@ def summarise_task(
         note += f" The validation items cover {covered[0]} of {covered[1]} labels."
     combined = ""
     if selection.combined and best_adapter:
-        combined = combined_sentence(metric, selection.combined, best_prompt, best_adapter, aligned, labels, seed, estimates)
+        combined = combined_sentence(metric, selection.combined, best_prompt, best_adapter, aligned, labels, seed)
     confusion = {v: confusion_counts(aligned[v]) for v in aligned} if labels and info.get("kind") == "classification" else {}
     disagreements: tuple[dict[str, Any], ...] = ()
     if best_adapter:
@@ -244,7 +244,6 @@ def combined_sentence(
     aligned: Mapping[str, Sequence[Mapping[str, Any]]],
     labels: Sequence[str],
     seed: int,
-    estimates: Mapping[str, Estimate],
 ) -> str:
     """Prompting and fine-tuning are not exclusive: does the adapter served with the selected
     prompt beat both the adapter and the prompt on their own (paired, on test)?"""

@@ -351,11 +351,13 @@ def _prompt_sweep(
     model: str | None,
     results: Path,
 ) -> tuple[Path, Any]:
-    """`harness sweep TASK --side prompt`: every check before the model loads, then the search."""
+    """`harness sweep TASK --side prompt`: every check before the model loads, then the search
+    exactly as compare runs it (same folder naming, so the two share finished trials)."""
     from harness import data
     from harness import prompt_search as ps
     from harness.backends import check_backend, make_backend
     from harness.cache import CachedBackend, ResponseCache
+    from harness.compare import DEFAULT_CONTEXT, prompt_search, search_points, template_hashes
     from harness.models import DEFAULT_MODEL, cache_root, content_hash, resolve
     from harness.tasks import get_task
 
@@ -367,40 +369,15 @@ def _prompt_sweep(
     val = data.validation_items(task, val_limit)
     space = ps.parse_space(task, raw or ps.default_space(task, len(pool)), len(pool))
     model_dir = resolve(model or DEFAULT_MODEL)
-    from transformers import AutoTokenizer
-
-    from harness.backends.base import encode_chat
-    from harness.compare import DEFAULT_CONTEXT
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    points = ps.candidates(
-        task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), DEFAULT_CONTEXT, strict=bool(raw)
-    )
+    points = search_points(task, space, val, pool, model_dir, DEFAULT_CONTEXT, strict=bool(raw))
     model_hash = content_hash(model_dir)
     inner = make_backend(kind, model_dir, **({"url": url} if kind == "openai" else {}))
     engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
-    from harness.compare import template_hashes
-
-    identity = {
-        "model": model_hash, "backend": kind, "templates": template_hashes(task),
-        "val": data.samples_hash(val), "pool": data.samples_hash(pool),
-    }  # fmt: skip
+    cfg = {"method": method, "trials": trials, "max_device_s": max_device_s}
+    identity = {"model": model_hash, "backend": kind, "templates": template_hashes(task)}
     try:
-        return ps.run(
-            task,
-            space,
-            ps.PromptTrialRunner(task, val, pool, engine, seed),
-            method=method,
-            budget=trials,
-            seed=seed,
-            max_device_s=max_device_s,
-            identity=identity,
-            out_root=results,
-            space_points=points,
-            on_trial=lambda t: err.print(
-                f"trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
-            ),
-        )
+        _, facts, summary = prompt_search(task, cfg, space, points, val, pool, engine, seed, results, identity)
+        return Path(facts["folder"]), summary
     finally:
         engine.close()
 

@@ -172,16 +172,19 @@ def compare(
         model_dir = resolve(plan.model)
         timings["model_s"] = round(time.perf_counter() - t0, 1)
         checks = {tp.name: data_check(tp.name, model_dir) for tp in plan.tasks}
+        max_len = int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT))
         points = {
-            name: search_points(
-                plan.tasks[[tp.name for tp in plan.tasks].index(name)],
-                space,
-                val_items[name],
-                pools[name],
+            tp.name: search_points(
+                get_task(tp.name),
+                spaces[tp.name],
+                val_items[tp.name],
+                pools[tp.name],
                 model_dir,
-                int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT)),
+                max_len,
+                strict=bool(tp.prompt_search.get("space")),
             )
-            for name, space in spaces.items()
+            for tp in plan.tasks
+            if tp.name in spaces
         }  # every point checked against the context before any training
         plan_for_manifest = plan
         plan, sweeps = run_sweeps(plan, results_root, timings)
@@ -221,9 +224,9 @@ def compare(
                 task = get_task(tp.name)
                 variants = list(tp.variants)
                 if tp.name in spaces:
-                    searched, facts = prompt_search(
-                        tp, task, spaces[tp.name], points[tp.name], val_items[tp.name], pools[tp.name], backend, plan,
-                        results_root,
+                    searched, facts, _ = prompt_search(
+                        task, tp.prompt_search, spaces[tp.name], points[tp.name], val_items[tp.name], pools[tp.name],
+                        backend, plan.seed, results_root / "sweeps",
                         {"model": manifest["model_hash"], "backend": backend_kind,
                          "templates": manifest["tasks"][tp.name]["template_hashes_all"]},
                     )  # fmt: skip
@@ -237,6 +240,7 @@ def compare(
                 manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
             for job in retention_jobs(plan, trained, base=True):
                 evaluator(*job)
+            adapter_retention = retention_jobs(plan, trained, base=False)
             for tp in plan.tasks:
                 task = get_task(tp.name)
                 for variant, facts in trained[tp.name]:
@@ -245,8 +249,8 @@ def compare(
                     write_json(existing, manifest)
                     evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
                     evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
-                    for job in retention_jobs(plan, trained, base=False):  # while this adapter's engine is up
-                        if job[1][0].adapter == variant.adapter and job[1][0].name.startswith(f"retention[{tp.name}]"):
+                    for job in adapter_retention:  # while this adapter's engine is up
+                        if job[1][0].adapter == variant.adapter:
                             evaluator(*job)
         finally:
             backend.close()
@@ -303,54 +307,56 @@ def prompt_space(tp: Any, pool: Any) -> Any:
 DEFAULT_CONTEXT = 4096  # the vLLM backend's max_model_len
 
 
-def search_points(tp: Any, space: Any, val: Any, pool: Any, model_dir: Path, max_len: int) -> list[dict[str, Any]]:
+def search_points(
+    task: Any, space: Any, val: Any, pool: Any, model_dir: Path, max_len: int, strict: bool
+) -> list[dict[str, Any]]:
+    """The space's candidates, checked against the context with the model's own tokenizer.
+    `strict`: a space the user wrote, where a point over the context is refused, never dropped."""
     from transformers import AutoTokenizer
 
     from harness import prompt_search as ps
     from harness.backends.base import encode_chat
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    strict = bool(tp.prompt_search.get("space"))  # a space the user wrote: refuse, never drop silently
-    return ps.candidates(
-        get_task(tp.name), space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict
-    )
+    return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
 
 
 def prompt_search(
-    tp: Any,
     task: Any,
+    cfg: dict[str, Any],
     space: Any,
     space_points: list[dict[str, Any]],
     val: Any,
     pool: Any,
     backend: Any,
-    plan: Plan,
-    results_root: Path,
+    seed: int,
+    out_root: Path,
     identity: dict[str, Any],
-) -> tuple[Variant, dict[str, Any]]:
-    """Search prompts on the validation items; returns the best trial as a variant, and its facts."""
+) -> tuple[Variant, dict[str, Any], Any]:
+    """Search prompts on the validation items (compare and `sweep --side prompt` alike); returns the
+    best trial as a variant, the facts the manifest keeps, and the summary. `identity` (model,
+    backend, template hashes) and the items' hashes name the search folder."""
     from harness import prompt_search as ps
 
-    cfg = tp.prompt_search
     console.print(
         f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {cfg['trials']} trials on {len(val)} validation items"
     )
     folder, summary = ps.run(
         task,
         space,
-        ps.PromptTrialRunner(task, val, pool, backend, plan.seed),
+        ps.PromptTrialRunner(task, val, pool, backend, seed),
         method=cfg["method"],
         budget=int(cfg["trials"]),
-        seed=plan.seed,
+        seed=seed,
         max_device_s=cfg.get("max_device_s"),
         identity={**identity, "val": data_mod.samples_hash(val), "pool": data_mod.samples_hash(pool)},
-        out_root=results_root / "sweeps",
+        out_root=out_root,
         space_points=space_points,
         on_trial=lambda t: console.print(
             f"  trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
         ),
     )
-    return ps.variant_of(summary.best.params, "searched"), ps.trial_facts(summary, cfg["method"], folder)
+    return ps.variant_of(summary.best.params, "searched"), ps.trial_facts(summary, cfg["method"], folder), summary
 
 
 def _same_prompt(a: Variant, b: Variant) -> bool:

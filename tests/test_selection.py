@@ -21,15 +21,20 @@ from tests.test_kill import _rows
 TWITTER = "twitter_fin_sentiment"
 
 
-@pytest.fixture
-def rows_task(tmp_path, monkeypatch):
-    """A twitter-shaped task with 200 synthetic training rows (carve-out: 20) and 12 test rows."""
+def _twitter_rows(tmp_path, monkeypatch, n_train: int, n_test: int):
+    """A twitter-shaped task on synthetic rows (its test split is the file validation.jsonl)."""
     root = tmp_path / "data" / TWITTER
     root.mkdir(parents=True)
-    (root / "train.jsonl").write_text(_rows("tr", 200))
-    (root / "validation.jsonl").write_text(_rows("te", 12))
+    (root / "train.jsonl").write_text(_rows("tr", n_train))
+    (root / "validation.jsonl").write_text(_rows("te", n_test))
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
     return get_task(TWITTER)
+
+
+@pytest.fixture
+def rows_task(tmp_path, monkeypatch):
+    """200 training rows (carve-out: 20) and 12 test rows."""
+    return _twitter_rows(tmp_path, monkeypatch, 200, 12)
 
 
 # --- the validation carve-out -------------------------------------------------------------
@@ -67,13 +72,9 @@ def test_stratified_order_keeps_shares_and_is_seeded():
 
 
 def test_empty_validation_is_a_user_error(tmp_path, monkeypatch):
-    root = tmp_path / "data" / TWITTER
-    root.mkdir(parents=True)
-    (root / "train.jsonl").write_text(_rows("tr", 6))
-    (root / "validation.jsonl").write_text(_rows("te", 4))
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    task = _twitter_rows(tmp_path, monkeypatch, 6, 4)
     with pytest.raises(UserError, match="no validation rows to select on"):
-        data.validation_items(get_task(TWITTER), 100)
+        data.validation_items(task, 100)
 
 
 # --- selection: only validation decides -----------------------------------------------------

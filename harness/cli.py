@@ -440,9 +440,12 @@ def gate(
     baseline: Annotated[Path, typer.Option(help="Baseline run directory.")],
     alpha: float = 0.05,
 ) -> None:
-    """Exit 1 when a variant of CANDIDATE is significantly worse than in BASELINE (paired, same items)."""
+    """Exit 1 when a variant of CANDIDATE is significantly worse than in BASELINE (paired, same items);
+    exit 2 when the two runs share nothing to compare."""
     from harness.gate import run_gate
 
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
     failures = run_gate(candidate, baseline, alpha, out)
     if failures:
         raise typer.Exit(1)
@@ -461,6 +464,8 @@ def check_adapter(
     from harness.adapters import check_files
     from harness.check import check
 
+    if n <= 0:
+        raise UserError(f"-n must be positive, got {n}")
     check_files(adapter)
     ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
     if not ok:
@@ -468,31 +473,62 @@ def check_adapter(
 
 
 def main() -> None:
+    """Exit status: 0 success, 1 a check failed (gate, check-adapter) or an internal error,
+    2 the user's input is wrong, 130 interrupted (the run is resumable)."""
+    import signal
+
+    interrupted: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
     try:
-        app(standalone_mode=False)
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (an embedding program): leave its handler alone
+        previous = None
+    code: int
+    try:
+        code = _exit_code(app(standalone_mode=False))
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        code = 2
     except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
+        code = _exit_code(getattr(exc, "exit_code", getattr(exc, "code", 0)))
+    except (typer.Abort, KeyboardInterrupt):
+        interrupted.append(True)
+        code = 130
     except Exception as exc:
         # Usage errors (unknown option, missing argument) from typer's click: show them as click does.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(int(exc.exit_code))
-        if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
-            raise
-        err.print(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+        if interrupted:  # an engine that died of the same Ctrl-C raises its own error: still an interrupt
+            code = 130
+        else:
+            if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
+                raise
+            err.print(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            code = 1
+    if interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the message
+        err.print("interrupted: finished work is saved; rerun the same command to resume", markup=False)
+        code = 130
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    sys.exit(code)
+
+
+def _exit_code(value: Any) -> int:
+    """click hands back the code of typer.Exit as a return value when not standalone."""
+    if value is None or isinstance(value, bool):
+        return int(bool(value))
+    return value if isinstance(value, int) else 1
 
 
 if __name__ == "__main__":

@@ -5,9 +5,21 @@ class UserError(Exception):
     """A mistake in what the user asked for (a name, a path, a size). Never a bug."""
 
 
+# The names other tools give our settings (transformers' TrainingArguments, peft's LoraConfig):
+# spelling distance alone would not lead a user from one to the other.
+SYNONYMS = {
+    "learning_rate": "lr", "num_train_epochs": "epochs", "num_epochs": "epochs", "r": "rank", "lora_rank": "rank",
+    "lora_r": "rank", "lora_alpha": "alpha", "lora_dropout": "dropout", "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum", "max_length": "max_seq_len", "lr_scheduler_type": "schedule",
+    "warmup": "warmup_ratio", "n_shots": "shots", "num_shots": "shots", "k": "shots", "prompt": "template",
+}  # fmt: skip
+
+
 def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
     """A ', did you mean X?' suffix when a close known name exists, else ''."""
     import difflib
 
+    if SYNONYMS.get(name) in known:
+        return f"; did you mean {SYNONYMS[name]}?"
     hits = difflib.get_close_matches(name, list(known), n=2, cutoff=0.5)
     return f"; did you mean {' or '.join(hits)}?" if hits else ""

@@ -29,11 +29,13 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
     if not shared:
         raise UserError(f"{candidate} and {baseline} share no (task, variant) to compare")
     failures = []
+    compared = 0
     for task, variant in shared:
         items = sorted(set(cand[(task, variant)]) & set(base[(task, variant)]))
         if not items:
             out.print(f"{task}/{variant}: no shared items, skipped")
             continue
+        compared += 1
         info = cand_manifest["tasks"][task]
         metric, labels = info["metrics"][0], info.get("labels") or ()
         a = [base[(task, variant)][i] for i in items]
@@ -59,4 +61,6 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
             )
         if worse:
             failures.append(f"{task}/{variant}")
+    if not compared:
+        raise UserError(f"{candidate} and {baseline} share no test items: nothing to compare (were they run on other data?)")
     return failures

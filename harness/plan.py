@@ -20,17 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.cost import Prices
 from harness.errors import UserError, closest
 from harness.models import DEFAULT_MODEL
-from harness.prompts import LABEL_ORDERS, SELECTIONS
 from harness.run import Variant
+from harness.schema import PlanFile, PromptSearchTable, VariantTable, validate
 from harness.tasks import Task, get_task
-from harness.train.config import FIELDS as TRAIN_FIELDS
+from harness.train.config import from_mapping
 
 
 @dataclass(frozen=True)
@@ -119,58 +119,31 @@ def default_plan(
     return Plan(name="-".join(task_names), tasks=tasks, limit=limit)
 
 
-def _prompt_search(task: Task, raw: Any, sweep: dict[str, Any], where: str) -> dict[str, Any]:
+def _prompt_search(task: Task, table: PromptSearchTable | None, sweep: dict[str, Any], where: str) -> dict[str, Any]:
     """[task.prompt_search]; without one, a plan with an adapter sweep gets a prompt search of the
     same method and trial count over the task's default space (equal effort on both sides)."""
-    from harness.prompt_search import check_budget, parse_space
+    from harness.prompt_search import parse_space
 
-    if raw is None:
+    if table is None:
         return {"space": {}, "method": sweep["method"], "trials": sweep["trials"]} if sweep else {}
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: [task.prompt_search] must be a table")
-    raw = dict(raw)
-    method = str(raw.pop("method", "random"))
     try:
-        trials = int(raw.pop("trials", 6))
-        cap = raw.pop("max_device_s", None)
-        cap = float(cap) if cap is not None else None
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: prompt_search trials and max_device_s must be numbers") from None
-    check_budget(method, trials, cap)
-    space = raw.pop("space", None) if "space" in raw else {k: raw.pop(k) for k in list(raw)}
-    if raw:
-        raise UserError(f"{where}: unknown prompt_search setting {sorted(raw)[0]!r}")
-    if not isinstance(space, dict):
-        raise UserError(f"{where}: prompt_search space must be a table")
+        space = table.search_space()
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
     if space:
         parse_space(task, space, pool_size=10**9)  # names and values now; k against the pool before any model work
-    return {"space": space, "method": method, "trials": trials, "max_device_s": cap}
+    return {"space": space, "method": table.method, "trials": table.trials, "max_device_s": table.max_device_s}
 
 
-TASK_KEYS = {"name", "variants", "train_sizes", "seeds", "train", "sweep", "retention", "prompt_search"}
-_VARIANT_FIELDS = {f.name for f in fields(Variant)} - {"adapter", "train_size", "seed"}
-
-
-def _variant(task: Task, raw: Any, where: str) -> Variant:
-    if not isinstance(raw, dict) or "template" not in raw:
-        raise UserError(f"{where}: each variant needs at least a template")
-    unknown = sorted(set(raw) - _VARIANT_FIELDS)
-    if unknown:
-        raise UserError(f"{where}: unknown variant setting {unknown[0]!r}{closest(unknown[0], sorted(_VARIANT_FIELDS))}")
-    if raw["template"] not in task.templates:
+def _variant(task: Task, table: VariantTable, where: str) -> Variant:
+    if table.template not in task.templates:
         raise UserError(
-            f"{where}: task {task.name} has no template {raw['template']!r}"
-            f"{closest(raw['template'], task.templates)} (templates: {', '.join(task.templates)})"
+            f"{where}: task {task.name} has no template {table.template!r}"
+            f"{closest(table.template, task.templates)} (templates: {', '.join(task.templates)})"
         )
-    if raw.get("label_order", "given") not in LABEL_ORDERS:
-        raise UserError(f"{where}: unknown label_order {raw['label_order']!r} (choose from {', '.join(LABEL_ORDERS)})")
-    if raw.get("selection", "random") not in SELECTIONS:
-        raise UserError(f"{where}: unknown selection {raw['selection']!r} (choose from {', '.join(SELECTIONS)})")
-    name = raw.get("name") or raw["template"] + (f"_{raw['shots']}" if raw.get("shots") else "")
-    try:
-        return Variant(**{**raw, "name": name})
-    except TypeError as exc:
-        raise UserError(f"{where}: {exc}") from None
+    raw = table.model_dump()
+    name = raw.pop("name") or table.template + (f"_{table.shots}" if table.shots else "")
+    return Variant(name=name, **raw)
 
 
 def load_plan(path: Path) -> Plan:
@@ -178,70 +151,40 @@ def load_plan(path: Path) -> Plan:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"plan file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read plan {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
-    known = {"name", "model", "limit", "seed", "prices", "task", "val_limit"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"{path}: unknown setting {unknown[0]!r}{closest(unknown[0], sorted(known))}")
-    raw_tasks = data.get("task") or []
-    if not raw_tasks:
+    if not data.get("task"):
         raise UserError(f"{path}: the plan names no [[task]]")
+    plan = validate(PlanFile, data, path)
     tasks = []
-    for i, raw in enumerate(raw_tasks):
+    for i, raw in enumerate(plan.task):
         where = f"{path} task #{i + 1}"
-        if "name" not in raw:
-            raise UserError(f"{where}: missing name")
-        task = get_task(raw["name"])
-        unknown_keys = sorted(set(raw) - TASK_KEYS)
-        if unknown_keys:
-            raise UserError(
-                f"{where}: unknown task setting {unknown_keys[0]!r}{closest(unknown_keys[0], sorted(TASK_KEYS))}"
-            )
-        variants = tuple(_variant(task, v, where) for v in raw.get("variants", [])) or default_variants(task)
+        task = get_task(raw.name)
+        variants = tuple(_variant(task, v, where) for v in raw.variants) or default_variants(task)
         if len({v.name for v in variants}) != len(variants):
             raise UserError(f"{where}: two variants share a name")
-        train = dict(raw.get("train", {}))
-        bad = sorted(set(train) - TRAIN_FIELDS)
-        if bad:
-            raise UserError(f"{where}: unknown training setting {bad[0]!r}{closest(bad[0], sorted(TRAIN_FIELDS))}")
-        sizes = tuple(int(s) for s in raw.get("train_sizes", []))
-        if any(s <= 0 for s in sizes):
-            raise UserError(f"{where}: train sizes must be positive")
-        sweep_raw = dict(raw.get("sweep", {}))
         sweep: dict[str, Any] = {}
-        if sweep_raw:
+        if raw.sweep is not None:
             from harness.sweep import parse_space
 
-            method = sweep_raw.pop("method", "random")
-            trials = int(sweep_raw.pop("trials", 4))
-            if trials <= 0:
-                raise UserError(f"{where}: sweep trials must be at least 1")
-            parse_space(sweep_raw)  # validates names and values now, not after training started
-            sweep = {"space": sweep_raw, "method": method, "trials": trials}
-        retention = check_retention(task.name, tuple(raw.get("retention", ())))
-        search = _prompt_search(task, raw.get("prompt_search"), sweep, where)
+            space = raw.sweep.space()
+            parse_space(space)  # validates names and values now, not after training started
+            sweep = {"space": space, "method": raw.sweep.method, "trials": raw.sweep.trials}
+        retention = check_retention(task.name, tuple(raw.retention or ()))
+        search = _prompt_search(task, raw.prompt_search, sweep, where)
+        train = raw.train.settings()
+        from_mapping({**train, "task": task.name})  # meaning checks of the settings together, before any work
         tasks.append(
-            TaskPlan(
-                task.name, variants, sizes, tuple(int(s) for s in raw.get("seeds", [0])), train, sweep, retention, search
-            )
+            TaskPlan(task.name, variants, tuple(raw.train_sizes), tuple(raw.seeds), train, sweep, retention, search)
         )
-    try:
-        prices = Prices(**data.get("prices", {}))
-    except TypeError as exc:
-        raise UserError(f"{path}: bad [prices]: {exc}") from None
-    limit = data.get("limit", 200)
-    if limit is not None and int(limit) <= 0:
-        raise UserError(f"{path}: limit must be positive")
-    val_limit = data.get("val_limit", 100)
-    if not isinstance(val_limit, int) or isinstance(val_limit, bool) or val_limit <= 0:
-        raise UserError(f"{path}: val_limit must be a positive whole number, got {val_limit!r}")
     return Plan(
-        name=str(data.get("name", path.stem)),
+        name=plan.name or path.stem,
         tasks=tuple(tasks),
-        model=str(data.get("model", DEFAULT_MODEL)),
-        limit=limit,
-        seed=int(data.get("seed", 0)),
-        prices=prices,
-        val_limit=val_limit,
+        model=plan.model or DEFAULT_MODEL,
+        limit=plan.limit,
+        seed=plan.seed,
+        prices=Prices(**plan.prices.model_dump()),
+        val_limit=plan.val_limit,
     )

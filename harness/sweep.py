@@ -188,8 +188,8 @@ def run(
         raise UserError(f"the trial budget must be at least 1, got {budget}")
     task = get_task(task_name)
     base_cfg = from_mapping({**(base or {}), "task": task.name})
-    for params in grid(space)[:1]:
-        replace(base_cfg, **params)  # a bad value (rank 0, lr -1) fails here, before any training
+    for params in grid(space):
+        replace(base_cfg, **params)  # a bad value (rank 0, lr -1, inf) fails here, before any training
     if executor == "ray":
         _require_ray()
     folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {})

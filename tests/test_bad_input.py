@@ -180,7 +180,7 @@ CASES = [
         "plan-unknown-train-key",
         lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\n[task.train]\nlearning_rate = 1\n")],
         2,
-        "unknown training setting",
+        "unknown setting 'learning_rate' in task[1].train; did you mean lr",
     ),
     ("plan-no-task", lambda t: ["compare", "--plan", _plan(t, "name = 'x'\n")], 2, "names no [[task]]"),
     ("bad-train-sizes", lambda t: ["compare", "banking77", "--train-sizes", "64,lots"], 2, "comma-separated integers"),
@@ -236,7 +236,7 @@ CASES = [
         "sweep-unknown-param",
         lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\n[task.sweep]\nwarmup = [0.1]\n")],
         2,
-        "cannot search over 'warmup'",
+        "unknown setting 'warmup' in task[1].sweep; did you mean warmup_ratio",
     ),
     (
         "sweep-bad-method",

@@ -323,17 +323,20 @@ def test_plan_prompt_search_sections(tmp_path, fixture_data):
     assert load_plan(plan("")).tasks[0].prompt_search == {}
     for body, message in [
         ("[task.prompt_search]\nshot = [1]\n", "did you mean shots"),
-        ("[task.prompt_search]\ntrials = 0\n", "at least 1"),
-        ("[task.prompt_search]\nmax_device_s = -5\n", "must be positive"),
+        ("[task.prompt_search]\ntrials = 0\n", r"prompt_search.trials: input should be greater than 0"),
+        ("[task.prompt_search]\nmax_device_s = -5\n", r"prompt_search.max_device_s: input should be greater than 0"),
         ("[task.prompt_search]\ntemplate = ['nope']\n", "no template 'nope'"),
-        ("prompt_serach = {}\n", "unknown task setting 'prompt_serach'.*did you mean prompt_search"),
-        ("variants = [{template = 'zero_shot', label_order = 'upside'}]\n", "unknown label_order"),
+        ("prompt_serach = {}\n", r"unknown setting 'prompt_serach' in task\[1\]; did you mean prompt_search"),
+        (
+            "variants = [{template = 'zero_shot', label_order = 'upside'}]\n",
+            r"variants\[1\].label_order: input should be 'given', 'reversed', 'sorted' or 'shuffled', got 'upside'",
+        ),
     ]:
         with pytest.raises(UserError, match=message):
             load_plan(plan(body))
     bad = tmp_path / "v.toml"
     bad.write_text(f'name = "x"\nval_limit = 0\n[[task]]\nname = "{TWITTER}"\n')
-    with pytest.raises(UserError, match="val_limit must be a positive whole number"):
+    with pytest.raises(UserError, match="val_limit: input should be greater than 0, got 0"):
         load_plan(bad)
 
 

@@ -118,5 +118,5 @@ def test_bad_training_input(tiny):
         train(_cfg(tiny, target_modules=("qkv_proj",)), progress=False)
     with pytest.raises(UserError, match="LoRA rank must be positive"):
         _cfg(tiny, rank=0)
-    with pytest.raises(UserError, match="unknown training setting 'learning_rate'"):
+    with pytest.raises(UserError, match=r"unknown setting .learning_rate.; did you mean lr"):
         from_mapping({"task": "x", "learning_rate": 1})

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError, closest
+from harness.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # epochs without validation-loss improvement
 
     def __post_init__(self) -> None:
+        for name in ("val_fraction", "epochs", "lr", "warmup_ratio", "dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise UserError(f"training setting {name} must be a finite number, got {value!r}")
         checks = [
             (self.train_size > 0, f"train size must be positive, got {self.train_size}"),
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
@@ -42,6 +47,10 @@ class TrainConfig:
             (self.rank > 0, f"LoRA rank must be positive, got {self.rank}"),
             (self.batch_size > 0 and self.grad_accum > 0, "batch size and gradient accumulation must be positive"),
             (0 <= self.val_fraction < 0.9, f"validation fraction must be in [0, 0.9), got {self.val_fraction}"),
+            (0 <= self.warmup_ratio <= 1, f"warmup ratio must be in [0, 1], got {self.warmup_ratio}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            # an epoch count in the millions is a typo, and turns into an overflow deep in training
+            (self.epochs <= 1000, f"epochs must be at most 1000, got {self.epochs}"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), f"unknown precision {self.precision!r}"),
             (self.schedule in ("linear", "cosine", "constant", "constant_with_warmup"),
              f"unknown schedule {self.schedule!r}"),
@@ -58,16 +67,18 @@ class TrainConfig:
 FIELDS = {f.name for f in fields(TrainConfig)}
 
 
-def from_mapping(values: dict[str, Any]) -> TrainConfig:
-    unknown = sorted(set(values) - FIELDS)
-    if unknown:
-        raise UserError(f"unknown training setting {unknown[0]!r}{closest(unknown[0], sorted(FIELDS))}")
-    if "target_modules" in values:
-        values = {**values, "target_modules": tuple(values["target_modules"])}
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:
-        raise UserError(f"bad training settings: {exc}") from None
+def from_mapping(values: dict[str, Any], where: str = "training settings") -> TrainConfig:
+    """TrainConfig from a mapping (a plan's [task.train] plus what compare or a sweep sets),
+    type-checked by the schema: a wrong type or an unknown key is one clear line."""
+    from harness.schema import TrainTable, validate
+
+    rest = {k: v for k, v in values.items() if k != "task"}
+    if isinstance(rest.get("target_modules"), tuple):
+        rest["target_modules"] = list(rest["target_modules"])
+    settings = validate(TrainTable, rest, where).settings()
+    if "target_modules" in settings:
+        settings["target_modules"] = tuple(settings["target_modules"])
+    return TrainConfig(task=str(values.get("task", "")), **settings)
 
 
 def from_toml(path: Path, task: str) -> TrainConfig:
@@ -75,7 +86,10 @@ def from_toml(path: Path, task: str) -> TrainConfig:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
-    return from_mapping({"task": task, **data.get("train", {})})
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise UserError(f"{path}: [train] must be a table")
+    return from_mapping({"task": task, **train}, f"{path} [train]")
 
 
 def with_overrides(cfg: TrainConfig, **overrides: Any) -> TrainConfig:

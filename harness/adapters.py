@@ -11,6 +11,7 @@ import json
 import struct
 from pathlib import Path
 
+from harness import schema
 from harness.errors import UserError
 from harness.models import cache_root, content_hash, file_sha256
 
@@ -64,12 +65,10 @@ def check_files(path: Path) -> dict:
     if not cfg_file.is_file() or not weights.is_file():
         raise UserError(f"{path} is not a LoRA adapter (needs adapter_config.json and adapter_model.safetensors)")
     try:
-        cfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{cfg_file} is corrupt ({exc.msg})") from None
-    rank = int(cfg.get("r", 0))
-    if rank <= 0:
-        raise UserError(f"{cfg_file}: rank r={rank} is not a positive integer")
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{cfg_file} is corrupt ({getattr(exc, 'msg', exc)})") from None
+    schema.validate(schema.AdapterConfig, cfg, cfg_file)
     return dict(cfg)
 
 

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from harness.errors import UserError
+from harness.schema import Manifest, Record, validate
 
 SAMPLES = "samples.jsonl"
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
@@ -51,6 +54,10 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path} not found: is {path.parent} a run directory?") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is corrupt (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is corrupt (not UTF-8 at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def repair_tail(path: Path) -> int:
@@ -72,8 +79,9 @@ def repair_tail(path: Path) -> int:
         return size - keep
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Every complete record; a torn last line is ignored, a corrupt middle line is an error."""
+def read_samples(path: Path, schema: type[BaseModel] = Record) -> list[dict[str, Any]]:
+    """Every complete record, each checked against `schema`; a torn last line is ignored, a
+    corrupt middle line is an error."""
     if not path.is_file():
         return []
     records = []
@@ -82,11 +90,13 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError:
+            record = json.loads(raw)
+        except ValueError:  # bad JSON or bad UTF-8
             if lineno == len(lines):  # torn tail from a crash: not a finished record
                 continue
             raise UserError(f"{path} line {lineno} is corrupt; delete that line (or the run) and rerun") from None
+        validate(schema, record, f"{path} line {lineno}")
+        records.append(record)
     return records
 
 
@@ -146,6 +156,7 @@ def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if not (run / MANIFEST).is_file():
         raise UserError(f"{run} is not a run directory (no {MANIFEST})")
     manifest = read_json(run / MANIFEST)
+    validate(Manifest, manifest, run / MANIFEST)
     records = list(unique_records(read_samples(run / SAMPLES)).values())
     if not records:
         raise UserError(f"run {run} has no results yet (empty {SAMPLES})")

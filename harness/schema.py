@@ -202,6 +202,21 @@ class Record(Stored):
     latency_s: float | None = None
 
 
+class TrialRecord(BaseModel):
+    """One line of a search's trials.jsonl: exactly the fields of sweep.Trial."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    number: NonNegativeInt
+    params: dict[str, Any]
+    metric: float
+    train_loss: float | None
+    val_loss: float | None
+    wall_s: float
+    device_s: float
+    adapter: str
+
+
 def _known(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The keys the table at `loc` accepts, for the did-you-mean hint."""
     current: Any = model

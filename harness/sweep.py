@@ -137,8 +137,9 @@ class TrialLog:
 
     def __init__(self, path: Path, on_trial: Callable[[Trial], None] | None = None):
         from harness.results import SampleWriter, read_samples
+        from harness.schema import TrialRecord
 
-        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path)}
+        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, TrialRecord)}
         self.trials: list[Trial] = list(self.done.values())
         self.on_trial = on_trial
         self._writer = SampleWriter(path)

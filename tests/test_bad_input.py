@@ -74,6 +74,11 @@ def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = No
     return run
 
 
+RECORD = json.dumps(
+    {"task": "twitter_fin_sentiment", "item": "i1", "variant": "zero_shot", "gold": "Bullish", "scores": {"correct": 1.0}}
+)
+
+
 def _plan(tmp: Path, body: str) -> str:
     p = tmp / "plan.toml"
     p.write_text(body)
@@ -207,7 +212,7 @@ CASES = [
     ("report-empty-run", lambda t: ["report", str(make_run(t / "runs", "r1", samples=""))], 2, "no results"),
     (
         "report-corrupt-samples",
-        lambda t: ["report", str(make_run(t / "runs", "r1", samples='{"a": 1}\n{bad\n{"b": 2}\n'))],
+        lambda t: ["report", str(make_run(t / "runs", "r1", samples=f"{RECORD}\n{{bad\n{RECORD}\n"))],
         2,
         "line 2 is corrupt",
     ),

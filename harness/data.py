@@ -17,10 +17,19 @@ from harness.errors import UserError
 from harness.tasks import Task
 from harness.types import Sample
 
+MAX_ROW_BYTES = 1 << 20  # one JSONL row; a longer line is a broken file, not a prompt
+
 
 def data_dir() -> Path | None:
+    """HARNESS_DATA_DIR when set (it must be a folder: a set one never falls back to the hub)."""
     value = os.environ.get("HARNESS_DATA_DIR")
-    return Path(value) if value else None
+    if not value:
+        return None
+    root = Path(value)
+    if not root.is_dir():
+        what = "a file" if root.exists() else "missing"
+        raise UserError(f"HARNESS_DATA_DIR={value} is {what}; point it at a folder of <task>/<split>.jsonl or unset it")
+    return root
 
 
 def local_path(task: Task, split: str) -> Path | None:
@@ -32,7 +41,11 @@ def local_path(task: Task, split: str) -> Path | None:
 
 
 def count_rows(task: Task, split: str) -> int | None:
-    path = local_path(task, split)
+    """Rows in a local split, None when unknown (the listing works with no data at hand)."""
+    try:
+        path = local_path(task, split)
+    except UserError:
+        return None
     if path is None:
         return None
     with path.open("rb") as f:
@@ -40,24 +53,45 @@ def count_rows(task: Task, split: str) -> int | None:
 
 
 def _read_jsonl(path: Path, task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of a local split; encoding faults are named by line and byte before JSON is parsed."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise UserError(f"{path} starts with a byte-order mark; save it as UTF-8 without BOM")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}: line {lineno} is not a JSON object")
-            rows.append((lineno, row))
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if len(line) > MAX_ROW_BYTES:
+            raise UserError(f"{path}: line {lineno} is {len(line):,} bytes, over the limit of {MAX_ROW_BYTES:,} per row")
+        nul = line.find(b"\x00")
+        if nul >= 0:
+            raise UserError(f"{path}: line {lineno} contains a NUL byte (at byte {nul + 1})")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: line {lineno} is not valid UTF-8 (byte {exc.start + 1})") from None
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {lineno} is not a JSON object")
+        rows.append((lineno, row))
     return rows
 
 
 def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
+    root = data_dir()
+    if root is not None:  # the user chose local data: other data from the hub would be a silent swap
+        raise UserError(
+            f"no data for {task.name}/{split}: {root / task.name / (split + '.jsonl')} is missing "
+            "(HARNESS_DATA_DIR is set, so the hub is not used; unset it to load from the hub)"
+        )
     if task.hub is None or split not in task.hub.splits:
-        where = data_dir() or "HARNESS_DATA_DIR (unset)"
+        where = "HARNESS_DATA_DIR (unset)"
         raise UserError(
             f"no data for {task.name}/{split}: {where}/{task.name}/{split}.jsonl is missing and "
             "the task names no hub dataset for it; set HARNESS_DATA_DIR"
@@ -82,6 +116,7 @@ def load_split(task: Task, split: str) -> tuple[Sample, ...]:
     if not rows:
         raise UserError(f"{task.name}/{split} is empty")
     samples = []
+    seen: dict[str, int] = {}
     for lineno, row in rows:
         missing = [f for f in task.required_fields if f not in row]
         if missing:
@@ -92,6 +127,9 @@ def load_split(task: Task, split: str) -> tuple[Sample, ...]:
             raise UserError(f"{task.name}/{split} line {lineno}: cannot build a sample ({exc})") from None
         if task.labels and task.kind in ("classification", "multiple_choice") and sample.target not in task.labels:
             raise UserError(f"{task.name}/{split} line {lineno}: label {sample.target!r} is not in the label set")
+        if sample.id in seen:  # records are paired by id: two rows with one id would be scored as one
+            raise UserError(f"{task.name}/{split} line {lineno}: id {sample.id!r} repeats line {seen[sample.id]}")
+        seen[sample.id] = lineno
         samples.append(sample)
     return tuple(samples)
 

@@ -112,14 +112,22 @@ def _load_file(path: Path) -> Task:
 @cache
 def registry(extra_dirs: tuple[str, ...] = ()) -> dict[str, Task]:
     found: dict[str, Task] = {}
+    origin: dict[str, Path] = {}
+    seen_dirs: set[Path] = set()
     for d in task_dirs(extra_dirs):
         if not d.is_dir():
             raise UserError(f"tasks folder not found: {d}")
+        if d.resolve() in seen_dirs:  # the same folder named twice (env and --tasks-dir) is one folder
+            continue
+        seen_dirs.add(d.resolve())
         for path in sorted(d.glob("*.py")):
             if path.name.startswith("_"):
                 continue
             task = _load_file(path)
+            if task.name in found:  # a silent replacement would score another task under a known name
+                raise UserError(f"task file {path} names a task that {origin[task.name]} already defines; rename one")
             found[task.name] = replace(task, prompts_dir=_prompts_for(d, task.name))
+            origin[task.name] = path
     return found
 
 

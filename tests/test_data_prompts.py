@@ -45,9 +45,48 @@ def test_empty_split(fixture_data):
 
 
 def test_missing_data_without_hub_source(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
     with pytest.raises(UserError, match="set HARNESS_DATA_DIR"):
         data.load_split(get_task("contract_nli"), "test")
+
+
+def test_a_set_data_dir_never_falls_back_to_the_hub(tmp_path, monkeypatch):
+    import datasets
+
+    def hub(*args, **kwargs):
+        raise AssertionError("the hub was asked")
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))  # banking77 names a hub dataset, but not here
+    with pytest.raises(UserError, match="HARNESS_DATA_DIR is set, so the hub is not used"):
+        data.load_split(get_task("banking77"), "test")
+    (tmp_path / "file").write_text("x")
+    for value, word in [(tmp_path / "file", "is a file"), (tmp_path / "nope", "is missing")]:
+        monkeypatch.setenv("HARNESS_DATA_DIR", str(value))
+        with pytest.raises(UserError, match=word):
+            data.load_split(get_task("banking77"), "test")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b'{"id": "a", "text": "x", "label": "Bullish"}\n{"id": "a", "text": "y", "label": "Bearish"}\n',
+            "line 2: id 'a' repeats line 1",
+        ),
+        (b'{"id": "a", "text": "caf\xe9", "label": "Bullish"}\n', "line 1 is not valid UTF-8 \\(byte 25\\)"),
+        (b'\xef\xbb\xbf{"id": "a", "text": "x", "label": "Bullish"}\n', "byte-order mark"),
+        (b'{"id": "a", "text": "x\x00", "label": "Bullish"}\n', "line 1 contains a NUL byte"),
+        (b'{"id": "a", "text": "' + b"x" * (1 << 20) + b'", "label": "Bullish"}\n', "over the limit of 1,048,576"),
+    ],
+    ids=["duplicate-id", "bad-utf8", "bom", "nul", "oversized"],
+)
+def test_broken_data_files_are_user_errors(tmp_path, monkeypatch, content, message):
+    (tmp_path / "twitter_fin_sentiment").mkdir()
+    (tmp_path / "twitter_fin_sentiment" / "validation.jsonl").write_bytes(content)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    with pytest.raises(UserError, match=message):
+        data.load_split(get_task("twitter_fin_sentiment"), "validation")
 
 
 def _samples(labels):

@@ -130,3 +130,18 @@ def test_harness_tasks_is_fast():
     )
     # one interpreter start plus imports; the registry itself does no I/O beyond importing task files
     assert time.perf_counter() - start < 5.0
+
+
+def test_a_task_named_like_a_builtin_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "banking77.py").write_text(
+        "from harness.tasks import Task\nTASK = Task(name='banking77', version=1, domain='x', kind='generation',\n"
+        " description='', to_sample=dict, test_split='t', train_split='t', metrics=('rougeL',))\n"
+    )
+    monkeypatch.setenv("HARNESS_TASKS_PATH", f"{tmp_path}:{tmp_path}")  # one folder named twice is fine...
+    registry.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"banking77.py names a task that .*tasks/banking77.py already defines"):
+            all_tasks()  # ...but a second banking77 is not
+    finally:
+        monkeypatch.delenv("HARNESS_TASKS_PATH")
+        registry.cache_clear()

@@ -9,11 +9,26 @@ from harness.backends.base import Backend, BatchStats
 from harness.errors import UserError, closest
 
 BACKENDS = ("vllm", "hf", "openai")  # `fake` exists for tests and is deliberately not listed
+ADAPTER_MODES = ("auto", "lora", "merged")
+OVERFLOW = ("error", "truncate")
 
 
-def check_backend(kind: str) -> None:
+def check_backend(kind: str, options: dict[str, Any] | None = None) -> None:
+    """Everything about the backend that can be checked without a model: its name, its options
+    and, for a server, that it answers. Runs before any model load or training."""
     if kind not in (*BACKENDS, "fake"):
         raise UserError(f"unknown backend {kind!r}{closest(kind, BACKENDS)} (choose from {', '.join(BACKENDS)})")
+    options = options or {}
+    mode = options.get("adapter_mode", "auto")
+    if mode not in ADAPTER_MODES:
+        choices = ", ".join(ADAPTER_MODES)
+        raise UserError(f"unknown --adapter-mode {mode!r}{closest(mode, ADAPTER_MODES)} (choose from {choices})")
+    if options.get("overflow", "error") not in OVERFLOW:
+        raise UserError(f"--overflow must be error or truncate, got {options['overflow']!r}")
+    if kind == "openai":
+        from harness.backends.openai import probe
+
+        probe(options.get("url", "http://127.0.0.1:8000"), options)
 
 
 def make_backend(kind: str, model_dir: Path, **options: Any) -> Backend:
@@ -26,9 +41,10 @@ def make_backend(kind: str, model_dir: Path, **options: Any) -> Backend:
 
         return HFBackend(model_dir, **{k: v for k, v in options.items() if k in ("overflow", "batch_size")})
     if kind == "openai":
-        from harness.backends.openai import OpenAIBackend
+        from harness.backends.openai import OpenAIBackend, limits_from
 
-        return OpenAIBackend(model_dir, **{k: v for k, v in options.items() if k in ("url", "overflow", "served_model")})
+        kept = {k: v for k, v in options.items() if k in ("url", "overflow", "served_model")}
+        return OpenAIBackend(model_dir, **kept, limits=limits_from(options))
     if kind == "fake":
         from harness.backends.fake import FakeBackend
 

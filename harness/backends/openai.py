@@ -9,21 +9,103 @@ needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True for that).
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from harness.adapters import adapter_hash
-from harness.backends.base import encode_chat, fit_context
+from harness.backends.base import fit_context
+from harness.chat import encode_chat
 from harness.errors import UserError
 from harness.types import Completion, Request
 
-RETRIES = (0.5, 1.0, 2.0, 4.0)
+
+@dataclass(frozen=True)
+class Limits:
+    """How long to wait and how often to retry: every remote call is bounded."""
+
+    connect_timeout_s: float = 10.0  # to open a connection
+    read_timeout_s: float = 180.0  # between bytes of an answer (a long generation streams nothing until done)
+    retries: int = 3  # further tries after a 429, a 5xx or a dropped connection; a silent server gets one
+    backoff_s: float = 1.0  # first wait; doubles each retry, with jitter
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "read_timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value < 86_400:
+                raise UserError(f"{name.split('_')[0]} timeout must be between 0 and 86400 seconds, got {value}")
+        if not 0 <= self.retries <= 20:
+            raise UserError(f"retries must be between 0 and 20, got {self.retries}")
+        if not 0 <= self.backoff_s <= 600:
+            raise UserError(f"backoff must be between 0 and 600 seconds, got {self.backoff_s}")
+
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect_timeout_s, read=self.read_timeout_s, write=self.read_timeout_s, pool=self.connect_timeout_s
+        )
+
+
+LIMIT_OPTIONS = ("connect_timeout_s", "read_timeout_s", "retries", "backoff_s")
+
+
+def limits_from(options: dict[str, Any]) -> Limits:
+    return Limits(**{k: options[k] for k in LIMIT_OPTIONS if k in options})
+
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def call(client: httpx.Client, method: str, url: str, limits: Limits, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One request with bounded waits and retries; every failure is one UserError line."""
+    last = ""
+    silent = 0
+    tries = 0
+    for attempt in range(limits.retries + 1):
+        if attempt:
+            time.sleep(limits.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2))
+        tries += 1
+        try:
+            resp = client.request(method, url, json=body)
+        except httpx.TimeoutException as exc:
+            last = f"no answer within {limits.read_timeout_s:g} s" if isinstance(exc, httpx.ReadTimeout) else (
+                f"no connection within {limits.connect_timeout_s:g} s")  # fmt: skip
+            silent += isinstance(exc, httpx.ReadTimeout)
+            if silent >= 2:  # a wedged server seldom recovers: waiting out every retry would take hours
+                break
+            continue
+        except httpx.TransportError as exc:
+            last = str(exc) or type(exc).__name__
+            continue
+        if resp.status_code in RETRY_STATUS:
+            last = f"HTTP {resp.status_code}"
+            continue
+        if resp.status_code >= 400:
+            raise UserError(f"server refused {url}: HTTP {resp.status_code} {resp.text[:300]}")
+        try:
+            data = resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if "/load_lora_adapter" in url:  # answers in plain text
+                return {"text": resp.text}
+            raise UserError(f"server answered {url} with something that is not JSON: {resp.text[:120]!r}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"server answered {url} with JSON that is not an object: {str(data)[:120]}")
+        return data
+    raise UserError(f"{url} failed after {tries} tries ({last}); is the server up?")
+
+
+def probe(url: str, options: dict[str, Any]) -> None:
+    """Before any model work: the server answers /v1/models (one try, the connect timeout)."""
+    limits = limits_from(options)
+    quick = Limits(limits.connect_timeout_s, min(limits.read_timeout_s, 30.0), retries=0)
+    with httpx.Client(timeout=quick.timeout()) as client:
+        call(client, "GET", url.rstrip("/") + "/v1/models", quick)
 
 
 class OpenAIBackend:
@@ -37,47 +119,28 @@ class OpenAIBackend:
         served_model: str | None = None,
         workers: int = 8,
         max_len: int = 4096,
+        limits: Limits | None = None,
     ):
         from transformers import AutoTokenizer
 
         self.url, self.overflow, self.workers, self.max_len = url.rstrip("/"), overflow, workers, max_len
+        self.limits = limits or Limits()
+        self.client = httpx.Client(timeout=self.limits.timeout(), limits=httpx.Limits(max_connections=workers))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.served_model = served_model
         self._loaded: dict[str, str] = {}
         self._lock = threading.Lock()  # request threads must not load the same adapter twice
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body).encode()
-        last = ""
-        for delay in (*RETRIES, None):
-            req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=600) as resp:
-                    raw = resp.read()
-                    try:
-                        return dict(json.loads(raw))
-                    except json.JSONDecodeError:  # some endpoints (load_lora_adapter) answer in plain text
-                        return {"text": raw.decode(errors="replace")}
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:300]
-                if exc.code < 500:
-                    raise UserError(f"server {self.url} refused {path}: HTTP {exc.code} {detail}") from None
-                last = f"HTTP {exc.code}"
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                last = str(getattr(exc, "reason", exc))
-            if delay is None:
-                break
-            time.sleep(delay)
-        raise UserError(f"cannot reach {self.url}{path} after {len(RETRIES) + 1} tries ({last}); is the server up?")
+        return call(self.client, "POST", self.url + path, self.limits, body)
 
     def _model_name(self) -> str:
         if self.served_model is None:
-            req = urllib.request.Request(self.url + "/v1/models")
+            listing = call(self.client, "GET", self.url + "/v1/models", self.limits)
             try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    self.served_model = str(json.loads(resp.read())["data"][0]["id"])
-            except (urllib.error.URLError, ConnectionError, KeyError, IndexError) as exc:
-                raise UserError(f"cannot list models at {self.url}/v1/models ({exc})") from None
+                self.served_model = str(listing["data"][0]["id"])
+            except (KeyError, IndexError, TypeError):
+                raise UserError(f"{self.url}/v1/models lists no model") from None
         return self.served_model
 
     def _adapter_name(self, adapter: str) -> str:
@@ -108,15 +171,18 @@ class OpenAIBackend:
             body["structured_outputs"] = {"choice": list(d.choices)}
         t0 = time.perf_counter()
         out = self._post("/v1/completions", body)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Completion(
-            choice["text"],
-            int(usage.get("prompt_tokens", len(ids))),
-            int(usage.get("completion_tokens", 0)),
-            str(choice.get("finish_reason")),
-            time.perf_counter() - t0,
-        )
+        try:
+            choice = out["choices"][0]
+            usage = out.get("usage") or {}
+            return Completion(
+                str(choice["text"]),
+                int(usage.get("prompt_tokens", len(ids))),
+                int(usage.get("completion_tokens", 0)),
+                str(choice.get("finish_reason")),
+                time.perf_counter() - t0,
+            )
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise UserError(f"{self.url}/v1/completions answered without a completion: {str(out)[:120]}") from None
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         self._model_name()
@@ -124,4 +190,4 @@ class OpenAIBackend:
             return list(pool.map(self._one, range(len(requests)), requests))
 
     def close(self) -> None:
-        pass
+        self.client.close()

@@ -151,7 +151,7 @@ def test_openai_backend_refused_connection_is_one_clear_error(model_dir):
     from harness.backends import openai as oa
     from harness.errors import UserError
 
-    backend = oa.OpenAIBackend(model_dir, url=f"http://127.0.0.1:{_free_port()}")
-    oa.RETRIES = (0.01, 0.01)
-    with pytest.raises(UserError, match="cannot"):
+    limits = oa.Limits(retries=1, backoff_s=0.01)
+    backend = oa.OpenAIBackend(model_dir, url=f"http://127.0.0.1:{_free_port()}", limits=limits)
+    with pytest.raises(UserError, match="failed after 2 tries"):
         backend.generate([Request((Message("user", "hi"),))])

@@ -1,0 +1,168 @@
+"""The openai backend's remote calls are bounded: tiny servers on 127.0.0.1 that hang, answer
+garbage or fail before answering. No model needed (the tokenizer is the tiny test one)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from harness.backends import openai as oa
+from harness.errors import UserError
+from harness.types import Decoding, Message, Request
+from tests.tiny_model import make_model_dir
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers (a wedged server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        sock.close()
+
+
+@contextmanager
+def scripted_server(answers: list[tuple[int, bytes]]) -> Iterator[tuple[str, list[str]]]:
+    """Answers each request with the next (status, body); the last one repeats."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append(self.path)
+            status, body = answers[min(len(seen) - 1, len(answers) - 1)]
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+COMPLETION = json.dumps(
+    {"choices": [{"text": "Bullish", "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+).encode()
+MODELS = json.dumps({"data": [{"id": "served"}]}).encode()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("tiny") / "m")
+
+
+def _request() -> Request:
+    return Request((Message("user", "What is the sentiment of up"),), Decoding(max_tokens=2))
+
+
+def test_a_hanging_server_fails_within_the_configured_timeout(model_dir):
+    limits = oa.Limits(connect_timeout_s=1.0, read_timeout_s=1.0, retries=3, backoff_s=0.05)
+    with silent_server() as url:
+        backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", limits=limits)
+        start = time.perf_counter()
+        with pytest.raises(UserError, match=r"failed after 2 tries \(no answer within 1 s\)"):
+            backend.generate([_request()])
+        elapsed = time.perf_counter() - start
+        backend.close()
+    assert 2.0 <= elapsed < 5.0, elapsed  # two silent reads of 1 s end it, not all four tries
+
+
+def test_the_probe_refuses_an_unreachable_or_silent_server_before_any_work():
+    from harness.backends import check_backend
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match="failed after 1 tries"):
+        check_backend("openai", {"url": f"http://127.0.0.1:{port}"})
+    with silent_server() as url:
+        start = time.perf_counter()
+        with pytest.raises(UserError, match="no answer within 1 s"):
+            check_backend("openai", {"url": url, "read_timeout_s": 1.0})
+        assert time.perf_counter() - start < 3.0
+
+
+def test_retries_on_503_then_succeeds_and_invalid_answers_are_one_line(model_dir):
+    limits = oa.Limits(retries=2, backoff_s=0.01)
+    with scripted_server([(503, b"busy"), (200, COMPLETION)]) as (url, seen):
+        backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", limits=limits)
+        [out] = backend.generate([_request()])
+        backend.close()
+    assert out.text == "Bullish" and out.prompt_tokens == 5 and seen == ["/v1/completions"] * 2
+    for body, message in [
+        (b"<html>oops</html>", "something that is not JSON"),
+        (b"[1, 2]", "JSON that is not an object"),
+        (b'{"choices": []}', "answered without a completion"),
+    ]:
+        with scripted_server([(200, body)]) as (url, _):
+            backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", limits=limits)
+            with pytest.raises(UserError, match=message):
+                backend.generate([_request()])
+            backend.close()
+    with scripted_server([(503, b"busy")]) as (url, seen):
+        backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", limits=limits)
+        with pytest.raises(UserError, match=r"failed after 3 tries \(HTTP 503\)"):
+            backend.generate([_request()])
+        backend.close()
+    assert len(seen) == 3
+    with scripted_server([(404, b"no such model")]) as (url, seen):
+        backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", limits=limits)
+        with pytest.raises(UserError, match="HTTP 404 no such model"):
+            backend.generate([_request()])
+        backend.close()
+    assert len(seen) == 1  # a client error is not retried
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"read_timeout_s": 0}, "read timeout must be between 0 and 86400"),
+        ({"connect_timeout_s": float("inf")}, "connect timeout must be between"),
+        ({"retries": -1}, "retries must be between 0 and 20"),
+    ],
+)
+def test_limits_are_checked(options, message):
+    with pytest.raises(UserError, match=message):
+        oa.limits_from(options)

@@ -1,7 +1,7 @@
 """SQLite response cache: an unchanged evaluation reruns with zero model calls.
 
-Keyed by backend kind, model content hash, adapter content hash, prompt messages and decoding
-settings. WAL mode and a busy timeout make it safe for several processes at once.
+Keyed by backend kind (with its served dtype and adapter mode), model content hash, adapter
+content hash, prompt messages and decoding settings. WAL mode and a busy timeout make it safe for several processes at once.
 """
 
 from __future__ import annotations
@@ -67,10 +67,13 @@ class CachedBackend:
     def __init__(self, inner: Backend, cache: ResponseCache, model_hash: str, adapter_hash: dict[str | None, str]):
         self.inner, self.cache, self.model_hash, self.adapter_hash = inner, cache, model_hash, adapter_hash
         self.name = inner.name
+        # the served dtype and adapter mode where the backend states them: a cache shared by a CPU
+        # machine (float32) and a GPU (bf16) must not hand one's answers to the other
+        self.tag = str(getattr(inner, "cache_tag", inner.name))
         self.misses = 0
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        keys = [request_key(self.name, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
+        keys = [request_key(self.tag, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
         hits = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in hits]
         if todo:

@@ -23,6 +23,9 @@ out = Console()
 err = Console(stderr=True)
 STATE = {"debug": False}
 
+ConnectTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for a connection.")]
+ReadTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for an answer.")]
+Retries = Annotated[int, typer.Option(help="openai backend: further tries after 429/5xx or a dropped connection.")]
 TasksDir = Annotated[list[str] | None, typer.Option("--tasks-dir", help="Extra folder(s) of task files.")]
 
 
@@ -92,7 +95,7 @@ def preview(
             out.print(f"[bold cyan]{m.role}[/bold cyan]", markup=True)
             out.print(m.content, markup=False, highlight=False)
         if tokenizer is not None:
-            from harness.backends.base import encode_chat
+            from harness.chat import encode_chat
 
             out.print(f"[dim]{len(encode_chat(tokenizer, messages))} prompt tokens with {model}'s chat template[/dim]")
 
@@ -199,6 +202,9 @@ def compare(
     search_trials: Annotated[
         int, typer.Option(help="Without --plan: trials of the adapter sweep and of the prompt search each (0: none).")
     ] = 4,
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 180.0,
+    retries: Retries = 3,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     from dataclasses import replace
@@ -223,17 +229,23 @@ def compare(
         if limit <= 0:
             raise UserError(f"--limit must be positive, got {limit}")
         p = replace(p, limit=limit)
-    if overflow not in ("error", "truncate"):
-        raise UserError(f"--overflow must be error or truncate, got {overflow!r}")
     options: dict[str, Any] = {"overflow": overflow}
     if backend == "vllm":
         options["adapter_mode"] = adapter_mode
     if backend == "openai":
-        options["url"] = url
+        options.update(_remote(url, connect_timeout, read_timeout, retries))
     if batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
     run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size)
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
+
+
+def _remote(url: str, connect_timeout: float, read_timeout: float, retries: int) -> dict[str, Any]:
+    from harness.backends.openai import limits_from
+
+    options = {"url": url, "connect_timeout_s": connect_timeout, "read_timeout_s": read_timeout, "retries": retries}
+    limits_from(options)  # refused now, not when the first request goes out
+    return options
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -279,6 +291,9 @@ def sweep(
     plan: Annotated[Path | None, typer.Option(help="Plan whose [task.sweep] / [task.prompt_search] to use.")] = None,
     usd_per_hour: Annotated[float, typer.Option(help="Device price for trial costs.")] = 2.0,
     results: Annotated[Path, typer.Option()] = Path("results/sweeps"),
+    connect_timeout: ConnectTimeout = 10.0,
+    read_timeout: ReadTimeout = 180.0,
+    retries: Retries = 3,
 ) -> None:
     """Search training settings (--side adapter) or prompts (--side prompt); every trial is scored on
     the validation split carved from training data, never on test items."""
@@ -314,7 +329,17 @@ def sweep(
         }  # fmt: skip
         raw.update({k: v for k, v in prompt_cli.items() if v is not None})
         folder, summary = _prompt_sweep(
-            task, raw, method, trials, seed, val_limit, max_device_s, backend, url, model or plan_model, results
+            task,
+            raw,
+            method,
+            trials,
+            seed,
+            val_limit,
+            max_device_s,
+            backend,
+            _remote(url, connect_timeout, read_timeout, retries),
+            model or plan_model,
+            results,
         )
     else:
         cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
@@ -347,7 +372,7 @@ def _prompt_sweep(
     val_limit: int,
     max_device_s: float | None,
     backend: str,
-    url: str,
+    remote: dict[str, Any],
     model: str | None,
     results: Path,
 ) -> tuple[Path, Any]:
@@ -363,7 +388,8 @@ def _prompt_sweep(
 
     task = get_task(task_name)
     kind = "vllm" if backend == "auto" else backend
-    check_backend(kind)
+    options = remote if kind == "openai" else {}
+    check_backend(kind, options)
     ps.check_budget(method, trials, max_device_s)
     pool = data.shot_pool(task)
     val = data.validation_items(task, val_limit)
@@ -371,7 +397,7 @@ def _prompt_sweep(
     model_dir = resolve(model or DEFAULT_MODEL)
     points = search_points(task, space, val, pool, model_dir, DEFAULT_CONTEXT, strict=bool(raw))
     model_hash = content_hash(model_dir)
-    inner = make_backend(kind, model_dir, **({"url": url} if kind == "openai" else {}))
+    inner = make_backend(kind, model_dir, **options)
     engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
     cfg = {"method": method, "trials": trials, "max_device_s": max_device_s}
     identity = {"model": model_hash, "backend": kind, "templates": template_hashes(task)}

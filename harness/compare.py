@@ -22,6 +22,7 @@ from harness.backends import check_backend, make_backend
 from harness.cache import CachedBackend, ResponseCache
 from harness.errors import UserError
 from harness.faults import checkpoint
+from harness.identity import check_run_id, check_same, digest
 from harness.models import cache_root, content_hash, file_sha256, resolve
 from harness.plan import Plan
 from harness.prompts import load_template
@@ -149,30 +150,49 @@ def compare(
     use_cache: bool = True,
     batch_size: int = 128,
 ) -> tuple[Path, list[TaskSummary]]:
+    if run_id is not None:
+        check_run_id(run_id)
     check_writable(results_root)
-    run_dir = results_root / (run_id or f"{plan.name}-{plan.digest()}")
+    # Every cheap check first: a user mistake must not wait for a model pull or a training run.
+    check_backend(backend_kind, backend_options or {})
+    items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
+    pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
+    val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
+    spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        check_variants(task, tp.variants, pools[tp.name], items[tp.name])
+        labelled = task.kind in ("classification", "multiple_choice")
+        for size in tp.train_sizes:
+            for seed in tp.seeds:
+                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
+                split_train_val(cfg, data_mod.load_split(task, task.train_split), labelled)
+    # the retention tasks' data too: a missing split must not surface after the adapters trained
+    retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
+    identity = run_identity(plan, backend_kind, backend_options or {}, items, pools, val_items, retention)
+    run_dir = results_root / (run_id or f"{plan.name}-{digest(identity)}")
     timings: dict[str, float] = {}
     with locked(run_dir):
         existing = run_dir / MANIFEST
-        if existing.is_file() and read_json(existing).get("plan_digest") != plan.digest():
-            raise UserError(f"{run_dir} holds a run of a different plan; pass another --run-id")
-        # Every cheap check first: a user mistake must not wait for a model pull or a training run.
-        check_backend(backend_kind)
-        items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
-        pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
-        val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
-        spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
-        for tp in plan.tasks:
-            task = get_task(tp.name)
-            labelled = task.kind in ("classification", "multiple_choice")
-            for size in tp.train_sizes:
-                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size})
-                split_train_val(cfg, data_mod.load_split(task, task.train_split), labelled)
+        previous = read_json(existing) if existing.is_file() else None
+        if previous is not None:
+            if not isinstance(previous, dict):
+                raise UserError(f"{existing} is not a run manifest (a JSON object); delete the run or pass another --run-id")
+            check_same(str(run_dir), previous.get("identity"), identity)
         t0 = time.perf_counter()
         model_dir = resolve(plan.model)
         timings["model_s"] = round(time.perf_counter() - t0, 1)
+        if previous is not None and previous.get("model_hash") not in (None, content_hash(model_dir)):
+            raise UserError(
+                f"{run_dir} was evaluated with other weights for {plan.model} (hash {previous['model_hash']}, "
+                f"now {content_hash(model_dir)}); omit --run-id or pass a new one"
+            )
         checks = {tp.name: data_check(tp.name, model_dir) for tp in plan.tasks}
         max_len = int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT))
+        if (backend_options or {}).get("overflow", "error") == "error":
+            for tp in plan.tasks:
+                sets = (items[tp.name], val_items[tp.name])
+                check_context(get_task(tp.name), tp.variants, sets, pools[tp.name], model_dir, max_len, plan.seed)
         points = {
             tp.name: search_points(
                 get_task(tp.name),
@@ -190,6 +210,10 @@ def compare(
         plan, sweeps = run_sweeps(plan, results_root, timings)
         trained = train_adapters(plan, timings)
         manifest = build_manifest(plan_for_manifest, run_dir, model_dir, backend_kind, items, pools, trained)
+        manifest["identity"] = identity
+        if previous is not None:  # a resumed run keeps when it began and what its first session measured
+            manifest["created"] = previous.get("created", manifest["created"])
+            manifest["resumed"] = [*previous.get("resumed", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
         for name, check in checks.items():
             manifest["tasks"][name]["data_check"] = check
             for w in check["warnings"]:
@@ -204,7 +228,6 @@ def compare(
                 "trials": found["trial_log"],
                 "folder": found["folder"],
             }
-        retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
         manifest["retention"] = {k: v for k, v in retention.items() if v}
         write_json(existing, manifest)
         t0 = time.perf_counter()
@@ -261,7 +284,9 @@ def compare(
         summaries, manifests = summarise([run_dir])
         write_reports(run_dir, summaries, manifests)
         timings["report_s"] = round(time.perf_counter() - t0, 1)
-        write_json(existing, {**manifest, "timings": timings})
+        first = (previous or {}).get("timings")
+        session = {"timings": first, "timings_resumed": timings} if first else {"timings": timings}
+        write_json(existing, {**manifest, **session})
     print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
@@ -315,7 +340,7 @@ def search_points(
     from transformers import AutoTokenizer
 
     from harness import prompt_search as ps
-    from harness.backends.base import encode_chat
+    from harness.chat import encode_chat
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
@@ -505,6 +530,67 @@ def build_manifest(
         "model": plan.model, "model_dir": str(model_dir), "model_hash": content_hash(model_dir),
         "backend": backend_kind, "seed": plan.seed, "prices": asdict(plan.prices), "tasks": tasks,
     }  # fmt: skip
+
+
+IDENTITY_OPTIONS = ("adapter_mode", "overflow", "url", "max_model_len", "dtype")
+
+
+def run_identity(
+    plan: Plan,
+    backend_kind: str,
+    options: dict[str, Any],
+    items: dict[str, Any],
+    pools: dict[str, Any],
+    val_items: dict[str, Any],
+    retention: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything that determines the run's records (see harness.identity)."""
+    tasks = {}
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        tasks[tp.name] = {
+            "version": task.version, "templates": template_hashes(task),
+            "test_data": data_mod.samples_hash(items[tp.name]), "train_data": data_mod.samples_hash(pools[tp.name]),
+            "validation_data": data_mod.samples_hash(val_items[tp.name]),
+            "retention": {r: {"data": f["test_data_hash"], "version": f["version"],
+                              "templates": template_hashes(get_task(r))} for r, f in retention[tp.name].items()},
+        }  # fmt: skip
+    return {
+        "plan": plan.digest(),
+        "model": plan.model,
+        "backend": backend_kind,
+        "options": {k: options[k] for k in IDENTITY_OPTIONS if k in options},
+        "tasks": tasks,
+    }
+
+
+def check_variants(task: Any, variants: Any, pool: Any, items: Any) -> None:
+    """Each prompt variant renders for one item (template, shots against the pool, selection,
+    label order, constrained choice): a mistake surfaces before any model work."""
+    from harness.run import build_requests
+
+    for v in variants:
+        build_requests(task, v, items[:1], pool)
+
+
+def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> None:
+    """Every prompt the variants will send fits the context (exact token counts with the model's
+    tokenizer), checked before training, not when the evaluation reaches it."""
+    from transformers import AutoTokenizer
+
+    from harness.chat import encode_chat
+    from harness.run import build_requests
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for v in variants:
+        for samples in item_sets:
+            for s, r in zip(samples, build_requests(task, v, samples, pool, seed), strict=True):
+                need = len(encode_chat(tokenizer, r.messages)) + r.decoding.max_tokens
+                if need > max_len:
+                    raise UserError(
+                        f"variant {v.name} of {task.name}: item {s.id} needs {need} tokens, over the model's context "
+                        f"of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
+                    )
 
 
 def template_hashes(task: Any) -> dict[str, str]:

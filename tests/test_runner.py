@@ -200,3 +200,15 @@ def test_retention_sentences():
     floor = [{**_record(f"i{i}", f"retention[src]:{v}", False), "task": "other"} for i in range(10) for v in ("base", "a")]
     [row] = summarise_retention("src", "other", info, floor)
     assert "is uninformative" in row.sentence
+
+
+def test_cache_keeps_answers_served_in_other_dtypes_apart(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    reqs = [Request((Message("user", f"q{i}"),), Decoding(max_tokens=4)) for i in range(3)]
+    cpu, gpu = FakeBackend(lambda r: "fp32"), FakeBackend(lambda r: "bf16")
+    cpu.cache_tag, gpu.cache_tag = "vllm/float32/merged", "vllm/bfloat16/lora"  # type: ignore[attr-defined]
+    assert [c.text for c in CachedBackend(cpu, cache, "m", {None: "base"}).generate(reqs)] == ["fp32"] * 3
+    assert [c.text for c in CachedBackend(gpu, cache, "m", {None: "base"}).generate(reqs)] == ["bf16"] * 3
+    again = CachedBackend(FakeBackend(lambda r: "never"), cache, "m", {None: "base"})
+    again.tag = "vllm/float32/merged"
+    assert [c.text for c in again.generate(reqs)] == ["fp32"] * 3 and again.misses == 0

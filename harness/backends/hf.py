@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import adapters
-from harness.backends.base import encode_chat, fit_context
+from harness.backends.base import fit_context
+from harness.chat import encode_chat
 from harness.types import Completion, Request
 
 
@@ -39,6 +40,8 @@ class HFBackend:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        # answers served in bf16 and in float32 differ: the response cache keeps them apart
+        self.cache_tag = f"hf/{str(dtype).removeprefix('torch.')}"
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model: Any = model.to(self.device).eval()
         self.max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))

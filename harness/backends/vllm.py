@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import adapters
-from harness.backends import watchdog
-from harness.backends.base import encode_chat, fit_context
+from harness.backends import ADAPTER_MODES, watchdog
+from harness.backends.base import fit_context
+from harness.chat import encode_chat
 from harness.errors import UserError
 from harness.types import Completion, Request
 
-ADAPTER_MODES = ("auto", "lora", "merged")
 EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for long evaluations
 
 
@@ -66,6 +66,8 @@ class VLLMBackend:
         # CPU: float32, like the transformers reference, so merged adapters keep their small deltas;
         # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
         self.dtype = dtype if dtype != "auto" else ("bfloat16" if _cuda() else "float32")
+        # what decides the answers besides the request: the response cache keeps these apart
+        self.cache_tag = f"vllm/{self.dtype}/{self.mode}"
         self._engine: Any = None
         self._engine_pids: list[int] = []
         self._watchdog: Any = None

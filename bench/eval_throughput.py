@@ -24,8 +24,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 
 def main() -> None:
     from harness import data
-    from harness.backends.base import encode_chat
     from harness.backends.vllm import VLLMBackend
+    from harness.chat import encode_chat
     from harness.models import resolve
     from harness.run import Variant, build_requests, evaluate
     from harness.tasks import get_task

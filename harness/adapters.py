@@ -20,18 +20,27 @@ MANIFEST = "harness-adapter.json"
 
 def canonical_config(cfg: dict) -> dict:
     """peft writes target_modules (a set) in hash-seed order: sort it so equal adapters compare equal."""
-    if isinstance(cfg.get("target_modules"), list):
+    if isinstance(cfg, dict) and isinstance(cfg.get("target_modules"), list):
         cfg = {**cfg, "target_modules": sorted(cfg["target_modules"])}
     return cfg
 
 
+# Where the base model lay when the adapter was trained: not what the adapter is. Identical weights
+# trained against two caches (or copied between machines) must hash alike.
+LOCATION_KEYS = ("base_model_name_or_path",)
+
+
 def adapter_hash(path: Path) -> str:
+    """The adapter's weights and the settings that shape its output, not where any of it lives."""
     h = hashlib.sha256()
     cfg_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
     if cfg_file.is_file():
         try:
-            h.update(json.dumps(canonical_config(json.loads(cfg_file.read_text())), sort_keys=True).encode())
-        except json.JSONDecodeError:
+            cfg = canonical_config(json.loads(cfg_file.read_text()))
+            if isinstance(cfg, dict):
+                cfg = {k: v for k, v in cfg.items() if k not in LOCATION_KEYS}
+            h.update(json.dumps(cfg, sort_keys=True).encode())
+        except (json.JSONDecodeError, UnicodeDecodeError):
             h.update(file_sha256(cfg_file).encode())
     if weights.is_file():
         h.update(file_sha256(weights).encode())

@@ -164,19 +164,20 @@ def stratified(samples: Sequence[Sample], size: int, seed: int = 0, by_label: bo
     try:
         keep, _ = train_test_split(list(range(len(samples))), train_size=size, stratify=targets, random_state=seed)
     except ValueError:  # fewer slots than labels, or a label with a single row
-        return _round_robin(samples, size, seed)
+        return tuple(sorted(round_robin(samples, size, random.Random(seed)), key=lambda s: s.id))
     return tuple(samples[i] for i in sorted(keep))
 
 
-def _round_robin(samples: Sequence[Sample], size: int, seed: int) -> tuple[Sample, ...]:
-    rng = random.Random(seed)
+def round_robin(samples: Sequence[Sample], size: int, rng: random.Random) -> list[Sample]:
+    """`size` samples taking one of each label in turn (labels and rows in seeded order), as far as
+    each label goes: balanced few-shot examples, and training subsets smaller than the label set."""
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[s.target].append(s)
-    for group in groups.values():
-        rng.shuffle(group)
     labels = sorted(groups)
     rng.shuffle(labels)
+    for g in groups.values():
+        rng.shuffle(g)
     picked: list[Sample] = []
     depth = 0
     while len(picked) < size:
@@ -184,7 +185,7 @@ def _round_robin(samples: Sequence[Sample], size: int, seed: int) -> tuple[Sampl
             if depth < len(groups[label]) and len(picked) < size:
                 picked.append(groups[label][depth])
         depth += 1
-    return tuple(sorted(picked, key=lambda s: s.id))
+    return picked
 
 
 def stratified_order(samples: Sequence[Sample], seed: int, by_label: bool = True) -> tuple[Sample, ...]:

@@ -116,7 +116,20 @@ def resolve(spec: str = DEFAULT_MODEL, *, wheel: Path | None = None) -> Path:
         raise UserError(f"could not fetch {parsed.value!r} from the Hugging Face hub: {exc}") from None
 
 
+_SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
+
+
 def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised on (path, inode, size, mtime): validating adapters on every
+    generate() call must not re-read their weights each time."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = _sha256(path)
+    return _SHA_MEMO[key]
+
+
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

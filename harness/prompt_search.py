@@ -216,7 +216,7 @@ class PromptTrialRunner:
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
         import time
 
-        from harness.backends.base import device_count
+        from harness.chat import device_count
         from harness.run import build_requests
         from harness.scoring import Scored, extract, metric_fn, score
 

@@ -13,7 +13,6 @@ A template may set, at its top level: `system` (a system prompt), `completion` (
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -169,20 +168,9 @@ class ShotSelector:
         if self.method == "random":
             return tuple(rng.sample(candidates, self.k))
         if self.method == "balanced":
-            groups: dict[str, list[Sample]] = defaultdict(list)
-            for s in candidates:
-                groups[s.target].append(s)
-            labels = sorted(groups)
-            rng.shuffle(labels)
-            for g in groups.values():
-                rng.shuffle(g)
-            picked: list[Sample] = []
-            depth = 0
-            while len(picked) < self.k:
-                for label in labels:
-                    if depth < len(groups[label]) and len(picked) < self.k:
-                        picked.append(groups[label][depth])
-                depth += 1
+            from harness.data import round_robin
+
+            picked = round_robin(candidates, self.k, rng)
             rng.shuffle(picked)
             return tuple(picked)
         assert self._vectorizer is not None

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import prompts, scoring
-from harness.backends.base import Backend, BatchStats, device_count
+from harness.backends.base import Backend, BatchStats
+from harness.chat import device_count
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.results import SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records

@@ -335,7 +335,7 @@ class _TrialRunner:
         self._backend.adapter_hash[str(trained.path)] = adapter_hash(trained.path)
         variant = Variant("trial", trained.manifest["template"], adapter=str(trained.path))
         completions = self._backend.generate(build_requests(task, variant, items, ()))
-        from harness.backends.base import device_count
+        from harness.chat import device_count
 
         # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
         eval_device_s = sum(c.latency_s for c in completions) * device_count()

@@ -120,3 +120,30 @@ def test_bad_training_input(tiny):
         _cfg(tiny, rank=0)
     with pytest.raises(UserError, match=r"unknown setting .learning_rate.; did you mean lr"):
         from_mapping({"task": "x", "learning_rate": 1})
+
+
+def test_non_finite_settings_and_weights_are_refused_and_never_cached(tiny, cache_dir):
+    for name, value in [("lr", float("inf")), ("epochs", float("inf")), ("lr", float("nan")), ("dropout", 1.5)]:
+        with pytest.raises(UserError, match=name):
+            _cfg(tiny, **{name: value})
+    with pytest.raises(UserError, match=r"training diverged: .* adapter tensors hold inf or nan"):
+        train(_cfg(tiny, lr=1e38, epochs=3), progress=False)
+    adapters = cache_dir / "adapters"
+    assert not adapters.exists() or not [p for p in adapters.iterdir()]  # nothing cached, no work folder left
+
+
+def test_adapter_hash_covers_weights_and_settings_not_the_cache_path(tiny, tmp_path):
+    import shutil
+
+    from harness.adapters import adapter_hash
+
+    trained = train(_cfg(tiny, epochs=1), progress=False)
+    moved = tmp_path / "elsewhere" / "adapter"
+    shutil.copytree(trained.path, moved)
+    cfg = json.loads((moved / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "/some/other/cache/models/tiny"
+    (moved / "adapter_config.json").write_text(json.dumps(cfg))
+    assert adapter_hash(moved) == adapter_hash(trained.path)
+    cfg["lora_alpha"] = cfg["lora_alpha"] * 2  # a setting that changes the output
+    (moved / "adapter_config.json").write_text(json.dumps(cfg))
+    assert adapter_hash(moved) != adapter_hash(trained.path)

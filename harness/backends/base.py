@@ -1,17 +1,17 @@
-"""The one narrow model interface, and the chat template applied in one place.
+"""The one narrow model interface and the context-length policy.
 
-Every backend receives the *token ids* of the prompt that `encode_chat` builds with the base
-model's own chat template, so no engine can silently format a prompt differently.
+Every backend receives the *token ids* of the prompt that `harness.chat.encode_chat` builds with
+the base model's own chat template, so no engine can silently format a prompt differently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from harness.errors import UserError
-from harness.types import Completion, Message, Request
+from harness.types import Completion, Request
 
 
 class Backend(Protocol):
@@ -37,19 +37,6 @@ class BatchStats:
         return self.requests / self.wall_s if self.wall_s > 0 else float("inf")
 
 
-def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """Prompt token ids through the tokenizer's chat template, generation prompt appended."""
-    chat = [{"role": m.role, "content": m.content} for m in messages]
-    if getattr(tokenizer, "chat_template", None):
-        out = tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
-        if isinstance(out, dict) or hasattr(out, "input_ids"):  # BatchEncoding in newer transformers
-            out = out["input_ids"]
-        return list(out)
-    # A base model without a chat template: plain concatenation, stated here so it is not hidden.
-    text = "\n\n".join(m.content for m in messages) + "\n"
-    return list(tokenizer(text)["input_ids"])
-
-
 def fit_context(ids: list[int], max_tokens: int, max_len: int, overflow: str, index: int) -> list[int]:
     """Apply the explicit over-length policy: 'error' (default) or 'truncate' (keep the end)."""
     budget = max_len - max_tokens
@@ -61,12 +48,3 @@ def fit_context(ids: list[int], max_tokens: int, max_len: int, overflow: str, in
         f"request {index} needs {len(ids)} prompt + {max_tokens} new tokens, over the model's "
         f"context of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
     )
-
-
-def device_count() -> int:
-    try:
-        import torch
-
-        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
-    except ImportError:
-        return 1

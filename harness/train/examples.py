@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends.base import encode_chat
+from harness.chat import encode_chat
 from harness.prompts import training_pair
 from harness.tasks import Task
 from harness.types import Message, Sample

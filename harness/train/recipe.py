@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import data as data_mod
 from harness.adapters import MANIFEST, canonical_config
-from harness.backends.base import device_count
+from harness.chat import device_count
 from harness.errors import UserError
 from harness.models import cache_root, content_hash, file_sha256, resolve
 from harness.prompts import load_template
@@ -242,6 +242,13 @@ def _run_training(
     checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     wall = callback.total_wall()
+    bad = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not bool(p.detach().isfinite().all())]
+    if bad:  # a diverged adapter must never be cached: every later run would serve garbage from it
+        shutil.rmtree(work, ignore_errors=True)
+        raise UserError(
+            f"training diverged: {len(bad)} adapter tensors hold inf or nan after training with lr {cfg.lr:g}; "
+            "lower the learning rate (nothing was cached)"
+        )
     staging = work / "final"
     if staging.exists():
         shutil.rmtree(staging)

@@ -205,6 +205,9 @@ def compare(
     connect_timeout: ConnectTimeout = 10.0,
     read_timeout: ReadTimeout = 180.0,
     retries: Retries = 3,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run every check that needs no model, say what would run, and stop.")
+    ] = False,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     from dataclasses import replace
@@ -236,6 +239,21 @@ def compare(
         options.update(_remote(url, connect_timeout, read_timeout, retries))
     if batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
+    if dry_run:
+        from harness.compare import preflight
+
+        pre = preflight(p, results, backend, run_id, options)
+        for tp in p.tasks:
+            adapters = len(tp.train_sizes) * len(tp.seeds)
+            out.print(
+                f"{tp.name}: {len(pre.items[tp.name])} test items, {len(pre.val_items[tp.name])} validation items, "
+                f"{len(tp.variants)} prompt variants, {adapters} adapter(s) to train"
+                + (f", prompt search {tp.prompt_search['trials']} trials" if tp.prompt_search else "")
+                + (f", adapter sweep {tp.sweep['trials']} trials" if tp.sweep else ""),
+                soft_wrap=True,
+            )
+        out.print(f"checks passed; the run would go to {pre.run_dir}", soft_wrap=True)
+        return
     run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size)
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
 
@@ -516,6 +534,8 @@ def main() -> None:
     code: int
     try:
         code = _exit_code(app(standalone_mode=False))
+        if code == 130:  # typer turns KeyboardInterrupt into a returned 130
+            interrupted.append(True)
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         code = 2

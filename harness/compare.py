@@ -9,7 +9,7 @@ import datetime as dt
 import platform
 import subprocess
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from harness.cache import CachedBackend, ResponseCache
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.identity import check_run_id, check_same, digest
-from harness.models import cache_root, content_hash, file_sha256, resolve
+from harness.models import cache_root, content_hash, file_sha256, parse_spec, resolve
 from harness.plan import Plan
 from harness.prompts import load_template
 from harness.report import print_rich, summarise, write_reports
@@ -141,6 +141,47 @@ def train_adapters(plan: Plan, timings: dict[str, float]) -> dict[str, list[tupl
     return out
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What every check that needs no model established, and the run directory it names."""
+
+    items: dict[str, Any]
+    pools: dict[str, Any]
+    val_items: dict[str, Any]
+    spaces: dict[str, Any]
+    retention: dict[str, dict[str, Any]]
+    identity: dict[str, Any]
+    run_dir: Path
+
+
+def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | None, options: dict[str, Any]) -> Preflight:
+    """Every check that needs no model, in the order a user would fix them: a mistake must not wait
+    for a model pull or a training run. `compare --dry-run` stops here."""
+    if run_id is not None:
+        check_run_id(run_id)
+    parse_spec(plan.model)  # a misspelt model name, before anything is read
+    check_writable(results_root)
+    check_backend(backend_kind, options)
+    items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
+    pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
+    for tp in plan.tasks:
+        check_variants(get_task(tp.name), tp.variants, pools[tp.name], items[tp.name])
+    val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
+    spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        labelled = task.kind in ("classification", "multiple_choice")
+        for size in tp.train_sizes:
+            for seed in tp.seeds:
+                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
+                split_train_val(cfg, data_mod.load_split(task, task.train_split), labelled)
+    # the retention tasks' data too: a missing split must not surface after the adapters trained
+    retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
+    identity = run_identity(plan, backend_kind, options, items, pools, val_items, retention)
+    run_dir = results_root / (run_id or f"{plan.name}-{digest(identity)}")
+    return Preflight(items, pools, val_items, spaces, retention, identity, run_dir)
+
+
 def compare(
     plan: Plan,
     results_root: Path,
@@ -150,27 +191,9 @@ def compare(
     use_cache: bool = True,
     batch_size: int = 128,
 ) -> tuple[Path, list[TaskSummary]]:
-    if run_id is not None:
-        check_run_id(run_id)
-    check_writable(results_root)
-    # Every cheap check first: a user mistake must not wait for a model pull or a training run.
-    check_backend(backend_kind, backend_options or {})
-    items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
-    pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
-    val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
-    spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
-    for tp in plan.tasks:
-        task = get_task(tp.name)
-        check_variants(task, tp.variants, pools[tp.name], items[tp.name])
-        labelled = task.kind in ("classification", "multiple_choice")
-        for size in tp.train_sizes:
-            for seed in tp.seeds:
-                cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
-                split_train_val(cfg, data_mod.load_split(task, task.train_split), labelled)
-    # the retention tasks' data too: a missing split must not surface after the adapters trained
-    retention = {tp.name: {r: retention_info(r, plan.limit, plan.seed) for r in tp.retention} for tp in plan.tasks}
-    identity = run_identity(plan, backend_kind, backend_options or {}, items, pools, val_items, retention)
-    run_dir = results_root / (run_id or f"{plan.name}-{digest(identity)}")
+    pre = preflight(plan, results_root, backend_kind, run_id, backend_options or {})
+    items, pools, val_items, spaces, retention = pre.items, pre.pools, pre.val_items, pre.spaces, pre.retention
+    identity, run_dir = pre.identity, pre.run_dir
     timings: dict[str, float] = {}
     with locked(run_dir):
         existing = run_dir / MANIFEST

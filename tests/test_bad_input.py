@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,27 @@ def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = No
 RECORD = json.dumps(
     {"task": "twitter_fin_sentiment", "item": "i1", "variant": "zero_shot", "gold": "Bullish", "scores": {"correct": 1.0}}
 )
+
+
+def _manifest(run: Path, text: str | bytes) -> str:
+    (run / "manifest.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(run)
+
+
+def _adapter_config(tmp: Path, text: str) -> str:
+    d = tmp / "adapter"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(text)
+    (d / "adapter_model.safetensors").write_bytes(b"\x00" * 16)
+    return str(d)
+
+
+def _raw_data(tmp: Path, content: bytes) -> None:
+    (tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl").write_bytes(content)
+
+
+TWEET = b'{"id": "a", "text": "x", "label": "Bullish"}\n'
+TASK = "[[task]]\nname = 'twitter_fin_sentiment'\n"
 
 
 def _plan(tmp: Path, body: str) -> str:
@@ -248,6 +270,200 @@ CASES = [
         lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--method", "bayes"],
         2,
         "unknown search method",
+    ),
+    # values of the wrong type anywhere in a plan
+    (
+        "plan-limit-text",
+        lambda t: ["compare", "--plan", _plan(t, "limit = 'abc'\n" + TASK)],
+        2,
+        "limit: input should be a valid integer, got 'abc'",
+    ),
+    (
+        "plan-limit-fraction",
+        lambda t: ["compare", "--plan", _plan(t, "limit = 2.5\n" + TASK)],
+        2,
+        "limit: input should be a valid integer, got 2.5",
+    ),
+    (
+        "plan-seed-text",
+        lambda t: ["compare", "--plan", _plan(t, "seed = 'x'\n" + TASK)],
+        2,
+        "seed: input should be a valid integer",
+    ),
+    (
+        "plan-sizes-scalar",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "train_sizes = 64\n")],
+        2,
+        "task[1].train_sizes: input should be a valid list, got 64",
+    ),
+    (
+        "plan-lr-inf",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "[task.train]\nlr = inf\n")],
+        2,
+        "task[1].train.lr: input should be a finite number",
+    ),
+    (
+        "plan-prices-text",
+        lambda t: ["compare", "--plan", _plan(t, "[prices]\ndevice_usd_per_hour = 'two'\n" + TASK)],
+        2,
+        "prices.device_usd_per_hour: input should be a valid number",
+    ),
+    # misspelt keys at every depth, and empty lists that would silently do nothing
+    (
+        "plan-nested-typo",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "trian_sizes = [32]\n")],
+        2,
+        "unknown setting 'trian_sizes' in task[1]; did you mean train_sizes",
+    ),
+    (
+        "plan-variant-typo",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "variants = [{template = 'zero_shot', shot = 2}]\n")],
+        2,
+        "unknown setting 'shot' in task[1].variants[1]; did you mean shots",
+    ),
+    (
+        "plan-prices-typo",
+        lambda t: ["compare", "--plan", _plan(t, "[prices]\ndevice_usd_per_hr = 1\n" + TASK)],
+        2,
+        "unknown setting 'device_usd_per_hr' in prices; did you mean device_usd_per_hour",
+    ),
+    (
+        "plan-seeds-empty",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "seeds = []\n")],
+        2,
+        "task[1].seeds: list should have at least 1 item",
+    ),
+    ("plan-seeds-twice", lambda t: ["compare", "--plan", _plan(t, TASK + "seeds = [1, 1]\n")], 2, "values must be distinct"),
+    (
+        "plan-shots-over-pool",
+        lambda t: ["compare", "--plan", _plan(t, TASK + "variants = [{template = 'few_shot', shots = 100000}]\n")],
+        2,
+        "larger than the training pool",
+    ),
+    (
+        "plan-unknown-model",
+        lambda t: ["compare", "--plan", _plan(t, "model = 'smollm3'\n" + TASK)],
+        2,
+        "unknown model 'smollm3'",
+    ),
+    # training settings from the command line
+    ("train-lr-inf", lambda t: ["train", "twitter_fin_sentiment", "--lr", "inf"], 2, "lr must be a finite number"),
+    (
+        "train-epochs-inf",
+        lambda t: ["train", "twitter_fin_sentiment", "--epochs", "inf"],
+        2,
+        "epochs must be a finite number",
+    ),
+    # early checks: before any model load or training
+    (
+        "compare-adapter-mode",
+        lambda t: ["compare", "twitter_fin_sentiment", "--adapter-mode", "fused"],
+        2,
+        "unknown --adapter-mode 'fused'",
+    ),
+    (
+        "compare-server-down",
+        lambda t: [
+            "compare",
+            "twitter_fin_sentiment",
+            "--backend",
+            "openai",
+            "--url",
+            "http://127.0.0.1:9",
+            "--retries",
+            "0",
+        ],
+        2,
+        "failed after 1 tries",
+    ),
+    (
+        "compare-bad-timeout",
+        lambda t: ["compare", "twitter_fin_sentiment", "--backend", "openai", "--read-timeout", "0"],
+        2,
+        "read timeout must be between",
+    ),
+    ("run-id-outside", lambda t: ["compare", "twitter_fin_sentiment", "--run-id", "../outside"], 2, "is not a plain name"),
+    (
+        "data-dir-a-file",
+        lambda t: (os.environ.__setitem__("HARNESS_DATA_DIR", str(_plan(t, ""))), ["preview", "banking77"])[1],
+        2,
+        "is a file",
+    ),
+    (
+        "data-dir-missing",
+        lambda t: (os.environ.__setitem__("HARNESS_DATA_DIR", str(t / "nope")), ["preview", "banking77"])[1],
+        2,
+        "is missing",
+    ),
+    # data files
+    (
+        "data-duplicate-id",
+        lambda t: (_raw_data(t, TWEET + TWEET), ["preview", "twitter_fin_sentiment"])[1],
+        2,
+        "id 'a' repeats line 1",
+    ),
+    (
+        "data-bad-utf8",
+        lambda t: (_raw_data(t, TWEET.replace(b"x", b"\xff")), ["preview", "twitter_fin_sentiment"])[1],
+        2,
+        "not valid UTF-8",
+    ),
+    (
+        "data-nul",
+        lambda t: (_raw_data(t, TWEET.replace(b"x", b"\x00")), ["preview", "twitter_fin_sentiment"])[1],
+        2,
+        "NUL byte",
+    ),
+    (
+        "data-bom",
+        lambda t: (_raw_data(t, b"\xef\xbb\xbf" + TWEET), ["preview", "twitter_fin_sentiment"])[1],
+        2,
+        "byte-order mark",
+    ),
+    # stored results and adapters
+    (
+        "report-manifest-list",
+        lambda t: ["report", _manifest(make_run(t / "runs", "r1"), "[]")],
+        2,
+        "manifest.json: (top level): input should be a valid dictionary",
+    ),
+    (
+        "report-record-no-item",
+        lambda t: ["report", str(make_run(t / "runs", "r1", samples='{"task": "t", "variant": "v", "scores": {}}\n'))],
+        2,
+        "line 1: item is required",
+    ),
+    ("report-manifest-bad-utf8", lambda t: ["report", _manifest(make_run(t / "runs", "r1"), b"\xff{}")], 2, "is corrupt"),
+    (
+        "adapter-rank-text",
+        lambda t: ["check-adapter", _adapter_config(t, '{"r": "eight"}'), "--task", "twitter_fin_sentiment"],
+        2,
+        "r: input should be a valid integer, got 'eight'",
+    ),
+    (
+        "adapter-config-list",
+        lambda t: ["check-adapter", _adapter_config(t, "[1]"), "--task", "twitter_fin_sentiment"],
+        2,
+        "input should be a valid dictionary",
+    ),
+    (
+        "check-adapter-n-zero",
+        lambda t: ["check-adapter", _adapter_config(t, '{"r": 8}'), "--task", "twitter_fin_sentiment", "-n", "0"],
+        2,
+        "-n must be positive",
+    ),
+    # gate: nothing to compare, or a nonsense level
+    (
+        "gate-no-shared-items",
+        lambda t: ["gate", str(make_run(t / "runs", "r1")), "--baseline", str(make_run(t / "runs", "r2", items=("i3",)))],
+        2,
+        "share no test items",
+    ),
+    (
+        "gate-bad-alpha",
+        lambda t: ["gate", str(make_run(t / "runs", "r1")), "--baseline", str(make_run(t / "runs", "r2")), "--alpha", "-1"],
+        2,
+        "--alpha must be between 0 and 1",
     ),
     ("retention-self", lambda t: ["compare", "banking77", "--retention", "banking77"], 2, "itself"),
     ("retention-unknown", lambda t: ["compare", "banking77", "--retention", "twiter_fin_sentiment"], 2, "unknown task"),

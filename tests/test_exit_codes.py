@@ -1,0 +1,112 @@
+"""Every command's exit status on a failing case: 0 success, 1 a check that failed (gate,
+check-adapter) or a bug, 2 the user's input, 130 interrupted. A gate that exits 0 on a regression
+would never fail a CI job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import write_data_dir
+from tests.test_bad_input import make_run, run_cli
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(write_data_dir(tmp_path / "data", ["twitter_fin_sentiment"])))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+
+
+def _records(items: int, correct: set[int]) -> str:
+    return "".join(
+        json.dumps({
+            "task": "twitter_fin_sentiment", "item": f"i{i}", "variant": "zero_shot", "gold": "Bullish",
+            "prediction": "Bullish" if i in correct else "Bearish", "scores": {"correct": float(i in correct)},
+            "prompt_tokens": 10, "completion_tokens": 1, "latency_s": 0.01,
+        }) + "\n"
+        for i in range(items)
+    )  # fmt: skip
+
+
+def test_gate_exits_1_on_a_regression_0_on_none_2_on_nothing_to_compare(tmp_path, capsys, monkeypatch):
+    runs = tmp_path / "runs"
+    base = make_run(runs, "base", samples=_records(40, set(range(40))))
+    worse = make_run(runs, "worse", samples=_records(40, set(range(10))))  # 30 items flipped to wrong
+    same = make_run(runs, "same", samples=_records(40, set(range(40))))
+    code, out, err = run_cli(["gate", str(worse), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 1 and "FAIL twitter_fin_sentiment/zero_shot" in out and "flipped to wrong (30)" in out, out + err
+    code, out, _ = run_cli(["gate", str(same), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 0 and "ok twitter_fin_sentiment/zero_shot" in out
+    other = make_run(runs, "other", items=("x1", "x2"))
+    code, _, err = run_cli(["gate", str(other), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 2 and "share no test items" in err
+
+
+def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatch):
+    import harness.check
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 16)
+    monkeypatch.setattr(harness.check, "check", lambda *a, **k: False)
+    code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
+    assert code == 1
+    monkeypatch.setattr(harness.check, "check", lambda *a, **k: True)
+    code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
+    assert code == 0
+
+
+def test_a_bug_is_exit_1_and_ctrl_c_is_130_each_with_one_line(capsys, monkeypatch):
+    import harness.data
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(harness.data, "test_items", boom)
+    code, _, err = run_cli(["preview", "twitter_fin_sentiment"], capsys, monkeypatch)
+    assert code == 1 and err.strip() == "internal error: RuntimeError: a bug (rerun with --debug for the traceback)"
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.data, "test_items", interrupt)
+    code, _, err = run_cli(["preview", "twitter_fin_sentiment"], capsys, monkeypatch)
+    assert code == 130 and err.strip().splitlines() == [
+        "interrupted: finished work is saved; rerun the same command to resume"
+    ]
+
+
+def _broken_tasks_dir(tmp: Path) -> str:
+    d = tmp / "broken"
+    d.mkdir()
+    (d / "oops.py").write_text("raise ValueError('nope')\n")
+    return str(d)
+
+
+# every command, one failing case each: (command, args, status)
+COMMANDS = [
+    ("tasks", lambda t: ["--tasks-dir", _broken_tasks_dir(t), "tasks"], 2),
+    ("preview", lambda t: ["preview", "twiter"], 2),
+    ("models list", lambda t: ["models", "list", "--all"], 2),
+    ("models pull", lambda t: ["models", "pull", "smollm9"], 2),
+    ("train", lambda t: ["train", "twitter_fin_sentiment", "--rank", "0"], 2),
+    ("compare", lambda t: ["compare"], 2),
+    ("sweep", lambda t: ["sweep", "twitter_fin_sentiment"], 2),
+    ("data-check", lambda t: ["data-check", "twiter"], 2),
+    ("report", lambda t: ["report", str(t)], 2),
+    ("gate", lambda t: ["gate", str(t), "--baseline", str(t)], 2),
+    ("check-adapter", lambda t: ["check-adapter", str(t / "none"), "--task", "twitter_fin_sentiment"], 2),
+]
+
+
+@pytest.mark.parametrize("case", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_fails_with_its_status(case, tmp_path, capsys, monkeypatch):
+    _, build, status = case
+    code, out, err = run_cli(build(tmp_path), capsys, monkeypatch)
+    assert code == status, out + err
+    assert "Traceback" not in out + err and err.strip()

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-$(shell (cat pyproject.toml; echo v1) | sha256sum | cut -c1-12)
 export HARNESS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install demo test test-unit test-slow lint bench clean
+.PHONY: install demo test test-unit test-slow lint fuzz bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test-unit: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=15
+
+# The property tests of tests/test_fuzz.py with many more examples than the unit tier runs.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -81,9 +81,20 @@ def check_files(path: Path) -> dict:
     return dict(cfg)
 
 
+_VALIDATED: dict[tuple[str, str, str, int | None], dict] = {}
+
+
 def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
-    """The adapter's config, after checking it fits `model_dir`; UserError otherwise."""
+    """The adapter's config, after checking it fits `model_dir`; UserError otherwise. Memoised on
+    the adapter's content: backends call it on every batch."""
     cfg = check_files(path)
+    key = (str(path.resolve()), adapter_hash(path), content_hash(model_dir), max_rank)
+    if key not in _VALIDATED:
+        _VALIDATED[key] = _validate(path, model_dir, cfg, max_rank)
+    return dict(_VALIDATED[key])
+
+
+def _validate(path: Path, model_dir: Path, cfg: dict, max_rank: int | None) -> dict:
     rank = int(cfg["r"])
     weights = path / "adapter_model.safetensors"
     if max_rank is not None and rank > max_rank:

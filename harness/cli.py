@@ -34,10 +34,9 @@ def main_options(
     debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False, tasks_dir: TasksDir = None
 ) -> None:
     STATE["debug"] = debug
-    if tasks_dir:
-        from harness.tasks import set_extra_dirs
+    from harness.tasks import set_extra_dirs
 
-        set_extra_dirs(tasks_dir)
+    set_extra_dirs(tasks_dir or [])  # every invocation states its own folders (none carried over)
 
 
 @app.command("tasks")
@@ -400,8 +399,9 @@ def _prompt_sweep(
     from harness import prompt_search as ps
     from harness.backends import check_backend, make_backend
     from harness.cache import CachedBackend, ResponseCache
-    from harness.compare import DEFAULT_CONTEXT, prompt_search, search_points, template_hashes
+    from harness.compare import DEFAULT_CONTEXT, prompt_search, search_points
     from harness.models import DEFAULT_MODEL, cache_root, content_hash, resolve
+    from harness.prompts import template_hashes
     from harness.tasks import get_task
 
     task = get_task(task_name)
@@ -537,7 +537,8 @@ def main() -> None:
         if code == 130:  # typer turns KeyboardInterrupt into a returned 130
             interrupted.append(True)
     except UserError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        one_line = " ".join(str(exc).splitlines())  # whatever a value held (a newline, U+2028), one line
+        err.print(f"error: {one_line}", markup=False, highlight=False, soft_wrap=True)
         code = 2
     except (typer.Exit, SystemExit) as exc:
         code = _exit_code(getattr(exc, "exit_code", getattr(exc, "code", 0)))

@@ -23,9 +23,9 @@ from harness.cache import CachedBackend, ResponseCache
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.identity import check_run_id, check_same, digest
-from harness.models import cache_root, content_hash, file_sha256, parse_spec, resolve
+from harness.models import cache_root, content_hash, parse_spec, resolve
 from harness.plan import Plan
-from harness.prompts import load_template
+from harness.prompts import template_hashes
 from harness.report import print_rich, summarise, write_reports
 from harness.results import MANIFEST, check_writable, locked, read_json, write_json
 from harness.run import Variant, evaluate
@@ -614,15 +614,6 @@ def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir
                         f"variant {v.name} of {task.name}: item {s.id} needs {need} tokens, over the model's context "
                         f"of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
                     )
-
-
-def template_hashes(task: Any) -> dict[str, str]:
-    """Every template of the task by content hash: an edited wording changes what it names."""
-    out = {}
-    for t in sorted(task.templates):
-        src = Path(load_template(task, t).filename or "")
-        out[t] = file_sha256(src)[:16] if src.is_file() else "?"
-    return out
 
 
 def with_sizes(plan: Plan, sizes: tuple[int, ...] | None) -> Plan:

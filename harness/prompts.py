@@ -75,6 +75,17 @@ def load_template(task: Task, name: str) -> jinja2.Template:
         raise UserError(f"template {task.name}/{name}.j2 line {exc.lineno}: {exc.message}") from None
 
 
+def template_hashes(task: Task) -> dict[str, str]:
+    """Every template of the task by content hash: an edited wording changes what it names."""
+    import hashlib
+
+    out = {}
+    for t in sorted(task.templates):
+        src = Path(load_template(task, t).filename or "")
+        out[t] = hashlib.sha256(src.read_bytes()).hexdigest()[:16] if src.is_file() else "?"
+    return out
+
+
 @dataclass(frozen=True)
 class Turn:
     user: str
@@ -92,18 +103,21 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
         raise UserError(f"template {task.name}/{template}.j2: {exc.message} (row {sample.id})") from None
     except jinja2.TemplateError as exc:
         raise UserError(f"template {task.name}/{template}.j2: {exc} (row {sample.id})") from None
+    except Exception as exc:  # a template is user code: whatever it raises (1/0, a bad filter) is theirs to fix
+        raise UserError(
+            f"template {task.name}/{template}.j2 failed on row {sample.id}: {type(exc).__name__}: {exc}"
+        ) from None
     style = getattr(module, "completion", "answer")
     if style not in ("answer", "cot"):
         raise UserError(f"template {task.name}/{template}.j2 sets completion={style!r}; use 'answer' or 'cot'")
     max_tokens = getattr(module, "max_tokens", None)
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 < max_tokens <= 1_000_000
+    ):
+        raise UserError(f"template {task.name}/{template}.j2 sets max_tokens={max_tokens!r}; use a positive whole number")
     system = getattr(module, "system", None)
     user = str(module).strip()
-    return Turn(
-        f"{user}\n{fmt.cue}" if fmt.cue else user,
-        str(system).strip() if system else None,
-        style,
-        int(max_tokens) if max_tokens is not None else None,
-    )
+    return Turn(f"{user}\n{fmt.cue}" if fmt.cue else user, str(system).strip() if system else None, style, max_tokens)
 
 
 def render(

@@ -20,7 +20,7 @@ from harness.analysis import RetentionRow, TaskSummary, summarise_retention, sum
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import METRICS, atomic_write, load_run, load_validation, write_json
+from harness.results import METRICS, VALIDATION, atomic_write, check_scores, load_run, load_validation, write_json
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -47,7 +47,9 @@ def load_runs(
         by_task_records = [{**r, "variant": prefix + r["variant"]} for r in records]
         for r in by_task_records:
             by_task[r["task"]].append(r)
-        for r in load_validation(d):
+        validation = load_validation(d)
+        check_scores(d / VALIDATION, manifest, validation)
+        for r in validation:
             val_by_task[r["task"]].append({**r, "variant": prefix + r["variant"]})
     return manifests, by_task, val_by_task
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from harness.errors import UserError
-from harness.schema import Manifest, Record, validate
+from harness.schema import Manifest, Record, validate, validate_dataclass
 
 SAMPLES = "samples.jsonl"
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
@@ -79,7 +79,7 @@ def repair_tail(path: Path) -> int:
         return size - keep
 
 
-def read_samples(path: Path, schema: type[BaseModel] = Record) -> list[dict[str, Any]]:
+def read_samples(path: Path, schema: type = Record) -> list[dict[str, Any]]:
     """Every complete record, each checked against `schema`; a torn last line is ignored, a
     corrupt middle line is an error."""
     if not path.is_file():
@@ -95,7 +95,10 @@ def read_samples(path: Path, schema: type[BaseModel] = Record) -> list[dict[str,
             if lineno == len(lines):  # torn tail from a crash: not a finished record
                 continue
             raise UserError(f"{path} line {lineno} is corrupt; delete that line (or the run) and rerun") from None
-        validate(schema, record, f"{path} line {lineno}")
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            validate(schema, record, f"{path} line {lineno}")
+        else:
+            validate_dataclass(schema, record, f"{path} line {lineno}")
         records.append(record)
     return records
 
@@ -160,7 +163,22 @@ def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     records = list(unique_records(read_samples(run / SAMPLES)).values())
     if not records:
         raise UserError(f"run {run} has no results yet (empty {SAMPLES})")
+    check_scores(run / SAMPLES, manifest, records)
     return manifest, records
+
+
+def check_scores(path: Path, manifest: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """Each record carries the per-item score its task's metrics are computed from."""
+    from harness.scoring import score_key
+
+    needed = {name: {score_key(m) for m in info["metrics"]} for name, info in manifest["tasks"].items()}
+    for r in records:
+        missing = needed.get(r["task"], set()) - set(r["scores"])
+        if missing:
+            raise UserError(
+                f"{path}: the record of item {r['item']!r}, variant {r['variant']!r} has no {sorted(missing)[0]!r} "
+                f"score, which its task's metrics need"
+            )
 
 
 def load_validation(run: Path) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ count against the pool) stay with the code that knows the task.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import UserError, closest
 
 M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -176,16 +178,73 @@ class AdapterConfig(Stored):
     peft_type: str | None = None
 
 
+class CurvePoint(Stored):
+    step: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    val_loss: float | None = None
+
+
+class AdapterFacts(Stored):
+    """What the report reads of an adapter arm in a manifest."""
+
+    train_size: PositiveInt | None = None
+    seed: int = 0
+    train_device_s: Annotated[float, Field(ge=0)] = 0.0
+    side: Literal["adapter", "combined"] | None = None
+    built_on: str | None = None
+    constrained: bool = False
+    val_loss_rising: bool | None = None
+    loss_curve: list[CurvePoint] = []
+    val_curve: list[CurvePoint] = []
+
+
+class SearchTrialFacts(Stored):
+    number: int | None = None
+    params: dict[str, Any] = {}
+    metric: float
+    device_s: Annotated[float, Field(ge=0)] | None = None
+
+
+class SearchFacts(Stored):
+    method: str = ""
+    trials: list[SearchTrialFacts] = []
+
+
+class DataCheckFacts(Stored):
+    warnings: list[str] = []
+    label_counts: dict[str, NonNegativeInt] = {}
+
+
+class ValidationFacts(Stored):
+    labels_covered: Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)] | None = None  # (present, of)
+
+
 class TaskFacts(Stored):
     metrics: Annotated[list[str], Field(min_length=1)]
     labels: list[str] | None = None
     kind: str | None = None
-    adapters: dict[str, dict[str, Any]] = {}
+    adapters: dict[str, AdapterFacts] = {}
+    data_check: DataCheckFacts = DataCheckFacts()
+    validation: ValidationFacts | None = None
+    search: dict[str, SearchFacts] = {}
+    selected_prompt: str | None = None
+
+
+class RetentionFacts(Stored):
+    metrics: Annotated[list[str], Field(min_length=1)]
+    labels: list[str] = []
+    kind: str | None = None
 
 
 class Manifest(Stored):
     run_id: str | None = None
-    tasks: dict[str, TaskFacts]
+    model: str | None = None
+    backend: str | None = None
+    seed: int = 0
+    prices: PricesTable = PricesTable()
+    retention: dict[str, dict[str, RetentionFacts]] = {}
+    tasks: Annotated[dict[str, TaskFacts], Field(min_length=1)]
 
 
 class Record(Stored):
@@ -194,27 +253,12 @@ class Record(Stored):
     task: str
     item: str
     variant: str
-    scores: dict[str, float | None]
-    prediction: Any = None
-    gold: Any = None
-    prompt_tokens: NonNegativeInt | None = None
-    completion_tokens: NonNegativeInt | None = None
-    latency_s: float | None = None
-
-
-class TrialRecord(BaseModel):
-    """One line of a search's trials.jsonl: exactly the fields of sweep.Trial."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    number: NonNegativeInt
-    params: dict[str, Any]
-    metric: float
-    train_loss: float | None
-    val_loss: float | None
-    wall_s: float
-    device_s: float
-    adapter: str
+    scores: dict[str, float]
+    prediction: str | float | None
+    gold: str | float | list[str] | None
+    prompt_tokens: NonNegativeInt
+    completion_tokens: NonNegativeInt
+    latency_s: Annotated[float, Field(ge=0)]
 
 
 def _known(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -260,7 +304,8 @@ def _path(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part + 1}]" if out else f"#{part + 1}"
         elif not _is_tag(part):
-            out += f".{part}" if out else str(part)
+            key = str(part) if str(part).isprintable() else repr(part)  # a control character must not break the line
+            out += f".{key}" if out else key
     return out or "(top level)"
 
 
@@ -291,7 +336,7 @@ def describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     """The first error of a validation failure as one line: where, key path, what was expected."""
     error = _pick(exc.errors())
     loc = tuple(error["loc"])
-    if error["type"] == "extra_forbidden":
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         key = str(loc[-1])
         parent = _path(loc[:-1])
         table = f" in {parent}" if loc[:-1] else ""
@@ -306,3 +351,15 @@ def validate(model: type[M], data: Any, where: str | Path) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(describe(exc, model, str(where))) from None
+
+
+def validate_dataclass(cls: type[D], data: Any, where: str | Path) -> D:
+    """A stored row that is exactly a frozen dataclass of ours (a search trial): the dataclass, with
+    its `__pydantic_config__`, is the schema, so the two cannot drift apart."""
+    from pydantic import TypeAdapter
+
+    try:
+        # JSON mode: strict typing without asking for a dataclass instance (the row came from JSON)
+        return TypeAdapter(cls).validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise UserError(describe(exc, BaseModel, str(where))) from None

@@ -194,7 +194,10 @@ def _evaluate_metric(name: str) -> Callable[[Sequence[Scored], Sequence[str]], f
     return metric
 
 
+def score_key(metric: str) -> str:
+    """The per-item score a metric's paired test compares (macro-F1 pairs on correctness)."""
+    return {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}.get(metric, "correct")
+
+
 def per_item_value(metric: str, item: Scored) -> float:
-    """The per-item quantity that paired tests compare for a metric (macro-F1 pairs on correctness)."""
-    key = {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}.get(metric, "correct")
-    return item.scores.get(key, 0.0)
+    return item.scores.get(score_key(metric), 0.0)

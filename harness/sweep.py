@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.errors import UserError, closest
 
@@ -81,6 +81,9 @@ def random_configs(space: Space, budget: int, seed: int) -> list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Trial:
+    # how a stored trial is read back (harness.schema.validate_dataclass): exactly these fields, typed
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "strict": True}
+
     number: int
     params: dict[str, Any]
     metric: float
@@ -137,9 +140,8 @@ class TrialLog:
 
     def __init__(self, path: Path, on_trial: Callable[[Trial], None] | None = None):
         from harness.results import SampleWriter, read_samples
-        from harness.schema import TrialRecord
 
-        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, TrialRecord)}
+        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, Trial)}
         self.trials: list[Trial] = list(self.done.values())
         self.on_trial = on_trial
         self._writer = SampleWriter(path)
@@ -157,8 +159,14 @@ class TrialLog:
         self._writer.close()
 
 
-def sweep_id(task: str, space: Space, method: str, budget: int, seed: int, base: Mapping[str, Any]) -> str:
-    payload = json.dumps([task, asdict(space), method, budget, seed, dict(base)], sort_keys=True, default=str)
+def sweep_id(
+    task: str, space: Space, method: str, budget: int, seed: int, base: Mapping[str, Any], conditions: Mapping[str, Any]
+) -> str:
+    """The folder of a sweep: its settings and the conditions its trials were scored under (data,
+    templates, validation items, backend), so a resumed sweep never reuses stale trial scores."""
+    payload = json.dumps(
+        [task, asdict(space), method, budget, seed, dict(base), dict(conditions)], sort_keys=True, default=str
+    )
     return f"{task}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
 
 
@@ -193,7 +201,15 @@ def run(
         replace(base_cfg, **params)  # a bad value (rank 0, lr -1, inf) fails here, before any training
     if executor == "ray":
         _require_ray()
-    folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {})
+    from harness import data
+    from harness.prompts import template_hashes
+
+    conditions = {
+        "train_data": data.samples_hash(data.load_split(task, task.train_split)),
+        "validation": data.samples_hash(data.validation_items(task, val_limit)),
+        "templates": template_hashes(task), "backend": backend, "task_version": task.version,
+    }  # fmt: skip
+    folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {}, conditions)
     log = TrialLog(folder / "trials.jsonl", on_trial)
     done, trials, record = log.done, log.trials, log.record
 

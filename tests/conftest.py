@@ -7,6 +7,17 @@ import pytest
 
 from tests.fixtures import write_data_dir
 
+try:
+    from hypothesis import HealthCheck, settings
+
+    # ci: seeded and bounded, for the unit tier; fuzz: `make fuzz`, long and still reproducible
+    _common = {"deadline": None, "derandomize": True, "suppress_health_check": list(HealthCheck)}
+    settings.register_profile("ci", max_examples=25, **_common)
+    settings.register_profile("fuzz", max_examples=600, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a dev dependency; the fuzz tests skip themselves without it
+    pass
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -76,8 +76,9 @@ def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = No
 
 
 RECORD = json.dumps(
-    {"task": "twitter_fin_sentiment", "item": "i1", "variant": "zero_shot", "gold": "Bullish", "scores": {"correct": 1.0}}
-)
+    {"task": "twitter_fin_sentiment", "item": "i1", "variant": "zero_shot", "gold": "Bullish", "prediction": "Bullish",
+     "scores": {"correct": 1.0}, "prompt_tokens": 10, "completion_tokens": 1, "latency_s": 0.01}
+)  # fmt: skip
 
 
 def _manifest(run: Path, text: str | bytes) -> str:
@@ -176,6 +177,18 @@ CASES = [
         lambda t: ["--tasks-dir", _task_dir(t, "{{ message }}"), "preview", "toy"],
         2,
         "'message' is undefined",
+    ),
+    (
+        "template-raises",
+        lambda t: ["--tasks-dir", _task_dir(t, "{{ 1 / 0 }}"), "preview", "toy"],
+        2,
+        "zero_shot.j2 failed on row t1: ZeroDivisionError",
+    ),
+    (
+        "template-bad-max-tokens",
+        lambda t: ["--tasks-dir", _task_dir(t, "{% set max_tokens = 'lots' %}{{ text }}"), "preview", "toy"],
+        2,
+        "sets max_tokens='lots'",
     ),
     (
         "template-syntax-error",

@@ -64,14 +64,17 @@ def test_torn_tail_is_repaired_and_resumed(fixture_data, tmp_path):
 
 def test_corrupt_middle_line_is_a_user_error(tmp_path):
     path = tmp_path / SAMPLES
-    record = '{"task": "t", "item": "a", "variant": "v", "scores": {"correct": 1}}'
+    record = (
+        '{"task": "t", "item": "a", "variant": "v", "scores": {"correct": 1}, "prediction": "x", "gold": "x", '
+        '"prompt_tokens": 3, "completion_tokens": 1, "latency_s": 0.1}'
+    )
     path.write_text(f"{record}\n{{broken\n{record}\n")
     with pytest.raises(UserError, match="line 2 is corrupt"):
         read_samples(path)
     path.write_text(f'{record}\n{record[:-1]}, "latency_s": "slow"}}\n')
     with pytest.raises(UserError, match=r"line 2: latency_s: input should be a valid number, got 'slow'"):
         read_samples(path)
-    path.write_text('{"task": "t", "variant": "v", "scores": {}}\n')
+    path.write_text(record.replace('"item": "a", ', "") + "\n")
     with pytest.raises(UserError, match="line 1: item is required"):
         read_samples(path)
 

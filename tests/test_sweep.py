@@ -115,6 +115,25 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     assert "spread best − median" in (folder / "sweep.md").read_text()
     assert (folder / "sweep.html").read_text().count("data:image/png") == 2
 
+    # changed training data: the same sweep settings must not resume the old trials' scores
+    train_file = tmp_path / "data" / "twitter_fin_sentiment" / "train.jsonl"
+    train_file.write_text(train_file.read_text().replace("stock", "share"))
+    fresh = []
+
+    def fake_trial(self, number, params):
+        fresh.append(number)
+        return sweep.Trial(number, params, 0.25, None, None, 0.0, 0.0, "none")
+
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
+        folder3, s3 = sweep.run(
+            "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
+            out_root=tmp_path / "sweeps",
+        )  # fmt: skip
+    assert folder3 != folder and sorted(fresh) == [0, 1, 2] and {t.metric for t in s3.trials} == {0.25}
+
 
 def test_sweep_bad_input(synthetic_task, tmp_path):
     space = sweep.parse_space({"lr": [1e-3]})

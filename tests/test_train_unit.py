@@ -147,3 +147,10 @@ def test_adapter_hash_covers_weights_and_settings_not_the_cache_path(tiny, tmp_p
     cfg["lora_alpha"] = cfg["lora_alpha"] * 2  # a setting that changes the output
     (moved / "adapter_config.json").write_text(json.dumps(cfg))
     assert adapter_hash(moved) != adapter_hash(trained.path)
+
+
+def test_the_train_schema_and_the_config_name_the_same_settings():
+    from harness.schema import TrainTable
+    from harness.train.config import FIELDS
+
+    assert set(TrainTable.model_fields) == FIELDS - {"task"}  # a new recipe setting needs its schema entry

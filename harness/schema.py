@@ -254,8 +254,8 @@ class Record(Stored):
     item: str
     variant: str
     scores: dict[str, float]
-    prediction: str | float | None
-    gold: str | float | list[str] | None
+    prediction: str | None
+    gold: str
     prompt_tokens: NonNegativeInt
     completion_tokens: NonNegativeInt
     latency_s: Annotated[float, Field(ge=0)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import currently_in_test_context, event, given
 from hypothesis import strategies as st
 
 from tests.test_bad_input import run_cli, snapshot
@@ -64,6 +64,12 @@ def env(world, monkeypatch, tmp_path):
 def check(args: list[str], capsys, monkeypatch, runs: Path, allowed: tuple[int, ...] = (0, 2)) -> tuple[int, str]:
     before = snapshot(runs)
     code, out, err = run_cli(args, capsys, monkeypatch)
+    if not currently_in_test_context():
+        pass
+    elif code == 2:  # the statistics (make fuzz) show what the examples ran into, so a weak fuzz shows
+        event(f"{args[0] if not args[0].startswith('-') else args[2]}: exit 2, " + _gist(err))
+    else:
+        event(f"{args[0] if not args[0].startswith('-') else args[2]}: exit {code}")
     assert "Traceback" not in out + err, err
     assert "internal error" not in err, err
     assert code in allowed, (code, out[-500:], err[-500:])
@@ -73,6 +79,15 @@ def check(args: list[str], capsys, monkeypatch, runs: Path, allowed: tuple[int, 
         assert len(lines) == 1 or usage, err
     assert snapshot(runs) == before  # no existing result changed
     return code, out
+
+
+def _gist(err: str) -> str:
+    """The kind of refusal, without the values: 'task[1].seeds: list should have at least...'."""
+    import re
+
+    text = err.strip().removeprefix("error: ")
+    text = re.sub(r"/\S+", "PATH", text)
+    return re.sub(r"(got|id|key|setting|line) .*", r"\1 …", text)[:70]
 
 
 # ---------------------------------------------------------------- values and mutations

@@ -601,19 +601,18 @@ def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir
     tokenizer), checked before training, not when the evaluation reaches it."""
     from transformers import AutoTokenizer
 
+    from harness.backends.base import fit_context
     from harness.chat import encode_chat
     from harness.run import build_requests
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     for v in variants:
         for samples in item_sets:
-            for s, r in zip(samples, build_requests(task, v, samples, pool, seed), strict=True):
-                need = len(encode_chat(tokenizer, r.messages)) + r.decoding.max_tokens
-                if need > max_len:
-                    raise UserError(
-                        f"variant {v.name} of {task.name}: item {s.id} needs {need} tokens, over the model's context "
-                        f"of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
-                    )
+            for i, (s, r) in enumerate(zip(samples, build_requests(task, v, samples, pool, seed), strict=True)):
+                try:  # the backends' own rule, applied early
+                    fit_context(encode_chat(tokenizer, r.messages), r.decoding.max_tokens, max_len, "error", i)
+                except UserError as exc:
+                    raise UserError(f"variant {v.name} of {task.name}, item {s.id}: {exc}") from None
 
 
 def with_sizes(plan: Plan, sizes: tuple[int, ...] | None) -> Plan:

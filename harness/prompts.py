@@ -77,12 +77,12 @@ def load_template(task: Task, name: str) -> jinja2.Template:
 
 def template_hashes(task: Task) -> dict[str, str]:
     """Every template of the task by content hash: an edited wording changes what it names."""
-    import hashlib
+    from harness.models import file_sha256
 
     out = {}
     for t in sorted(task.templates):
         src = Path(load_template(task, t).filename or "")
-        out[t] = hashlib.sha256(src.read_bytes()).hexdigest()[:16] if src.is_file() else "?"
+        out[t] = file_sha256(src)[:16] if src.is_file() else "?"
     return out
 
 

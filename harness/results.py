@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from harness.errors import UserError
-from harness.schema import Manifest, Record, validate, validate_dataclass
+from harness.schema import Manifest, Record, validate
 
 SAMPLES = "samples.jsonl"
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
@@ -95,10 +93,7 @@ def read_samples(path: Path, schema: type = Record) -> list[dict[str, Any]]:
             if lineno == len(lines):  # torn tail from a crash: not a finished record
                 continue
             raise UserError(f"{path} line {lineno} is corrupt; delete that line (or the run) and rerun") from None
-        if isinstance(schema, type) and issubclass(schema, BaseModel):
-            validate(schema, record, f"{path} line {lineno}")
-        else:
-            validate_dataclass(schema, record, f"{path} line {lineno}")
+        validate(schema, record, f"{path} line {lineno}")
         records.append(record)
     return records
 

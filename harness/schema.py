@@ -16,12 +16,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from harness.errors import UserError, closest
 
-M = TypeVar("M", bound=BaseModel)
-D = TypeVar("D")
+T = TypeVar("T")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -346,20 +345,23 @@ def describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     return f"{where}: {_path(loc)}: {error['msg'][0].lower() + error['msg'][1:]}, got {_shown(error.get('input'))}"
 
 
-def validate(model: type[M], data: Any, where: str | Path) -> M:
+def validate(model: type[T], data: Any, where: str | Path) -> T:
+    """`data` as `model`, or one UserError line. `model` is a schema above, or a frozen dataclass of
+    ours that is its own schema through its `__pydantic_config__` (a search trial), so the two
+    cannot drift apart; such a row is checked in JSON mode, which types strictly without asking
+    for a dataclass instance."""
     try:
-        return model.model_validate(data)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)  # type: ignore[return-value]
+        return _adapter(model).validate_json(json.dumps(data))
     except ValidationError as exc:
-        raise UserError(describe(exc, model, str(where))) from None
+        raise UserError(describe(exc, model if issubclass(model, BaseModel) else BaseModel, str(where))) from None
 
 
-def validate_dataclass(cls: type[D], data: Any, where: str | Path) -> D:
-    """A stored row that is exactly a frozen dataclass of ours (a search trial): the dataclass, with
-    its `__pydantic_config__`, is the schema, so the two cannot drift apart."""
-    from pydantic import TypeAdapter
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
 
-    try:
-        # JSON mode: strict typing without asking for a dataclass instance (the row came from JSON)
-        return TypeAdapter(cls).validate_json(json.dumps(data))
-    except ValidationError as exc:
-        raise UserError(describe(exc, BaseModel, str(where))) from None
+
+def _adapter(cls: type[T]) -> TypeAdapter[T]:
+    if cls not in _ADAPTERS:  # building one costs more than validating a row: once per class
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]

@@ -81,7 +81,7 @@ def random_configs(space: Space, budget: int, seed: int) -> list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Trial:
-    # how a stored trial is read back (harness.schema.validate_dataclass): exactly these fields, typed
+    # how a stored trial is read back (harness.schema.validate): exactly these fields, typed
     __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "strict": True}
 
     number: int

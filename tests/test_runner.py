@@ -215,3 +215,16 @@ def test_cache_keeps_answers_served_in_other_dtypes_apart(tmp_path):
     again = CachedBackend(FakeBackend(lambda r: "never"), cache, "m", {None: "base"})
     again.tag = "vllm/float32/merged"
     assert [c.text for c in again.generate(reqs)] == ["fp32"] * 3 and again.misses == 0
+
+
+def test_every_prompt_is_checked_against_the_context_before_training(fixture_data, tmp_path):
+    from harness.compare import check_context
+    from tests.tiny_model import make_model_dir
+
+    task = get_task("twitter_fin_sentiment")
+    items, pool = data.load_split(task, "validation"), data.load_split(task, "train")
+    model = make_model_dir(tmp_path / "tiny")
+    zero, few = Variant("zero_shot", "zero_shot"), Variant("few", "few_shot", shots=4, selection="balanced")
+    check_context(task, [zero, few], (items,), pool, model, 4096, 0)  # fits
+    with pytest.raises(UserError, match=r"variant few of twitter_fin_sentiment, item t-va-1: request 0 needs \d+ prompt"):
+        check_context(task, [zero, few], (items,), pool, model, 100, 0)  # zero-shot needs 69 of them

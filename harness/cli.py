@@ -26,7 +26,10 @@ STATE = {"debug": False}
 ConnectTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for a connection.")]
 ReadTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for an answer.")]
 Retries = Annotated[int, typer.Option(help="openai backend: further tries after 429/5xx or a dropped connection.")]
-TasksDir = Annotated[list[str] | None, typer.Option("--tasks-dir", help="Extra folder(s) of task files.")]
+TasksDir = Annotated[
+    list[str] | None,
+    typer.Option("--tasks-dir", help="Extra folder of task files (prompts in DIR/../prompts); may repeat."),
+]
 
 
 @app.callback()
@@ -39,9 +42,18 @@ def main_options(
     set_extra_dirs(tasks_dir or [])  # every invocation states its own folders (none carried over)
 
 
+def _more_tasks(tasks_dir: list[str] | None) -> None:
+    """`--tasks-dir` after the subcommand: added to any given before it."""
+    if tasks_dir:
+        from harness.tasks import add_extra_dirs
+
+        add_extra_dirs(tasks_dir)
+
+
 @app.command("tasks")
-def tasks_cmd() -> None:
+def tasks_cmd(tasks_dir: TasksDir = None) -> None:
     """List registered tasks (split sizes when HARNESS_DATA_DIR holds them)."""
+    _more_tasks(tasks_dir)
     from harness.data import count_rows
     from harness.tasks import all_tasks
 
@@ -74,8 +86,10 @@ def preview(
     model: Annotated[str, typer.Option(help="Model whose tokenizer counts tokens.")] = "smollm2-135m-instruct",
     cue: Annotated[str, typer.Option(help="A line appended to every user turn, e.g. 'Answer:'.")] = "",
     label_order: Annotated[str, typer.Option(help="given | reversed | sorted | shuffled")] = "given",
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Show exactly the messages a model will see, with token counts."""
+    _more_tasks(tasks_dir)
     from harness import data, prompts
     from harness.tasks import get_task
 
@@ -151,8 +165,10 @@ def train_cmd(
     template: Annotated[str | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     config: Annotated[Path | None, typer.Option(help="Experiment TOML whose [train] section gives defaults.")] = None,
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Train (or fetch from cache) a LoRA adapter for TASK."""
+    _more_tasks(tasks_dir)
     from harness.tasks import get_task
     from harness.train.config import TrainConfig, from_toml, with_overrides
     from harness.train.recipe import train
@@ -207,21 +223,37 @@ def compare(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run every check that needs no model, say what would run, and stop.")
     ] = False,
+    no_train: Annotated[
+        bool, typer.Option("--no-train", help="Prompts only: no adapter, no adapter sweep, no retention.")
+    ] = False,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these prompt variants, comma-separated: the plan's names (zero_shot, few_shot_8, cot, "
+            "constrained), a template name, or TEMPLATE_K for K shots."
+        ),
+    ] = None,
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
+    _more_tasks(tasks_dir)
     from dataclasses import replace
 
     from harness.compare import compare as run_compare
     from harness.compare import with_sizes
-    from harness.plan import default_plan, load_plan
+    from harness.plan import default_plan, load_plan, pick_variants, without_training
 
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
     sizes = _sizes(train_sizes)
     if search_trials < 0:
         raise UserError(f"--search-trials must be 0 or more, got {search_trials}")
+    if no_train and sizes:
+        raise UserError("--no-train and --train-sizes contradict each other; give one")
     p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,), search_trials=search_trials)
-    p = with_sizes(p, sizes)
+    p = without_training(p) if no_train else with_sizes(p, sizes)
+    if variants is not None:
+        p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
     if retention is not None:
         from harness.plan import check_retention
 
@@ -311,9 +343,11 @@ def sweep(
     connect_timeout: ConnectTimeout = 10.0,
     read_timeout: ReadTimeout = 180.0,
     retries: Retries = 3,
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Search training settings (--side adapter) or prompts (--side prompt); every trial is scored on
     the validation split carved from training data, never on test items."""
+    _more_tasks(tasks_dir)
     from harness import sweep as sw
     from harness.sweep_report import print_rich, write
     from harness.tasks import get_task
@@ -431,8 +465,10 @@ def data_check_cmd(
     task: str,
     max_seq_len: Annotated[int, typer.Option(help="Training max sequence length to check against.")] = 512,
     model: Annotated[str, typer.Option(help="Tokenizer for lengths (skipped when not pulled).")] = "smollm2-135m-instruct",
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Label balance, duplicates, conflicting labels, lengths in tokens and train/test overlap."""
+    _more_tasks(tasks_dir)
     from harness import data
     from harness.datacheck import check, example_lengths
     from harness.tasks import get_task
@@ -503,8 +539,10 @@ def check_adapter(
     model: str = "smollm2-135m-instruct",
     template: str | None = None,
     modes: Annotated[str, typer.Option(help="vLLM adapter modes to check.")] = "lora,merged",
+    tasks_dir: TasksDir = None,
 ) -> None:
     """Greedy outputs of vLLM (lora, merged) agree with transformers+peft and differ from the base model."""
+    _more_tasks(tasks_dir)
     from harness.adapters import check_files
     from harness.check import check
 

@@ -165,7 +165,9 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
     items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
     pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}
     for tp in plan.tasks:
-        check_variants(get_task(tp.name), tp.variants, pools[tp.name], items[tp.name])
+        task = get_task(tp.name)
+        check_templates(task, (items[tp.name], pools[tp.name]))
+        check_variants(task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf")
     val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
     spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
     for tp in plan.tasks:
@@ -587,13 +589,30 @@ def run_identity(
     }
 
 
-def check_variants(task: Any, variants: Any, pool: Any, items: Any) -> None:
+def check_variants(task: Any, variants: Any, pool: Any, items: Any, greedy_only: bool = False) -> None:
     """Each prompt variant renders for one item (template, shots against the pool, selection,
-    label order, constrained choice): a mistake surfaces before any model work."""
+    label order, constrained choice, decoding settings): a mistake surfaces before any model work."""
     from harness.run import build_requests
 
     for v in variants:
-        build_requests(task, v, items[:1], pool)
+        for r in build_requests(task, v, items[:1], pool):
+            if greedy_only and r.decoding.temperature > 0:
+                raise UserError(
+                    f"variant {v.name} of {task.name} samples (temperature {r.decoding.temperature}); "
+                    "the hf backend decodes greedily: use --backend vllm or openai"
+                )
+
+
+def check_templates(task: Any, splits: Any, rows: int = 3) -> None:
+    """Every template of the task renders on the first rows of each split: a field a template uses
+    and the data lacks is named now, not after training (the prompt search and the adapter may use
+    templates no variant names)."""
+    from harness.prompts import render_turn
+
+    for template in task.templates:
+        for samples in splits:
+            for s in samples[:rows]:
+                render_turn(task, template, s)
 
 
 def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> None:

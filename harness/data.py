@@ -127,6 +127,11 @@ def load_split(task: Task, split: str) -> tuple[Sample, ...]:
             raise UserError(f"{task.name}/{split} line {lineno}: cannot build a sample ({exc})") from None
         if task.labels and task.kind in ("classification", "multiple_choice") and sample.target not in task.labels:
             raise UserError(f"{task.name}/{split} line {lineno}: label {sample.target!r} is not in the label set")
+        if task.input_field not in sample.fields:  # else validation, similarity and overlap compare empty strings
+            raise UserError(
+                f"{task.name}/{split} line {lineno}: the task's input_field {task.input_field!r} is not a field of "
+                f"its samples ({', '.join(sorted(sample.fields)) or 'none'}); set input_field= in its Task"
+            )
         if sample.id in seen:  # records are paired by id: two rows with one id would be scored as one
             raise UserError(f"{task.name}/{split} line {lineno}: id {sample.id!r} repeats line {seen[sample.id]}")
         seen[sample.id] = lineno

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,56 @@ class Plan:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def default_selection(task: Task) -> str:
+    return "balanced" if task.kind in ("classification", "multiple_choice") and len(task.labels) <= 8 else "similar"
+
+
 def default_variants(task: Task) -> tuple[Variant, ...]:
     out = [Variant("zero_shot", "zero_shot")]
     if "few_shot" in task.templates:
-        selection = "balanced" if task.kind in ("classification", "multiple_choice") and len(task.labels) <= 8 else "similar"
-        out.append(Variant("few_shot_8", "few_shot", shots=8, selection=selection))
+        out.append(Variant("few_shot_8", "few_shot", shots=8, selection=default_selection(task)))
     if "cot" in task.templates:
         out.append(Variant("cot", "cot"))
     if task.labels:
         out.append(Variant("constrained", "zero_shot", constrained=True))
     return tuple(out)
+
+
+def pick_variants(plan: Plan, names: tuple[str, ...]) -> Plan:
+    """`--variants a,b`: keep the named variants of each task's plan, in the order given. A name
+    that is not a variant of the plan may be a template (zero-shot) or TEMPLATE_K (k shots with
+    the task's default selection)."""
+    if not names:
+        raise UserError("--variants names no variant")
+    if len(set(names)) != len(names):
+        raise UserError(f"--variants names a variant twice: {','.join(names)}")
+    tasks = []
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        tasks.append(replace(tp, variants=tuple(_named_variant(task, tp.variants, n) for n in names)))
+    return replace(plan, tasks=tuple(tasks))
+
+
+def _named_variant(task: Task, planned: tuple[Variant, ...], name: str) -> Variant:
+    for v in planned:
+        if v.name == name:
+            return v
+    if name in task.templates:
+        return Variant(name, name)
+    stem, _, k = name.rpartition("_")
+    if stem in task.templates and k.isdigit() and int(k) > 0:
+        return Variant(name, stem, shots=int(k), selection=default_selection(task))
+    known = [v.name for v in planned] + [t for t in task.templates if t not in {v.name for v in planned}]
+    raise UserError(
+        f"--variants: {task.name} has no variant {name!r}{closest(name, known)} "
+        f"(variants: {', '.join(v.name for v in planned)}; or a template: {', '.join(task.templates)}, "
+        "optionally with _K for K shots)"
+    )
+
+
+def without_training(plan: Plan) -> Plan:
+    """`--no-train`: prompts only. No adapter, no adapter sweep, no retention (it scores adapters)."""
+    return replace(plan, tasks=tuple(replace(tp, train_sizes=(), sweep={}, retention=()) for tp in plan.tasks))
 
 
 RETENTION_DEFAULTS = ("twitter_fin_sentiment", "contract_nli")
@@ -143,6 +183,8 @@ def _variant(task: Task, table: VariantTable, where: str) -> Variant:
         )
     raw = table.model_dump()
     name = raw.pop("name") or table.template + (f"_{table.shots}" if table.shots else "")
+    if raw["stop"] is not None:
+        raw["stop"] = tuple(raw["stop"])
     return Variant(name=name, **raw)
 
 

@@ -6,8 +6,15 @@ assistant turn. Chat models are trained on exactly that shape, the shots look li
 test item, and the same (user turn, completion) pair is what LoRA training learns from, so
 prompting and fine-tuning cannot drift apart.
 
-A template may set, at its top level: `system` (a system prompt), `completion` ("answer" or
-"cot": the form of the assistant turn) and `max_tokens`.
+A template may set, at its top level (`{% set name = value %}`):
+  system       a system prompt
+  completion   "answer" or "cot": the form of the assistant turn
+  max_tokens   the answer budget (default: the task's)
+  stop         a list of strings that end the answer (not part of it)
+  temperature  0 (greedy, the default) or more to sample, seeded by the run's seed
+  strip        false keeps the rendered user turn byte for byte; by default leading and
+               trailing whitespace is removed (line breaks around `{% set %}` lines)
+A plan's variant may set max_tokens, stop and temperature too, which win over the template's.
 """
 
 from __future__ import annotations
@@ -92,6 +99,8 @@ class Turn:
     system: str | None
     style: str  # "answer" | "cot"
     max_tokens: int | None
+    stop: tuple[str, ...] = ()
+    temperature: float = 0.0
 
 
 def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = PLAIN) -> Turn:
@@ -100,7 +109,10 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
     try:
         module = tmpl.make_module(context)
     except jinja2.UndefinedError as exc:
-        raise UserError(f"template {task.name}/{template}.j2: {exc.message} (row {sample.id})") from None
+        raise UserError(
+            f"template {task.name}/{template}.j2: {exc.message} (row {sample.id}, whose fields are "
+            f"{', '.join(sorted(context))}; the task's to_sample sets them)"
+        ) from None
     except jinja2.TemplateError as exc:
         raise UserError(f"template {task.name}/{template}.j2: {exc} (row {sample.id})") from None
     except Exception as exc:  # a template is user code: whatever it raises (1/0, a bad filter) is theirs to fix
@@ -115,9 +127,32 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 < max_tokens <= 1_000_000
     ):
         raise UserError(f"template {task.name}/{template}.j2 sets max_tokens={max_tokens!r}; use a positive whole number")
+    where = f"template {task.name}/{template}.j2"
+    stop = _stop(getattr(module, "stop", ()), where)
+    temperature = getattr(module, "temperature", 0.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 5:
+        raise UserError(f"{where} sets temperature={temperature!r}; use a number from 0 (greedy) to 5")
+    strip = getattr(module, "strip", True)
+    if not isinstance(strip, bool):
+        raise UserError(f"{where} sets strip={strip!r}; use true or false")
     system = getattr(module, "system", None)
-    user = str(module).strip()
-    return Turn(f"{user}\n{fmt.cue}" if fmt.cue else user, str(system).strip() if system else None, style, max_tokens)
+    user = str(module).strip() if strip else str(module)
+    return Turn(
+        f"{user}\n{fmt.cue}" if fmt.cue else user,
+        str(system).strip() if system else None,
+        style,
+        max_tokens,
+        stop,
+        float(temperature),
+    )
+
+
+def _stop(value: object, where: str) -> tuple[str, ...]:
+    """`stop` as a tuple of non-empty strings (a single string is one stop sequence)."""
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str) and x for x in items):
+        raise UserError(f"{where} sets stop={value!r}; use a list of non-empty strings")
+    return tuple(items)
 
 
 def render(
@@ -136,7 +171,10 @@ def render(
 
 
 def max_tokens_for(task: Task, template: str, sample: Sample) -> int:
-    turn = render_turn(task, template, sample)
+    return budget(task, render_turn(task, template, sample))
+
+
+def budget(task: Task, turn: Turn) -> int:
     if turn.max_tokens is not None:
         return turn.max_tokens
     return task.cot_max_tokens if turn.style == "cot" else task.max_tokens

@@ -33,6 +33,8 @@ class Variant:
     seed: int = 0
     cue: str = ""  # a line appended to every user turn, e.g. "Answer:"
     label_order: str = "given"  # order of the label list in templates that show it
+    stop: tuple[str, ...] | None = None  # None: the template's
+    temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
 
     @property
     def is_adapter(self) -> bool:
@@ -50,10 +52,20 @@ def build_requests(
     for s in items:
         shots = selector.select(s) if selector else ()
         messages = prompts.render(task, variant.template, s, shots, fmt)
-        max_tokens = variant.max_tokens or prompts.max_tokens_for(task, variant.template, s)
-        choices = tuple(task.labels) if variant.constrained else None
-        out.append(Request(messages, Decoding(max_tokens=max_tokens, seed=seed, choices=choices), variant.adapter))
+        out.append(Request(messages, decoding(task, variant, s, seed), variant.adapter))
     return out
+
+
+def decoding(task: Task, variant: Variant, sample: Sample, seed: int) -> Decoding:
+    """The variant's settings over the template's over the task's."""
+    turn = prompts.render_turn(task, variant.template, sample)
+    return Decoding(
+        max_tokens=variant.max_tokens or prompts.budget(task, turn),
+        temperature=turn.temperature if variant.temperature is None else variant.temperature,
+        stop=turn.stop if variant.stop is None else variant.stop,
+        seed=seed,
+        choices=tuple(task.labels) if variant.constrained else None,
+    )
 
 
 def score_record(task: Task, variant: Variant, sample: Sample, request: Request, completion: Any) -> dict[str, Any]:

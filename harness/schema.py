@@ -57,6 +57,8 @@ class VariantTable(Strict):
     max_tokens: PositiveInt | None = None
     cue: str = ""
     label_order: Literal["given", "reversed", "sorted", "shuffled"] = "given"
+    stop: list[Annotated[str, Field(min_length=1)]] | None = None
+    temperature: Annotated[float, Field(ge=0, le=5)] | None = None
 
 
 class TrainTable(Strict):

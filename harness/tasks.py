@@ -139,6 +139,10 @@ def set_extra_dirs(dirs: list[str]) -> None:
     _extra[:] = dirs
 
 
+def add_extra_dirs(dirs: list[str]) -> None:
+    _extra.extend(d for d in dirs if d not in _extra)
+
+
 def all_tasks() -> dict[str, Task]:
     return registry(tuple(_extra))
 
@@ -146,7 +150,12 @@ def all_tasks() -> dict[str, Task]:
 def get_task(name: str) -> Task:
     tasks = all_tasks()
     if name not in tasks:
-        raise UserError(f"unknown task {name!r}{closest(name, list(tasks))} (known: {', '.join(sorted(tasks))})")
+        hint = closest(name, list(tasks))
+        raise UserError(
+            f"unknown task {name!r}{hint} (known: {', '.join(sorted(tasks))}); a task of your own is a file "
+            f"<dir>/{name}.py defining TASK, found with --tasks-dir <dir> or HARNESS_TASKS_PATH "
+            f"(`harness new-task {name} --data FOLDER` writes one)"
+        )
     return tasks[name]
 
 

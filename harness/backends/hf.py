@@ -70,6 +70,10 @@ class HFBackend:
 
         import torch
 
+        if any(r.decoding.temperature > 0 for r in requests):
+            from harness.errors import UserError
+
+            raise UserError("the hf backend decodes greedily; a variant with temperature > 0 needs --backend vllm or openai")
         results: list[Completion | None] = [None] * len(requests)
         groups: dict[tuple[str | None, tuple[str, ...] | None], list[int]] = defaultdict(list)
         for i, r in enumerate(requests):

@@ -499,6 +499,33 @@ def data_check_cmd(
         out.print(f"[yellow]warning:[/yellow] {w}")
 
 
+@app.command("check-task")
+def check_task(
+    task: str,
+    data: Annotated[bool, typer.Option(help="Also load the local data and render on its first rows.")] = True,
+    tasks_dir: TasksDir = None,
+) -> None:
+    """Run a task's own checks on its fixture rows: templates render, gold answers score 1, a wrong
+    answer scores 0, training pairs build; and its local data loads. Exit 1 when one fails."""
+    _more_tasks(tasks_dir)
+    from harness.taskcheck import run_checks
+    from harness.tasks import get_task
+
+    checks = run_checks(get_task(task), with_data=data)
+    table = Table(title=f"check-task: {task}")
+    for col in ("check", "result", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        mark = "[green]ok[/green]" if c.ok else "[dim]skipped[/dim]" if c.ok is None else "[red]FAILED[/red]"
+        table.add_row(c.name, mark, c.detail)
+    out.print(table)
+    failed = [c for c in checks if c.ok is False]
+    for c in failed:  # unfolded, one line each: what to fix
+        err.print(f"failed: {c.name}: {c.detail}", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],

@@ -113,27 +113,42 @@ def load_split(task: Task, split: str) -> tuple[Sample, ...]:
     """Every row of a split as Samples; row errors name task, split and line."""
     path = local_path(task, split)
     rows = _read_jsonl(path, task, split) if path is not None else _read_hub(task, split)
+    return to_samples(task, rows, f"{task.name}/{split}", "line")
+
+
+def fixture_samples(task: Task, split: str) -> tuple[Sample, ...]:
+    """A split of the task's hand-written fixture rows, checked as strictly as data files."""
+    if task.fixtures is None or split not in task.fixtures.rows:
+        raise UserError(f"task {task.name} has no fixture rows for its {split} split")
+    rows = [(i, dict(r)) for i, r in enumerate(task.fixtures.rows[split], 1)]
+    return to_samples(task, rows, f"{task.name} fixtures[{split!r}]", "row")
+
+
+def to_samples(task: Task, rows: Sequence[tuple[int, dict[str, Any]]], where: str, unit: str) -> tuple[Sample, ...]:
     if not rows:
-        raise UserError(f"{task.name}/{split} is empty")
+        raise UserError(f"{where} is empty")
     samples = []
     seen: dict[str, int] = {}
     for lineno, row in rows:
+        at = f"{where} {unit} {lineno}"
+        if not isinstance(row, dict):
+            raise UserError(f"{at} is not an object")
         missing = [f for f in task.required_fields if f not in row]
         if missing:
-            raise UserError(f"{task.name}/{split} line {lineno}: missing field {missing[0]!r}")
+            raise UserError(f"{at}: missing field {missing[0]!r}")
         try:
             sample = task.to_sample(row)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise UserError(f"{task.name}/{split} line {lineno}: cannot build a sample ({exc})") from None
+            raise UserError(f"{at}: cannot build a sample ({type(exc).__name__}: {exc})") from None
         if task.labels and task.kind in ("classification", "multiple_choice") and sample.target not in task.labels:
-            raise UserError(f"{task.name}/{split} line {lineno}: label {sample.target!r} is not in the label set")
+            raise UserError(f"{at}: label {sample.target!r} is not in the label set")
         if task.input_field not in sample.fields:  # else validation, similarity and overlap compare empty strings
             raise UserError(
-                f"{task.name}/{split} line {lineno}: the task's input_field {task.input_field!r} is not a field of "
-                f"its samples ({', '.join(sorted(sample.fields)) or 'none'}); set input_field= in its Task"
+                f"{at}: the task's input_field {task.input_field!r} is not a field of its samples "
+                f"({', '.join(sorted(sample.fields)) or 'none'}); set input_field= in its Task"
             )
         if sample.id in seen:  # records are paired by id: two rows with one id would be scored as one
-            raise UserError(f"{task.name}/{split} line {lineno}: id {sample.id!r} repeats line {seen[sample.id]}")
+            raise UserError(f"{at}: id {sample.id!r} repeats {unit} {seen[sample.id]}")
         seen[sample.id] = lineno
         samples.append(sample)
     return tuple(samples)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -28,6 +28,15 @@ class HubSource:
 
 
 @dataclass(frozen=True)
+class Fixtures:
+    """Hand-written rows that travel with a task file: `harness check-task` and the test suite
+    render every template on them, score the gold answers and a wrong one, build training pairs."""
+
+    rows: Mapping[str, Sequence[Mapping[str, Any]]]  # split -> rows in the data's own schema
+    wrong: str  # an answer that must score below 0.5 on every test row
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     version: int
@@ -46,6 +55,7 @@ class Task:
     input_field: str = "text"  # what `similar` few-shot selection and overlap checks compare
     adapter_template: str = "zero_shot"  # the prompt an adapter is trained and served with
     val_split: str | None = None  # a dev split to select on; without one, a carve-out of train_split
+    fixtures: Fixtures | None = None  # hand-written rows for `harness check-task` and the tests
     prompts_dir: Path | None = None  # filled in by the registry
 
     @property

@@ -1,6 +1,6 @@
 """banking77: 77-way intent classification of online-banking customer messages."""
 
-from harness.tasks import HubSource, Task, stable_id
+from harness.tasks import Fixtures, HubSource, Task, stable_id
 from harness.types import Sample
 
 LABELS = (
@@ -112,4 +112,22 @@ TASK = Task(
     required_fields=("id", "text", "label"),
     input_field="text",
     adapter_template="short",
+    # hand-written rows for `harness check-task` and the test suite (never copied from the data)
+    fixtures=Fixtures(
+        rows={
+            "train": [
+                {"id": "b-tr-1", "text": "Where is the card you posted to me last month?", "label": "card_arrival"},
+                {"id": "b-tr-2", "text": "My plastic card still has not turned up in the mail.", "label": "card_arrival"},
+                {"id": "b-tr-3", "text": "Forgot the code for the app, how do I reset it?", "label": "passcode_forgotten"},
+                {"id": "b-tr-4", "text": "I can not remember my passcode for logging in.", "label": "passcode_forgotten"},
+                {"id": "b-tr-5", "text": "The machine kept my card after I typed the PIN.", "label": "card_swallowed"},
+                {"id": "b-tr-6", "text": "An ATM swallowed my debit card this morning.", "label": "card_swallowed"},
+            ],
+            "test": [
+                {"id": "b-te-1", "text": "Has my new card been sent out yet?", "label": "card_arrival"},
+                {"id": "b-te-2", "text": "Which button resets a forgotten passcode?", "label": "passcode_forgotten"},
+            ],
+        },
+        wrong="card_swallowed",
+    ),
 )

@@ -1,6 +1,6 @@
 """contract_nli: does an NDA clause entail or contradict a hypothesis about the contract?"""
 
-from harness.tasks import Task
+from harness.tasks import Fixtures, Task
 from harness.types import Sample
 
 LABELS = ("Entailment", "Contradiction")
@@ -30,4 +30,44 @@ TASK = Task(
     max_tokens=24,  # room for a chatty "The answer is ..." before the label
     required_fields=("id", "premise", "hypothesis", "label"),
     input_field="premise",
+    # hand-written rows for `harness check-task` and the test suite (never copied from the data)
+    fixtures=Fixtures(
+        rows={
+            "dev": [
+                {
+                    "id": "c-dv-1",
+                    "premise": "The Recipient shall return all documents upon request.",
+                    "hypothesis": (
+                        "Receiving Party shall destroy or return some Confidential Information upon the termination."
+                    ),
+                    "hypothesis_key": "nda-return",
+                    "label": "Entailment",
+                },
+                {
+                    "id": "c-dv-2",
+                    "premise": "Nothing herein obliges either party to keep the agreement itself secret.",
+                    "hypothesis": "Receiving Party shall not disclose the fact that Agreement was agreed.",
+                    "hypothesis_key": "nda-secret",
+                    "label": "Contradiction",
+                },
+                {
+                    "id": "c-dv-3",
+                    "premise": "This Agreement shall remain in force for three years.",
+                    "hypothesis": "The obligations survive for a fixed term.",
+                    "hypothesis_key": "nda-term",
+                    "label": "Entailment",
+                },
+            ],
+            "test": [
+                {
+                    "id": "c-te-1",
+                    "premise": "The Recipient may share information with its lawyers.",
+                    "hypothesis": "Receiving Party may share some Confidential Information with its advisers.",
+                    "hypothesis_key": "nda-share",
+                    "label": "Entailment",
+                }
+            ],
+        },
+        wrong="Contradiction",
+    ),
 )

@@ -1,6 +1,6 @@
 """medmcqa: four-option medical entrance-exam questions."""
 
-from harness.tasks import HubSource, Task
+from harness.tasks import Fixtures, HubSource, Task
 from harness.types import Sample
 
 LETTERS = ("A", "B", "C", "D")
@@ -38,4 +38,38 @@ TASK = Task(
     cot_max_tokens=256,
     required_fields=("id", "question", "choices", "answer"),
     input_field="question",
+    # hand-written rows for `harness check-task` and the test suite (never copied from the data)
+    fixtures=Fixtures(
+        rows={
+            "train": [
+                {
+                    "id": "m-tr-1",
+                    "question": "Which vitamin deficiency causes scurvy?",
+                    "choices": ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"],
+                    "answer": "C",
+                },
+                {
+                    "id": "m-tr-2",
+                    "question": "The largest bone of the human body is the",
+                    "choices": ["Femur", "Tibia", "Humerus", "Radius"],
+                    "answer": "A",
+                },
+                {
+                    "id": "m-tr-3",
+                    "question": "Insulin is secreted by which cells?",
+                    "choices": ["Alpha cells", "Beta cells", "Delta cells", "Acinar cells"],
+                    "answer": "B",
+                },
+            ],
+            "test": [
+                {
+                    "id": "m-te-1",
+                    "question": "Which organ produces bile?",
+                    "choices": ["Pancreas", "Spleen", "Gall bladder", "Liver"],
+                    "answer": "D",
+                }
+            ],
+        },
+        wrong="A",
+    ),
 )

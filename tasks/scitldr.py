@@ -1,6 +1,6 @@
 """scitldr: a one-sentence summary (TLDR) of a paper's abstract."""
 
-from harness.tasks import HubSource, Task
+from harness.tasks import Fixtures, HubSource, Task
 from harness.types import Sample
 
 
@@ -40,4 +40,47 @@ TASK = Task(
     max_tokens=64,
     required_fields=("id", "abstract", "summaries"),
     input_field="abstract",
+    # hand-written rows for `harness check-task` and the test suite (never copied from the data)
+    fixtures=Fixtures(
+        rows={
+            "train": [
+                {
+                    "id": "s-tr-1",
+                    "title": "Sparse Gates",
+                    "abstract": (
+                        "We propose sparse gates for mixtures of experts. They cut compute by half at equal accuracy."
+                    ),
+                    "summaries": ["Sparse gates halve the compute of mixtures of experts."],
+                },
+                {
+                    "id": "s-tr-2",
+                    "title": "Noisy Labels",
+                    "abstract": "Label noise hurts classifiers. We reweight samples by loss to resist it.",
+                    "summaries": ["Loss-based reweighting makes classifiers robust to label noise."],
+                },
+            ],
+            "dev": [
+                {
+                    "id": "s-dv-1",
+                    "title": "Cheap Retrieval",
+                    "abstract": (
+                        "We index passages with hashed n-grams. Retrieval is ten times faster at a small recall cost."
+                    ),
+                    "summaries": ["Hashed n-gram indexes make retrieval ten times faster."],
+                }
+            ],
+            "test": [
+                {
+                    "id": "s-te-1",
+                    "title": "Tiny Transformers",
+                    "abstract": "We distil a large transformer into a tiny one that runs on phones with little loss.",
+                    "summaries": [
+                        "A distilled tiny transformer runs on phones.",
+                        "Distillation yields phone-sized transformers.",
+                    ],
+                }
+            ],
+        },
+        wrong="Bananas are yellow fruit.",
+    ),
 )

@@ -1,6 +1,6 @@
 """twitter_fin_sentiment: is a finance-news tweet Bearish, Bullish or Neutral?"""
 
-from harness.tasks import HubSource, Task, stable_id
+from harness.tasks import Fixtures, HubSource, Task, stable_id
 from harness.types import Sample
 
 LABELS = ("Bearish", "Bullish", "Neutral")
@@ -31,4 +31,22 @@ TASK = Task(
     max_tokens=24,  # room for a chatty "The sentiment is ..." before the label
     required_fields=("id", "text", "label"),
     adapter_template="short",
+    # hand-written rows for `harness check-task` and the test suite (never copied from the data)
+    fixtures=Fixtures(
+        rows={
+            "train": [
+                {"id": "t-tr-1", "text": "$ACME shares slump after guidance cut", "label": "Bearish"},
+                {"id": "t-tr-2", "text": "$ACME rallies on record quarterly revenue", "label": "Bullish"},
+                {"id": "t-tr-3", "text": "$ACME to present at an investor conference on Tuesday", "label": "Neutral"},
+                {"id": "t-tr-4", "text": "Analysts downgrade $WIDG to sell on weak demand", "label": "Bearish"},
+                {"id": "t-tr-5", "text": "$WIDG jumps as buyout talks confirmed", "label": "Bullish"},
+                {"id": "t-tr-6", "text": "$WIDG schedules its annual shareholder meeting", "label": "Neutral"},
+            ],
+            "validation": [
+                {"id": "t-va-1", "text": "$GADG plunges as the CEO resigns", "label": "Bearish"},
+                {"id": "t-va-2", "text": "$GADG names a new chief financial officer", "label": "Neutral"},
+            ],
+        },
+        wrong="Bullish",
+    ),
 )

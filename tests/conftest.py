@@ -21,6 +21,18 @@ except ImportError:  # hypothesis is a dev dependency; the fuzz tests skip thems
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--tasks-dir", action="append", default=[], help="Extra folder of task files whose checks to run.")
+
+
+def pytest_configure(config):
+    # the parametrised task checks pick these up through the registry, like the CLI does
+    extra = [str(Path(d).resolve()) for d in config.getoption("--tasks-dir")]
+    if extra:
+        current = [p for p in os.environ.get("HARNESS_TASKS_PATH", "").split(os.pathsep) if p]
+        os.environ["HARNESS_TASKS_PATH"] = os.pathsep.join([*current, *extra])
+
+
 @pytest.fixture
 def fixture_data(tmp_path, monkeypatch):
     """HARNESS_DATA_DIR pointing at hand-written rows for every built-in task."""

@@ -133,6 +133,13 @@ def _task_dir(tmp: Path, template: str) -> str:
     return str(tmp / "extra" / "tasks")
 
 
+SAMPLED = 'variants = [{template = "zero_shot", temperature = 0.8}]'
+
+
+def _variants_plan(tmp: Path, variants: str) -> str:
+    return _plan(tmp, f'[[task]]\nname = "twitter_fin_sentiment"\n{variants}\n')
+
+
 def _fake_wheel(tmp: Path) -> str:
     import zipfile
 
@@ -195,6 +202,48 @@ CASES = [
         lambda t: ["--tasks-dir", _task_dir(t, "{% if %}"), "preview", "toy"],
         2,
         "zero_shot.j2 line 1",
+    ),
+    (
+        "template-bad-stop",
+        lambda t: ["preview", "toy", "--tasks-dir", _task_dir(t, "{% set stop = [1] %}{{ text }}")],
+        2,
+        "sets stop=[1]; use a list of non-empty strings",
+    ),
+    (
+        "template-bad-temperature",
+        lambda t: ["preview", "toy", "--tasks-dir", _task_dir(t, "{% set temperature = -1 %}{{ text }}")],
+        2,
+        "sets temperature=-1",
+    ),
+    (
+        "template-bad-strip",
+        lambda t: ["preview", "toy", "--tasks-dir", _task_dir(t, "{% set strip = 'no' %}{{ text }}")],
+        2,
+        "sets strip='no'; use true or false",
+    ),
+    (
+        "variants-unknown",
+        lambda t: ["compare", "twitter_fin_sentiment", "--variants", "zero_shot,few_shots_8", "--dry-run"],
+        2,
+        "has no variant 'few_shots_8'; did you mean few_shot_8",
+    ),
+    (
+        "no-train-with-sizes",
+        lambda t: ["compare", "twitter_fin_sentiment", "--no-train", "--train-sizes", "64"],
+        2,
+        "--no-train and --train-sizes contradict",
+    ),
+    (
+        "plan-variant-empty-stop",
+        lambda t: ["compare", "--plan", _variants_plan(t, 'variants = [{template = "zero_shot", stop = [""]}]')],
+        2,
+        "variants[1].stop[1]: string should have at least 1 character",
+    ),
+    (
+        "hf-sampled-variant",
+        lambda t: ["compare", "--backend", "hf", "--dry-run", "--plan", _variants_plan(t, SAMPLED)],
+        2,
+        "the hf backend decodes greedily",
     ),
     ("missing-data", lambda t: ["preview", "gsm8k"], 2, "HARNESS_DATA_DIR"),
     ("unknown-model", lambda t: ["models", "pull", "smollm"], 2, "unknown model"),

@@ -526,6 +526,37 @@ def check_task(
         raise typer.Exit(1)
 
 
+@app.command("new-task")
+def new_task(
+    name: str,
+    data: Annotated[Path, typer.Option(help="Folder of <split>.jsonl files: train and test (or validation/dev).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Writes OUT/tasks/NAME.py and OUT/prompts/NAME/.")] = Path("."),
+    target: Annotated[str | None, typer.Option(help="The answer field (default: label, answer, target, ...).")] = None,
+    input_field: Annotated[
+        str | None, typer.Option("--input", help="The main text field (default: text or the longest).")
+    ] = None,
+) -> None:
+    """Write a task file and a zero-shot template from the data's fields and labels: a scaffold to edit."""
+    from harness import scaffold
+
+    t = scaffold.infer(name, data, target, input_field)
+    task_file, template = scaffold.write(t, out_dir)
+    labels = f", {len(t.labels)} labels" if t.labels else ""
+    out.print(f"{t.kind} task {name}: answer {t.target!r}, input {t.input_field!r}{labels}", soft_wrap=True)
+    out.print(f"wrote {task_file} and {template}", soft_wrap=True)
+    tasks_dir = task_file.parent
+    data_root = (
+        f"HARNESS_DATA_DIR={data.absolute().parent}" if data.name == name else (f"link {data} as $HARNESS_DATA_DIR/{name}")
+    )
+    out.print(
+        f"next: {data_root}, then\n  harness check-task {name} --tasks-dir {tasks_dir}\n"
+        f"  harness preview {name} --tasks-dir {tasks_dir}\n"
+        f"  harness compare {name} --tasks-dir {tasks_dir} --no-train --variants zero_shot",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 @app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],

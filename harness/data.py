@@ -52,7 +52,7 @@ def count_rows(task: Task, split: str) -> int | None:
         return sum(1 for line in f if line.strip())
 
 
-def _read_jsonl(path: Path, task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a local split; encoding faults are named by line and byte before JSON is parsed."""
     try:
         raw = path.read_bytes()
@@ -112,7 +112,7 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
 def load_split(task: Task, split: str) -> tuple[Sample, ...]:
     """Every row of a split as Samples; row errors name task, split and line."""
     path = local_path(task, split)
-    rows = _read_jsonl(path, task, split) if path is not None else _read_hub(task, split)
+    rows = read_jsonl(path) if path is not None else _read_hub(task, split)
     return to_samples(task, rows, f"{task.name}/{split}", "line")
 
 

@@ -557,6 +557,33 @@ def new_task(
     )
 
 
+@app.command("import-lm-eval")
+def import_lm_eval(
+    yaml_file: Annotated[Path, typer.Argument(help="An lm-evaluation-harness task YAML.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Writes OUT/tasks/NAME.py and OUT/prompts/NAME/.")] = Path("."),
+    name: Annotated[str | None, typer.Option(help="Task name (default: the YAML's task).")] = None,
+) -> None:
+    """Convert an lm-evaluation-harness task YAML (its common subset) into a task file and template;
+    what cannot be converted (!function, include, per-document choices, other metrics) is refused by name."""
+    from harness import lmeval
+
+    c = lmeval.convert(yaml_file, name)
+    task_file, template = lmeval.write(c, out_dir)
+    out.print(f"{c.kind} task {c.name} from {yaml_file}: wrote {task_file} and {template}", soft_wrap=True, markup=False)
+    for note in c.notes:
+        out.print(f"note: {note}", soft_wrap=True, markup=False)
+    tasks_dir = task_file.parent
+    shots = f" --variants zero_shot,zero_shot_{c.num_fewshot}" if c.num_fewshot else " --variants zero_shot"
+    out.print(
+        f"next: the fixtures in {task_file.name} are placeholders; write a few rows, then\n"
+        f"  harness check-task {c.name} --tasks-dir {tasks_dir}\n"
+        f"  harness preview {c.name} --tasks-dir {tasks_dir}\n"
+        f"  harness compare {c.name} --tasks-dir {tasks_dir} --no-train{shots}",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 @app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],

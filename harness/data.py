@@ -100,7 +100,9 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
         import datasets
 
         datasets.utils.logging.set_verbosity_error()
-        ds = datasets.load_dataset(task.hub.path, task.hub.config, split=task.hub.splits[split])
+        datasets.disable_progress_bars()  # the console is for the harness's own progress
+        files = dict(task.hub.data_files) if task.hub.data_files else None
+        ds = datasets.load_dataset(task.hub.path, task.hub.config, split=task.hub.splits[split], data_files=files)
     except Exception as exc:  # offline, gated, renamed: all mean "could not load"
         raise UserError(
             f"could not load {task.hub.path} from the hub for {task.name}/{split} ({exc}); "

@@ -20,6 +20,7 @@ A plan's variant may set max_tokens, stop and temperature too, which win over th
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -59,14 +60,21 @@ class PromptFormat:
 PLAIN = PromptFormat()
 
 
+def regex_replace(text: str, pattern: str, repl: str, count: int = 0) -> str:
+    """The one filter lm-evaluation-harness adds to Jinja, so its templates render the same here."""
+    return re.sub(pattern, repl, text, count=count)
+
+
 @cache
 def _environment(prompts_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(prompts_dir), str(builtin_dir("prompts"))]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
     )
+    env.filters["regex_replace"] = regex_replace
+    return env
 
 
 def load_template(task: Task, name: str) -> jinja2.Template:
@@ -105,7 +113,8 @@ class Turn:
 
 def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = PLAIN) -> Turn:
     tmpl = load_template(task, template)
-    context = {**sample.fields, "choices": list(sample.choices), "labels": fmt.labels(task.labels), "id": sample.id}
+    # a row's own field named id, choices or labels is what its template means (lm-eval's ARC has `choices`)
+    context = {"choices": list(sample.choices), "labels": fmt.labels(task.labels), "id": sample.id, **sample.fields}
     try:
         module = tmpl.make_module(context)
     except jinja2.UndefinedError as exc:

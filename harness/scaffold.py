@@ -243,13 +243,18 @@ def template_source(t: Inferred) -> str:
 
 
 def write(t: Inferred, root: Path) -> tuple[Path, Path]:
-    task_file = root / "tasks" / f"{t.name}.py"
-    template = root / "prompts" / t.name / "zero_shot.j2"
+    return write_files(root, t.name, task_source(t), template_source(t), "new-task")
+
+
+def write_files(root: Path, name: str, task_src: str, template_src: str, command: str) -> tuple[Path, Path]:
+    """ROOT/tasks/NAME.py and ROOT/prompts/NAME/zero_shot.j2, where --tasks-dir ROOT/tasks finds them."""
+    task_file = root / "tasks" / f"{name}.py"
+    template = root / "prompts" / name / "zero_shot.j2"
     for p in (task_file, template):
         if p.exists():
-            raise UserError(f"{p} exists; new-task never overwrites (delete it or pick another --out)")
+            raise UserError(f"{p} exists; {command} never overwrites (delete it or pick another --out)")
     task_file.parent.mkdir(parents=True, exist_ok=True)
     template.parent.mkdir(parents=True, exist_ok=True)
-    task_file.write_text(task_source(t), encoding="utf-8")
-    template.write_text(template_source(t), encoding="utf-8")
+    task_file.write_text(task_src, encoding="utf-8")
+    template.write_text(template_src, encoding="utf-8")
     return task_file, template

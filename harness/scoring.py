@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from harness.errors import UserError, closest
-from harness.tasks import Task
+from harness.tasks import AnswerRule, Task
 from harness.types import Sample
 
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
@@ -92,7 +93,39 @@ def extract_summary(output: str) -> str:
     return " ".join(output.strip().split())
 
 
+def extract_match(output: str, rule: AnswerRule) -> str | None:
+    """lm-evaluation-harness's regex filter: the selected match (its first non-empty group),
+    stripped; None (lm-eval's "[invalid]") when nothing matches."""
+    if rule.pattern is None:
+        return output
+    matches = re.findall(rule.pattern, output)
+    if not matches:
+        return None
+    try:
+        match = matches[rule.group_select]
+    except IndexError:
+        return None
+    if isinstance(match, tuple):
+        match = next((m for m in match if m), None)
+        if match is None:
+            return None
+    return str(match).strip()
+
+
+def normalise_answer(text: str, rule: AnswerRule) -> str:
+    """exact_match's options in its own order: ignored regexes, then case, then punctuation."""
+    for pattern in rule.regexes_to_ignore:
+        text = re.sub(pattern, "", text)
+    if rule.ignore_case:
+        text = text.lower()
+    if rule.ignore_punctuation:
+        text = text.translate(str.maketrans("", "", string.punctuation))
+    return text
+
+
 def extract(task: Task, output: str, sample: Sample) -> str | None:
+    if task.kind == "short_answer":
+        return extract_match(output, task.answer_rule)
     if task.kind == "classification":
         return extract_label(output, task.labels)
     if task.kind == "multiple_choice":
@@ -126,6 +159,13 @@ def score(task: Task, prediction: str | None, sample: Sample) -> dict[str, float
     if task.kind == "numeric":
         gold = _clean_number(sample.target)
         return {"correct": float(prediction is not None and prediction == gold)}
+    if task.kind == "short_answer":
+        rule = task.answer_rule
+        return {
+            "correct": float(
+                prediction is not None and normalise_answer(prediction, rule) == normalise_answer(sample.target, rule)
+            )
+        }
     return {"correct": float(prediction == sample.target)}
 
 

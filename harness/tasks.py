@@ -14,7 +14,7 @@ from typing import Any
 from harness.errors import UserError, closest
 from harness.types import Sample
 
-KINDS = ("classification", "multiple_choice", "numeric", "generation")
+KINDS = ("classification", "multiple_choice", "numeric", "generation", "short_answer")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,20 @@ class HubSource:
     config: str | None
     splits: Mapping[str, str]  # local split name -> hub split name
     row_map: Callable[[dict[str, Any]], dict[str, Any]] = dict
+    data_files: Mapping[str, str] | None = None  # with path "json" or "csv": hub split name -> file or URL
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    """How a `short_answer` task reads and compares an answer: lm-evaluation-harness's regex filter
+    (the answer is the selected match, its first non-empty group) and exact_match's options, which
+    apply to the answer and the gold alike."""
+
+    pattern: str | None = None  # without one the whole output is the answer
+    group_select: int = 0  # which match when there are several; -1 the last
+    ignore_case: bool = False
+    ignore_punctuation: bool = False
+    regexes_to_ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class Task:
     adapter_template: str = "zero_shot"  # the prompt an adapter is trained and served with
     val_split: str | None = None  # a dev split to select on; without one, a carve-out of train_split
     fixtures: Fixtures | None = None  # hand-written rows for `harness check-task` and the tests
+    answer_rule: AnswerRule = AnswerRule()  # short_answer tasks: how the answer is read and compared
     prompts_dir: Path | None = None  # filled in by the registry
 
     @property

@@ -423,7 +423,7 @@ def _task_source(
         f"    train_split={json.dumps(splits['train'])},",
         *([f"    val_split={json.dumps(splits['val'])},"] if splits["val"] else []),
         f"    metrics={_tuple(metrics)},",
-        *([f"    labels={_tuple(labels)},"] if labels else []),
+        *([f"    labels={_tuple(labels, 4)},"] if labels else []),
         f"    hub=HubSource(\n        {(',' + chr(10) + '        ').join(hub_args)},\n    ),",
         f"    input_field={json.dumps(input_field)},",
     ]

@@ -160,13 +160,13 @@ TASK = Task(
     name="{t.name}",
     version=1,
     domain="",  # e.g. "finance"
-    kind="{t.kind}",  # classification | multiple_choice | numeric | generation
+    kind="{t.kind}",  # classification | multiple_choice | numeric | generation | short_answer
     description="",  # one line for `harness tasks` and the report
     to_sample=to_sample,
     test_split="{t.test_split}",
     train_split="{t.train_split}",{val}
     metrics={_tuple(metrics)},  # the first one decides the verdict{labels}
-    required_fields={_tuple(required)},
+    required_fields={_tuple(required, 4)},
     input_field="{t.input_field}",  # what 'similar' shot selection, the validation carve-out and overlap checks compare
     adapter_template="zero_shot",  # the prompt an adapter is trained and served with
     # Hand-written rows for `harness check-task` and the test suite. These are placeholders: replace
@@ -179,8 +179,13 @@ TASK = Task(
 '''
 
 
-def _tuple(items: tuple[str, ...]) -> str:
-    inner = ", ".join(json.dumps(x, ensure_ascii=False) for x in items)
+def _tuple(items: tuple[str, ...], indent: int = 0) -> str:
+    """A tuple literal on one line, or one item a line when that would be long (77 intents)."""
+    parts = [json.dumps(x, ensure_ascii=False) for x in items]
+    inner = ", ".join(parts)
+    if len(inner) > 90:
+        pad = " " * (indent + 4)
+        return "(\n" + "".join(f"{pad}{p},\n" for p in parts) + " " * indent + ")"
     return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 

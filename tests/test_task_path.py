@@ -100,7 +100,7 @@ def test_the_suites_task_checks_pick_up_a_task_from_tasks_dir(env):
     folder = make_task(env)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).parent / "test_tasks.py"),
-         "-k", "test_task_checks", "--tasks-dir", folder],
+         "-k", "test_task_checks", "--tasks-dir=" + folder],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1],
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]

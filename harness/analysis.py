@@ -15,7 +15,8 @@ from harness import cost as cost_mod
 from harness import effort as effort_mod
 from harness import selection as sel_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
-from harness.stats import Estimate, bootstrap_ci, holm, paired_compare
+from harness.scoring import metric as metric_of
+from harness.stats import Estimate, Paired, holm, metric_ci, paired_compare
 
 ALPHA = 0.05
 
@@ -40,6 +41,7 @@ class Row:
     overfit: bool = False
     side: str = "prompt"  # "prompt" | "adapter" | "combined"
     constrained: bool = False
+    test: str = ""  # the paired test behind p_value: the metric's own (scoring.metric)
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,11 @@ def _significant(p: float | None, diff: Estimate) -> bool:
 
 
 def _pct(x: float, metric: str) -> str:
-    return f"{x * 100:+.1f} points" if metric in BINARY_METRICS or metric == "macro_f1" else f"{x:+.3f}"
+    return f"{x * 100:+.1f} points" if metric_of(metric).points else f"{x:+.3f}"
 
 
 def _span(e: Estimate, metric: str) -> str:
-    scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
+    scale = 100 if metric_of(metric).points else 1
     fmt = "{:.1f}" if scale == 100 else "{:.3f}"
     return f"95% CI {fmt.format(e.low * scale)} to {fmt.format(e.high * scale)}"
 
@@ -132,8 +134,7 @@ def summarise_task(
     metric = str(info["metrics"][0])
     labels = tuple(info.get("labels") or ())
     items, aligned = _align(records, task)
-    fn = metric_fn(metric)
-    estimates = {v: bootstrap_ci(scored(rs), fn, labels, seed=seed) for v, rs in aligned.items()}
+    estimates = {v: metric_ci(scored(rs), metric, labels, seed=seed) for v, rs in aligned.items()}
     sides = {v: _side(adapters.get(v)) for v in aligned}
     if "prompt" not in sides.values():
         raise ValueError(f"{task}: no prompt variant to compare against")
@@ -156,8 +157,10 @@ def summarise_task(
     paired = {
         v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt
     }
-    names = list(paired)
-    adjusted = dict(zip(names, holm([paired[v].p_mcnemar for v in names]), strict=True))
+    # Holm's family: the adapter arms against the selected prompt. The other prompts are not tested
+    # against the prompt picked from them (that comparison is the selection, made on validation).
+    names = [v for v in paired if sides[v] != "prompt"]
+    adjusted = dict(zip(names, holm([paired[v].p_value for v in names]), strict=True))
 
     costs = {
         v: cost_mod.cost_per_request(prices, mean(v, "latency_s"), mean(v, "prompt_tokens"), mean(v, "completion_tokens"))
@@ -176,12 +179,12 @@ def summarise_task(
         rows.append(Row(
             variant=v, is_adapter=facts is not None, train_size=(facts or {}).get("train_size"),
             seed=int((facts or {}).get("seed", 0)), metric=estimates[v], secondary=secondary,
-            diff=paired[v].diff if v in paired else None, p_value=paired[v].p_mcnemar if v in paired else None,
+            diff=paired[v].diff if v in paired else None, p_value=paired[v].p_value if v in paired else None,
             p_holm=adjusted.get(v), prompt_tokens=mean(v, "prompt_tokens"),
             completion_tokens=mean(v, "completion_tokens"), latency_s=mean(v, "latency_s"),
             cost_per_1k=costs[v] * 1000, train_cost=train_cost, break_even=be,
             overfit=bool((facts or {}).get("val_loss_rising", False)), side=sides[v],
-            constrained=bool((facts or {}).get("constrained", False)),
+            constrained=bool((facts or {}).get("constrained", False)), test=paired[v].test if v in paired else "",
         ))  # fmt: skip
     by_row = {r.variant: r for r in rows}
     chosen_decoding = by_row[best_adapter].constrained if best_adapter else False
@@ -189,6 +192,9 @@ def summarise_task(
     efforts = tuple(e for e in (_effort(info, side) for side in ("prompt", "adapter")) if e is not None)
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted)
+    if best_adapter:
+        others = {m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed) for m in info["metrics"][1:]}
+        verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     verdict = f"{verdict} {budget}".strip()
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
@@ -249,8 +255,8 @@ def combined_sentence(
     prompt beat both the adapter and the prompt on their own (paired, on test)?"""
     mine = scored(aligned[combined])
     vs = {other: paired_compare(scored(aligned[other]), mine, metric, labels, seed=seed) for other in (prompt, adapter)}
-    wins = [o for o, c in vs.items() if c.diff.value > 0 and _significant(c.p_mcnemar, c.diff)]
-    losses = [o for o, c in vs.items() if c.diff.value < 0 and _significant(c.p_mcnemar, c.diff)]
+    wins = [o for o, c in vs.items() if c.diff.value > 0 and _significant(c.p_value, c.diff)]
+    losses = [o for o, c in vs.items() if c.diff.value < 0 and _significant(c.p_value, c.diff)]
     detail = "; ".join(f"vs {o}: {_pct(c.diff.value, metric)} ({_span(c.diff, metric)})" for o, c in vs.items())
     if len(wins) == 2:
         head = f"The combination {combined} beats both the adapter and the prompt"
@@ -308,7 +314,6 @@ def summarise_retention(
             by_variant[r["variant"][len(prefix) :]].setdefault(r["item"], r)
     if "base" not in by_variant:
         return ()
-    fn = metric_fn(metric)
     out = []
     for adapter, recs in sorted(by_variant.items()):
         if adapter == "base":
@@ -316,8 +321,8 @@ def summarise_retention(
         items = sorted(set(recs) & set(by_variant["base"]))
         a, b = scored([by_variant["base"][i] for i in items]), scored([recs[i] for i in items])
         pair = paired_compare(a, b, metric, labels, seed=seed)
-        base_est, tuned = bootstrap_ci(a, fn, labels, seed=seed), bootstrap_ci(b, fn, labels, seed=seed)
-        sig = _significant(pair.p_mcnemar, pair.diff)
+        base_est, tuned = metric_ci(a, metric, labels, seed=seed), metric_ci(b, metric, labels, seed=seed)
+        sig = _significant(pair.p_value, pair.diff)
         change = pair.diff.value
         if sig and change < 0:
             verb = f"loses {_pct(-change, metric).lstrip('+')}"
@@ -330,13 +335,13 @@ def summarise_retention(
             f"The {source} adapter {adapter} {verb} {detail} on {task} against the base model, "
             f"zero-shot on {len(items)} items."
         )
-        if base_est.high == 0 and tuned.high == 0:  # a floor, not evidence: pick a task the base model can do
+        if base_est.value == 0 and tuned.value == 0:  # a floor, not evidence: pick a task the base model can do
             sentence = (
                 f"Retention of the {source} adapter {adapter} on {task} is uninformative: neither it nor the "
                 f"base model scores above 0 {metric} zero-shot on {len(items)} items; choose a retention "
                 "task the base model can do."
             )
-        out.append(RetentionRow(source, adapter, task, metric, base_est, tuned, pair.diff, pair.p_mcnemar, sentence))
+        out.append(RetentionRow(source, adapter, task, metric, base_est, tuned, pair.diff, pair.p_value, sentence))
     return tuple(out)
 
 
@@ -378,12 +383,12 @@ def write_verdict(
     sig = _significant(adjusted.get(best_adapter), a.diff)
     tokens = 1 - a.prompt_tokens / p.prompt_tokens if p.prompt_tokens else 0.0
     token_note = f"{abs(tokens) * 100:.0f}% {'fewer' if tokens >= 0 else 'more'} prompt tokens than {best_prompt}"
-    pay = a.break_even.reason if a.break_even else ""
+    pay = a.break_even.sentence if a.break_even else ""
     overfit = " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else ""
     if sig and a.diff.value > 0:
         return (
             f"Fine-tuning pays off: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
-            f"({_span(a.diff, metric)}), {token_note}; the training cost is recovered {pay}.{overfit}"
+            f"({_span(a.diff, metric)}), {token_note}; {pay}.{overfit}"
         )
     if sig and a.diff.value < 0:
         return (
@@ -391,9 +396,29 @@ def write_verdict(
             f"({_span(a.diff, metric)}).{overfit}"
         )
     p_holm = adjusted.get(best_adapter)
-    test = f"; exact McNemar p = {p_holm:.2g} after Holm correction" if p_holm is not None else ""
+    test = f"; {a.test} p = {p_holm:.2g} after Holm correction" if p_holm is not None else ""
+    borderline = (
+        " The bootstrap interval excludes zero while the test does not reject: a borderline difference."
+        if p_holm is not None and (a.diff.low > 0 or a.diff.high < 0)
+        else ""
+    )
     return (
         f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
-        f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note} "
-        f"and would pay for its training {pay}.{overfit}"
+        f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note}, "
+        f"and {pay}.{overfit}{borderline}"
     )
+
+
+def disagreement(metric: str, adapter: Row, others: Mapping[str, Paired], name: str, prompt: str) -> str:
+    """A secondary metric that moves the other way from the primary one: said, with its own interval
+    and test, so a macro-F1 gain is never read as an accuracy gain."""
+    if adapter.diff is None or adapter.diff.value == 0:
+        return ""
+    out = []
+    for m, pc in others.items():
+        if pc.diff.value * adapter.diff.value < 0:
+            out.append(
+                f"The metrics disagree in direction: on {m}, {name} is {_pct(pc.diff.value, m)} against {prompt} "
+                f"({_span(pc.diff, m)}" + (f", {pc.test} p = {pc.p_value:.2g})." if pc.p_value is not None else ").")
+            )
+    return " ".join(out)

@@ -41,6 +41,20 @@ class BreakEven:
     requests: float | None  # None: never pays off (see reason)
     reason: str
 
+    @property
+    def sentence(self) -> str:
+        """A clause for a verdict: "the training cost is recovered after 2,817 requests"."""
+        if self.requests is None and self.reason.startswith("never: "):
+            return f"the training cost is never recovered: {self.reason.removeprefix('never: ')}"
+        if self.requests is None:
+            return (
+                "the training cost is never recovered on cost alone (each adapter request costs as much as a "
+                "prompt request or more): pay for it only if the quality gain is worth it"
+            )
+        if self.requests == 0:
+            return "there is no training cost to recover"
+        return f"the training cost is recovered {self.reason}"
+
 
 def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapter_not_worse: bool) -> BreakEven:
     if not adapter_not_worse:

@@ -41,11 +41,9 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
         a = [base[(task, variant)][i] for i in items]
         b = [cand[(task, variant)][i] for i in items]
         result = paired_compare(scored(a), scored(b), metric, labels)
-        worse = result.diff.value < 0 and (
-            result.p_mcnemar < alpha if result.p_mcnemar is not None else result.diff.high < 0
-        )
+        worse = result.diff.value < 0 and (result.p_value < alpha if result.p_value is not None else result.diff.high < 0)
         status = "[red]FAIL[/red]" if worse else "[green]ok[/green]"
-        p = f"p={result.p_mcnemar:.3g}" if result.p_mcnemar is not None else ""
+        p = f"p={result.p_value:.3g}" if result.p_value is not None else ""
         out.print(
             f"{status} {task}/{variant}: {metric} Δ {result.diff.value:+.4f} "
             f"[{result.diff.low:+.4f}, {result.diff.high:+.4f}] {p} on {len(items)} shared items"

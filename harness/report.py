@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis import RetentionRow, TaskSummary, summarise_retention, summarise_task
+from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
@@ -146,7 +146,7 @@ def table(s: TaskSummary) -> pd.DataFrame:
                       f"{_fmt_metric(s.metric, r.metric.high)}]",
             **{m: _fmt_metric(m, v) for m, v in r.secondary.items()},
             f"Δ vs {s.best_prompt}": diff,
-            "p (Holm)": "—" if r.p_holm is None else f"{r.p_holm:.3g}",
+            "p": _p(r),
             "prompt tok": f"{r.prompt_tokens:.0f}", "compl tok": f"{r.completion_tokens:.1f}",
             "latency ms": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
             "train $": "—" if r.train_cost is None else f"{r.train_cost:.3f}",
@@ -154,6 +154,16 @@ def table(s: TaskSummary) -> pd.DataFrame:
                 f"{r.break_even.requests:,.0f}" if r.break_even.requests is not None else "never"),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _p(r: Row) -> str:
+    if r.p_holm is not None:
+        return f"{r.p_holm:.3g} (Holm)"
+    return "—" if r.p_value is None else f"{r.p_value:.3g}"
+
+
+def _tests(s: TaskSummary) -> str:
+    return ", ".join(sorted({r.test for r in s.rows if r.test})) or "none"
 
 
 def print_rich(summaries: Sequence[TaskSummary]) -> None:
@@ -204,7 +214,9 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
             f"**Verdict:** {s.verdict}",
             "",
             f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
-            f"the selected prompt ({s.best_prompt}); p is exact McNemar, Holm-corrected across variants. "
+            f"the selected prompt ({s.best_prompt}); p is the metric's own paired test ({_tests(s)}), "
+            "Holm-corrected across the adapter arms; the other prompts' p is unadjusted (they were not "
+            "chosen by it: selection is on validation). "
             "★ marks the arms chosen on validation.",
             "",
             table(s).to_markdown(index=False),

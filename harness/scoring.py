@@ -207,6 +207,33 @@ METRICS: dict[str, Callable[[Sequence[Scored], Sequence[str]], float]] = {
 BINARY_METRICS = frozenset({"accuracy", "exact_match"})
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A metric with the paired test that belongs to it, so no metric is tested by another's test:
+    McNemar compares per-item 0/1 outcomes and so tests accuracy only; a corpus metric (macro-F1)
+    or a mean of graded scores (ROUGE) gets a paired permutation test of the metric itself."""
+
+    name: str
+    corpus: Callable[[Sequence[Scored], Sequence[str]], float]
+    item_key: str | None  # the per-item score whose mean is the metric; None for a corpus metric
+    test: str  # "exact McNemar" | "paired permutation"
+    points: bool  # a proportion, shown in percentage points
+
+    def item_values(self, items: Sequence[Scored]) -> list[float]:
+        assert self.item_key is not None
+        return [i.scores.get(self.item_key, 0.0) for i in items]
+
+
+def metric(name: str) -> Metric:
+    if name in BINARY_METRICS:
+        return Metric(name, METRICS[name], "correct", "exact McNemar", True)
+    if name in ("rouge1", "rouge2", "rougeL"):
+        return Metric(name, METRICS[name], name, "paired permutation", False)
+    if name == "macro_f1":
+        return Metric(name, METRICS[name], None, "paired permutation", True)
+    return Metric(name, metric_fn(name), None, "paired permutation", False)
+
+
 def metric_fn(name: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
     if name in METRICS:
         return METRICS[name]

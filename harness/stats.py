@@ -3,19 +3,23 @@
 The bootstrap is written here (a few lines of numpy) rather than taken from
 scipy.stats.bootstrap because the statistics are corpus metrics such as macro-F1 that are
 not vectorisable, and the paired version must resample the *same* items for both variants.
-McNemar and Holm come from statsmodels.
+McNemar and Holm come from statsmodels. The paired permutation test is written here for the same
+reason as the bootstrap (a corpus metric recomputed on each permutation); scipy's
+permutation_test would call the metric the same number of times through a slower interface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from harness.scoring import BINARY_METRICS, Scored, metric_fn, per_item_value
+from harness.scoring import Metric, Scored, metric
 
 N_BOOT = 1000
+N_PERM = 1000
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,102 @@ def bootstrap_ci(
     return Estimate(value, float(low), float(high))
 
 
+def metric_ci(items: Sequence[Scored], metric_name: str, labels: Sequence[str] = (), seed: int = 0) -> Estimate:
+    """The metric with its 95% interval: the percentile bootstrap, except for a proportion at 0% or
+    100%, whose resamples can never differ (an interval of [0, 0] over 150 items claims certainty);
+    that gets the exact Clopper-Pearson interval (0 of 150: upper bound 2.4%)."""
+    m = metric(metric_name)
+    [fn] = column_stats(m, labels, [items])
+    value = fn(np.arange(len(items)))
+    if len(items) < 2:
+        return Estimate(value, value, value)
+    if m.points and m.item_key is not None and value in (0.0, 1.0):
+        low, high = clopper_pearson(round(value * len(items)), len(items))
+        return Estimate(value, low, high)
+    boot = np.array([fn(row) for row in _resample_indices(len(items), N_BOOT, seed)])
+    q_low, q_high = np.quantile(boot, [0.025, 0.975])
+    return Estimate(value, float(q_low), float(q_high))
+
+
+def column_stats(
+    m: Metric, labels: Sequence[str], columns: Sequence[Sequence[Scored]]
+) -> list[Callable[[np.ndarray], float]]:
+    """For each variant's items (the same items in the same order), the metric on a subset given
+    by an index array. Means and macro-F1 are computed on arrays, so a thousand resamples cost
+    milliseconds; any other corpus metric is called on the items themselves."""
+    if m.item_key is not None:
+        return [partial(_mean_of, np.array(m.item_values(col), dtype=float)) for col in columns]
+    if m.name == "macro_f1":
+        coded = _code(columns, labels)
+        return [partial(_f1_of, coded, p) for p in coded.preds]
+    return [partial(_corpus_of, m, labels, col) for col in columns]
+
+
+def _mean_of(values: np.ndarray, idx: np.ndarray) -> float:
+    return float(values[idx].mean())
+
+
+def _f1_of(coded: _Coded, preds: np.ndarray, idx: np.ndarray) -> float:
+    return _f1(coded.golds[idx], preds[idx], coded.allowed)
+
+
+def _corpus_of(m: Metric, labels: Sequence[str], items: Sequence[Scored], idx: np.ndarray) -> float:
+    return m.corpus([items[i] for i in idx], labels)
+
+
+@dataclass(frozen=True)
+class _Coded:
+    golds: np.ndarray  # integer codes of the gold answers (shared: the same items)
+    preds: tuple[np.ndarray, ...]  # one array of prediction codes per variant
+    allowed: np.ndarray  # per code: is it one of the task's labels
+
+
+def _code(columns: Sequence[Sequence[Scored]], labels: Sequence[str]) -> _Coded:
+    codes: dict[str, int] = {}
+    golds = np.array([codes.setdefault(i.gold, len(codes)) for i in columns[0]], dtype=int)
+    preds = tuple(
+        np.array(
+            [codes.setdefault(i.prediction if i.prediction is not None else "<none>", len(codes)) for i in col], dtype=int
+        )
+        for col in columns
+    )
+    for label in labels:
+        codes.setdefault(label, len(codes))
+    allowed = np.zeros(len(codes), dtype=bool)
+    allowed[[codes[label] for label in labels]] = True
+    return _Coded(golds, preds, allowed)
+
+
+def _f1(golds: np.ndarray, preds: np.ndarray, allowed: np.ndarray) -> float:
+    """scoring's macro-F1 on codes: the labels present are the golds' and the predicted task labels;
+    F1 = 2tp / (predicted + actual), 0 where both are 0 (sklearn's zero_division=0)."""
+    k = len(allowed)
+    gold_n = np.bincount(golds, minlength=k)
+    pred_n = np.bincount(preds, minlength=k)
+    tp = np.bincount(golds[golds == preds], minlength=k)
+    present = gold_n > 0
+    if allowed.any():
+        present |= (pred_n > 0) & allowed
+    if not present.any():
+        return float("nan")
+    denom = gold_n + pred_n
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros(k), where=denom > 0)
+    return float(f1[present].mean())
+
+
+def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(successes, n, alpha=alpha, method="beta")
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Paired:
     diff: Estimate  # metric(b) - metric(a) with its paired bootstrap CI
-    p_mcnemar: float | None  # exact McNemar, accuracy-type metrics only
-    b_wins: int  # items b got right and a wrong (binary metrics)
+    p_value: float | None  # from the metric's own paired test
+    test: str  # which test: "exact McNemar" (0/1 per item) or "paired permutation" (the metric itself)
+    b_wins: int  # items b got right and a wrong (per-item 0/1 scores)
     a_wins: int
 
 
@@ -63,25 +158,72 @@ def paired_compare(
     n_boot: int = N_BOOT,
     seed: int = 0,
     alpha: float = 0.05,
+    n_perm: int = N_PERM,
 ) -> Paired:
-    """Compare variant b against a on the same items, in the same order."""
+    """Compare variant b against a on the same items, in the same order, with the test that
+    belongs to the metric (scoring.metric)."""
     if len(a) != len(b):
         raise ValueError("paired comparison needs the same items for both variants")
-    metric = metric_fn(metric_name)
-    diff = metric(b, labels) - metric(a, labels)
+    m = metric(metric_name)
+    fa, fb = column_stats(m, labels, [a, b])
+    everything = np.arange(len(a))
+    diff = fb(everything) - fa(everything)
     if len(a) < 2:
         est = Estimate(diff, diff, diff)
     else:
-        idx = _resample_indices(len(a), n_boot, seed)
-        stats = np.array([metric([b[i] for i in row], labels) - metric([a[i] for i in row], labels) for row in idx])
+        stats = np.array([fb(row) - fa(row) for row in _resample_indices(len(a), n_boot, seed)])
         low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
         est = Estimate(diff, float(low), float(high))
-    va = np.array([per_item_value(metric_name, x) for x in a])
-    vb = np.array([per_item_value(metric_name, x) for x in b])
+    va = np.array([x.scores.get("correct", 0.0) for x in a])
+    vb = np.array([x.scores.get("correct", 0.0) for x in b])
     b_wins = int(np.sum((vb > 0.5) & (va <= 0.5)))
     a_wins = int(np.sum((va > 0.5) & (vb <= 0.5)))
-    p = mcnemar_exact(a_wins, b_wins) if metric_name in BINARY_METRICS or metric_name == "macro_f1" else None
-    return Paired(est, p, b_wins, a_wins)
+    p = mcnemar_exact(a_wins, b_wins) if m.test == "exact McNemar" else permutation_test(a, b, m, labels, n_perm, seed)
+    return Paired(est, p, m.test, b_wins, a_wins)
+
+
+def permutation_test(
+    a: Sequence[Scored], b: Sequence[Scored], m: Metric, labels: Sequence[str] = (), n_perm: int = N_PERM, seed: int = 0
+) -> float:
+    """Two-sided paired permutation test of the metric itself: under the null hypothesis the two
+    variants' outputs on an item are exchangeable, so each item's pair is swapped at random and
+    the metric difference recomputed. p = (1 + #|perm diff| >= |observed|) / (1 + n_perm)."""
+    n = len(a)
+    if n == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    swaps = rng.random((n_perm, n)) < 0.5
+    if m.item_key is not None:  # a mean of per-item scores: a sign flip of each item's difference
+        d = np.array(m.item_values(b)) - np.array(m.item_values(a))
+        observed = abs(float(d.mean()))
+        perm = np.abs(np.where(swaps, -d, d).mean(axis=1))
+    elif m.name == "macro_f1":
+        coded = _code([a, b], labels)
+        pa, pb = coded.preds
+        observed = abs(_f1(coded.golds, pb, coded.allowed) - _f1(coded.golds, pa, coded.allowed))
+        perm = np.array(
+            [
+                abs(
+                    _f1(coded.golds, np.where(row, pa, pb), coded.allowed)
+                    - _f1(coded.golds, np.where(row, pb, pa), coded.allowed)
+                )
+                for row in swaps
+            ]
+        )
+    else:
+        observed = abs(m.corpus(b, labels) - m.corpus(a, labels))
+        perm = np.array(
+            [
+                abs(
+                    m.corpus([x if s else y for x, y, s in zip(a, b, row, strict=True)], labels)
+                    - m.corpus([y if s else x for x, y, s in zip(a, b, row, strict=True)], labels)
+                )
+                for row in swaps
+            ]
+        )
+    if observed == 0:
+        return 1.0
+    return float((1 + np.sum(perm >= observed - 1e-12)) / (1 + n_perm))
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:

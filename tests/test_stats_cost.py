@@ -47,13 +47,13 @@ def test_paired_compare_counts_and_ci():
     assert (result.b_wins, result.a_wins) == (30, 10)
     assert result.diff.value == pytest.approx(20 / 60)
     assert result.diff.low > 0
-    assert result.p_mcnemar == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
+    assert result.p_value == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
 
 
 def test_paired_identical_variants():
     a = _items([True, False, True])
     result = stats.paired_compare(a, a, "accuracy")
-    assert result.diff.value == 0 and result.diff.low == 0 and result.diff.high == 0 and result.p_mcnemar == 1.0
+    assert result.diff.value == 0 and result.diff.low == 0 and result.diff.high == 0 and result.p_value == 1.0
 
 
 def test_holm_matches_statsmodels_and_keeps_none():

@@ -1,0 +1,163 @@
+"""The test matches the metric: on constructed records, a macro-F1 verdict takes its p-value from a
+paired permutation test of macro-F1 (not McNemar, which tests accuracy), a ROUGE verdict from one of
+ROUGE, disagreeing metrics are said, Holm's family is the adapters, a proportion at 0% or 100% gets
+an exact interval, and the break-even clause reads as a sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as sps
+
+from harness import stats
+from harness.analysis import summarise_task
+from harness.cost import Prices
+from harness.scoring import Scored, metric
+
+
+def _rec(item: str, variant: str, gold: str, pred: str, pt: int = 100) -> dict:
+    return {
+        "task": "t", "item": item, "variant": variant, "prediction": pred, "gold": gold,
+        "scores": {"correct": float(pred == gold)}, "prompt_tokens": pt, "completion_tokens": 2,
+        "latency_s": 0.001 + pt / 10_000,
+    }  # fmt: skip
+
+
+def _golds() -> list[str]:
+    return ["N"] * 140 + ["B"] * 30 + ["U"] * 30  # imbalanced, as sentiment data is
+
+
+def _adapter_preds(n_correct: int, minority_correct: int) -> list[str]:
+    """Right on `n_correct` of the 140 majority items (the rest split between B and U) and on
+    `minority_correct` of each 30-item minority label (the rest answered N)."""
+    wrong_n = 140 - n_correct
+    preds = ["N"] * n_correct + ["B"] * (wrong_n // 2) + ["U"] * (wrong_n - wrong_n // 2)
+    for label in ("B", "U"):
+        preds += [label] * minority_correct + ["N"] * (30 - minority_correct)
+    return preds
+
+
+def _summary(adapter_preds: list[str], metrics=("macro_f1", "accuracy"), train_s: float = 3600.0):
+    golds = _golds()
+    records = [_rec(f"i{i}", "zero_shot", g, "N", pt=400) for i, g in enumerate(golds)]
+    records += [_rec(f"i{i}", "lora_n256", g, p, pt=50) for i, (g, p) in enumerate(zip(golds, adapter_preds, strict=True))]
+    info = {"metrics": list(metrics), "labels": ["B", "N", "U"], "kind": "classification"}
+    return summarise_task("t", info, records, {"lora_n256": {"train_size": 256, "train_device_s": train_s}}, Prices())
+
+
+def test_macro_f1_gain_with_an_accuracy_loss_is_tested_on_macro_f1_and_the_disagreement_said():
+    s = _summary(_adapter_preds(n_correct=63, minority_correct=27))
+    row = next(r for r in s.rows if r.variant == "lora_n256")
+    assert row.test == "paired permutation"
+    # McNemar on per-item correctness points the other way here (77 items lost, 54 won): not the test used
+    assert row.p_value != pytest.approx(stats.mcnemar_exact(77, 54))
+    assert row.p_value is not None and row.p_value < 0.01 and row.diff is not None and row.diff.low > 0
+    assert s.verdict.startswith("Fine-tuning pays off: lora_n256 beats zero_shot by +30.")
+    assert "The metrics disagree in direction: on accuracy, lora_n256 is -11.5 points against zero_shot" in s.verdict
+    assert "exact McNemar p = 0.0" in s.verdict  # the accuracy comparison names its own test (p = 0.054 here)
+
+
+def test_equal_accuracy_but_better_macro_f1_is_not_called_no_difference():
+    # 50 majority items traded for 50 minority items: McNemar sees 50 v 50 (p = 1), macro-F1 moves a lot
+    s = _summary(_adapter_preds(n_correct=90, minority_correct=25))
+    row = next(r for r in s.rows if r.variant == "lora_n256")
+    assert stats.mcnemar_exact(50, 50) == 1.0
+    assert row.diff is not None and row.diff.low > 0
+    assert row.p_value is not None and row.p_value < 0.05
+    assert s.verdict.startswith("Fine-tuning pays off")
+    assert "The metrics disagree" not in s.verdict  # accuracy is unchanged, not opposed
+
+
+def test_rouge_verdict_uses_a_permutation_test_of_rouge_with_holm():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.4, size=60)
+    records = []
+    for i, x in enumerate(base):
+        for v, score in (("zero_shot", x), ("few_shot", x + 0.01), ("lora_n64", x + 0.1), ("lora_n256", x + 0.12)):
+            scores = {"rouge1": score, "rouge2": score, "rougeL": score}
+            records.append({**_rec(f"i{i}", v, "g", "p"), "scores": scores})
+    info = {"metrics": ["rougeL"], "labels": [], "kind": "generation"}
+    adapters = {
+        "lora_n64": {"train_size": 64, "train_device_s": 1.0},
+        "lora_n256": {"train_size": 256, "train_device_s": 1.0},
+    }
+    s = summarise_task("t", info, records, adapters, Prices())
+    rows = {r.variant: r for r in s.rows}
+    assert s.best_prompt == "few_shot"
+    assert rows["lora_n256"].test == "paired permutation" and rows["lora_n256"].p_value is not None
+    assert rows["lora_n256"].p_value < 0.01 and rows["lora_n256"].p_holm is not None
+    # Holm's family is the two adapters against the selected prompt; the other prompt is not in it
+    assert rows["zero_shot"].p_holm is None and rows["zero_shot"].p_value is not None
+    assert rows["lora_n64"].p_holm == pytest.approx(min(1.0, 2 * min(rows["lora_n64"].p_value, rows["lora_n256"].p_value)))
+    assert s.verdict.startswith("Fine-tuning pays off: lora_n256 beats few_shot by +0.110")
+
+
+def test_permutation_test_of_a_mean_is_the_sign_flip_test():
+    m = metric("rougeL")
+    d = np.array([0.3, -0.1, 0.2, 0.25, 0.05, 0.15])
+    a = [Scored("x", "g", {"rougeL": 0.0}) for _ in d]
+    b = [Scored("x", "g", {"rougeL": float(x)}) for x in d]
+    # exact two-sided sign-flip p over all 2^6 flips
+    flips = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
+    exact = float(np.mean(np.abs((flips * d).mean(axis=1)) >= abs(d.mean()) - 1e-12))
+    assert stats.permutation_test(a, b, m, n_perm=20_000, seed=1) == pytest.approx(exact, abs=0.01)
+    assert stats.permutation_test(a, a, m) == 1.0
+
+
+def test_macro_f1_permutation_p_is_uniform_ish_under_the_null():
+    # two variants drawn from the same distribution: p-values are not systematically small
+    rng = np.random.default_rng(3)
+    m = metric("macro_f1")
+    ps = []
+    for _ in range(20):
+        golds = rng.choice(["a", "b", "c"], size=40)
+        a = [Scored(str(rng.choice(["a", "b", "c"])), g, {}) for g in golds]
+        b = [Scored(str(rng.choice(["a", "b", "c"])), g, {}) for g in golds]
+        ps.append(stats.permutation_test(a, b, m, ["a", "b", "c"], n_perm=200, seed=int(rng.integers(1000))))
+    assert 0.3 < float(np.mean(ps)) < 0.7 and sum(p < 0.05 for p in ps) <= 3
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 150), (150, 150), (0, 12)])
+def test_proportion_at_zero_or_one_gets_clopper_pearson(k, n):
+    items = [Scored("a" if i < k else "b", "a", {"correct": float(i < k)}) for i in range(n)]
+    est = stats.metric_ci(items, "accuracy")
+    exact = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert (est.low, est.high) == pytest.approx((exact.low, exact.high))
+    if k == 0 and n == 150:
+        assert est.high == pytest.approx(0.0243, abs=5e-4)  # not "0.0 [0.0, 0.0]"
+
+
+def test_an_interior_proportion_keeps_the_bootstrap():
+    items = [Scored("a", "a", {"correct": float(i % 3 == 0)}) for i in range(90)]
+    boot = stats.bootstrap_ci(items, metric("accuracy").corpus)
+    fast = stats.metric_ci(items, "accuracy")
+    assert (fast.value, fast.low, fast.high) == pytest.approx((boot.value, boot.low, boot.high))
+
+
+def test_array_macro_f1_equals_the_sklearn_one():
+    """The bootstrap and the permutation test use macro-F1 on integer codes; it must be the metric
+    the report shows, including answers outside the label set and no answer at all."""
+    rng = np.random.default_rng(5)
+    m = metric("macro_f1")
+    labels = ["a", "b", "c", "d"]
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        golds = rng.choice(labels[:3], size=n)
+        preds = rng.choice(["a", "b", "c", "d", "zzz", None], size=n)
+        items = [Scored(p, str(g), {}) for g, p in zip(golds, preds, strict=True)]
+        [fn] = stats.column_stats(m, labels, [items])
+        assert fn(np.arange(n)) == pytest.approx(m.corpus(items, labels))
+        idx = rng.integers(0, n, size=n)
+        assert fn(idx) == pytest.approx(m.corpus([items[i] for i in idx], labels))
+
+
+def test_break_even_clause_reads_as_a_sentence():
+    # the adapter is better but its requests cost more: the clause must not say "recovered never"
+    golds = _golds()
+    records = [_rec(f"i{i}", "zero_shot", g, "N", pt=50) for i, g in enumerate(golds)]
+    records += [_rec(f"i{i}", "lora", g, g, pt=400) for i, g in enumerate(golds)]
+    info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
+    s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 60.0}}, Prices())
+    assert s.verdict.startswith("Fine-tuning pays off")
+    assert "the training cost is never recovered on cost alone" in s.verdict
+    assert "recovered never" not in s.verdict

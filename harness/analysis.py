@@ -42,6 +42,7 @@ class Row:
     side: str = "prompt"  # "prompt" | "adapter" | "combined"
     constrained: bool = False
     test: str = ""  # the paired test behind p_value: the metric's own (scoring.metric)
+    mde: float | None = None  # smallest difference from the selected prompt these items detect
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,14 @@ def summarise_task(
             cost_per_1k=costs[v] * 1000, train_cost=train_cost, break_even=be,
             overfit=bool((facts or {}).get("val_loss_rising", False)), side=sides[v],
             constrained=bool((facts or {}).get("constrained", False)), test=paired[v].test if v in paired else "",
+            mde=paired[v].mde if v in paired else None,
         ))  # fmt: skip
     by_row = {r.variant: r for r in rows}
     chosen_decoding = by_row[best_adapter].constrained if best_adapter else False
     curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.constrained == chosen_decoding], adjusted)
     efforts = tuple(e for e in (_effort(info, side) for side in ("prompt", "adapter")) if e is not None)
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
-    verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted)
+    verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
     if best_adapter:
         others = {m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed) for m in info["metrics"][1:]}
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
@@ -372,7 +374,12 @@ def confusion_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
 
 
 def write_verdict(
-    metric: str, rows: Sequence[Row], best_prompt: str, best_adapter: str | None, adjusted: Mapping[str, float | None]
+    metric: str,
+    rows: Sequence[Row],
+    best_prompt: str,
+    best_adapter: str | None,
+    adjusted: Mapping[str, float | None],
+    n_items: int = 0,
 ) -> str:
     by = {r.variant: r for r in rows}
     p = by[best_prompt]
@@ -402,10 +409,16 @@ def write_verdict(
         if p_holm is not None and (a.diff.low > 0 or a.diff.high < 0)
         else ""
     )
+    power = (
+        f" These {n_items} test items detect a difference of about {_pct(a.mde, metric).lstrip('+')} "
+        f"(paired, alpha {ALPHA}, power 0.8); a smaller one needs more items (`harness size`)."
+        if a.mde is not None and n_items
+        else ""
+    )
     return (
         f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
         f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note}, "
-        f"and {pay}.{overfit}{borderline}"
+        f"and {pay}.{overfit}{borderline}{power}"
     )
 
 

@@ -585,6 +585,46 @@ def import_lm_eval(
 
 
 @app.command()
+def size(
+    task: str,
+    effect: Annotated[float, typer.Option(help="The difference to detect, in points (5 = 5 percentage points).")],
+    discordance: Annotated[
+        float, typer.Option(help="Share of items on which the two arms' answers differ in correctness (0-1).")
+    ] = 0.3,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    tasks_dir: TasksDir = None,
+) -> None:
+    """Test items a paired comparison needs to detect a difference of EFFECT points."""
+    _more_tasks(tasks_dir)
+    from harness.data import count_rows
+    from harness.scoring import metric
+    from harness.stats import items_needed
+    from harness.tasks import get_task
+
+    t = get_task(task)
+    m = metric(t.primary_metric)
+    if not m.points:
+        raise UserError(f"harness size works in points of a proportion; {task}'s metric {m.name} is not one")
+    if not 0 < effect <= 100:
+        raise UserError(f"--effect must be above 0 and at most 100 points, got {effect:g}")
+    if not 0 < discordance <= 1 or effect / 100 > discordance:
+        raise UserError(f"--discordance must be in (0, 1] and at least the effect ({effect / 100:g}), got {discordance:g}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise UserError(f"--alpha and --power must be between 0 and 1, got {alpha:g} and {power:g}")
+    n = items_needed(effect / 100, discordance, alpha, power)
+    have = count_rows(t, t.test_split)
+    proxy = " (macro-F1 approximated by per-item correctness)" if m.item_key is None else ""
+    out.print(
+        f"{task}: {n:,} test items detect a {effect:g}-point difference in {m.name}{proxy} with a paired test "
+        f"(alpha {alpha:g}, power {power:g}) when the two arms differ on {discordance:.0%} of items"
+        + (f"; its {t.test_split} split has {have:,}" if have is not None else ""),
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+@app.command()
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the single run dir).")] = None,

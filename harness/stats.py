@@ -148,6 +148,10 @@ class Paired:
     test: str  # which test: "exact McNemar" (0/1 per item) or "paired permutation" (the metric itself)
     b_wins: int  # items b got right and a wrong (per-item 0/1 scores)
     a_wins: int
+    mde: float | None = None  # the smallest difference this many items detects (alpha, power 0.8)
+
+
+POWER = 0.8
 
 
 def paired_compare(
@@ -168,18 +172,61 @@ def paired_compare(
     fa, fb = column_stats(m, labels, [a, b])
     everything = np.arange(len(a))
     diff = fb(everything) - fa(everything)
+    detectable = None
     if len(a) < 2:
         est = Estimate(diff, diff, diff)
     else:
         stats = np.array([fb(row) - fa(row) for row in _resample_indices(len(a), n_boot, seed)])
         low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
         est = Estimate(diff, float(low), float(high))
+        if m.item_key is not None:
+            detectable = mde_paired(np.array(m.item_values(b)) - np.array(m.item_values(a)), alpha)
+        else:
+            detectable = mde_from_se(float(np.std(stats, ddof=1)), alpha)
     va = np.array([x.scores.get("correct", 0.0) for x in a])
     vb = np.array([x.scores.get("correct", 0.0) for x in b])
     b_wins = int(np.sum((vb > 0.5) & (va <= 0.5)))
     a_wins = int(np.sum((va > 0.5) & (vb <= 0.5)))
     p = mcnemar_exact(a_wins, b_wins) if m.test == "exact McNemar" else permutation_test(a, b, m, labels, n_perm, seed)
-    return Paired(est, p, m.test, b_wins, a_wins)
+    return Paired(est, p, m.test, b_wins, a_wins, detectable)
+
+
+def mde_paired(diffs: np.ndarray, alpha: float = 0.05, power: float = POWER) -> float | None:
+    """Minimum detectable effect of a paired comparison over these items: the mean per-item
+    difference a paired t-test (statsmodels' TTestPower) detects with this power, given the
+    observed spread of the per-item differences (for 0/1 scores: the discordance). None when the
+    two arms never differ on an item (no spread to judge by)."""
+    from statsmodels.stats.power import TTestPower
+
+    sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+    if sd == 0:
+        return None
+    effect = TTestPower().solve_power(nobs=len(diffs), alpha=alpha, power=power, alternative="two-sided")
+    return float(effect) * sd
+
+
+def mde_from_se(se: float, alpha: float = 0.05, power: float = POWER) -> float | None:
+    """For a corpus metric (macro-F1): (z_(1-alpha/2) + z_power) x the paired bootstrap's standard error."""
+    from scipy.stats import norm
+
+    if se == 0:
+        return None
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def items_needed(effect: float, discordance: float, alpha: float = 0.05, power: float = POWER) -> int:
+    """Test items a paired comparison of 0/1 scores needs to detect `effect` (a difference in
+    proportions) when the two arms disagree on a `discordance` share of the items: per-item
+    differences are -1/0/+1 with mean `effect` and variance discordance - effect^2."""
+    from statsmodels.stats.power import TTestPower
+
+    if not 0 < abs(effect) <= discordance <= 1:
+        raise ValueError("need 0 < effect <= discordance <= 1")
+    sd = (discordance - effect**2) ** 0.5
+    if sd == 0:
+        return 2
+    n = TTestPower().solve_power(effect_size=abs(effect) / sd, alpha=alpha, power=power, alternative="two-sided")
+    return int(np.ceil(n))
 
 
 def permutation_test(

@@ -161,3 +161,59 @@ def test_break_even_clause_reads_as_a_sentence():
     assert s.verdict.startswith("Fine-tuning pays off")
     assert "the training cost is never recovered on cost alone" in s.verdict
     assert "recovered never" not in s.verdict
+
+
+def test_items_needed_against_statsmodels_and_the_normal_formula():
+    from statsmodels.stats.power import TTestPower
+
+    n = stats.items_needed(0.05, 0.3)
+    sd = (0.3 - 0.05**2) ** 0.5
+    assert n == int(np.ceil(TTestPower().solve_power(effect_size=0.05 / sd, alpha=0.05, power=0.8)))
+    normal = (1.959964 * 0.3**0.5 + 0.841621 * (0.3 - 0.0025) ** 0.5) ** 2 / 0.0025  # Connor (1987), McNemar
+    assert n == pytest.approx(normal, rel=0.01)
+    assert stats.items_needed(0.10, 0.3) < n < stats.items_needed(0.05, 0.5)  # bigger effects need fewer items
+    with pytest.raises(ValueError):
+        stats.items_needed(0.4, 0.3)  # an effect larger than the disagreement is impossible
+
+
+def test_mde_and_items_needed_are_inverse():
+    rng = np.random.default_rng(2)
+    diffs = rng.choice([-1.0, 0.0, 1.0], p=[0.1, 0.7, 0.2], size=400)
+    mde = stats.mde_paired(diffs)
+    assert mde is not None
+    discordance = float(np.mean(diffs != 0))
+    assert stats.items_needed(mde, discordance + 0.0) == pytest.approx(400, rel=0.08)
+    assert stats.mde_paired(np.zeros(10)) is None  # never differ: nothing to judge power by
+
+
+def test_no_detectable_difference_states_the_detectable_effect():
+    from statsmodels.stats.power import TTestPower
+
+    golds = ["N"] * 80 + ["B"] * 20
+    preds_a = ["N"] * 100
+    preds_b = ["B" if 75 <= i < 85 else "N" for i in range(100)]  # 5 items lost, 5 won: equal accuracy
+    records = [_rec(f"i{i}", "zero_shot", g, p) for i, (g, p) in enumerate(zip(golds, preds_a, strict=True))]
+    records += [_rec(f"i{i}", "lora", g, p) for i, (g, p) in enumerate(zip(golds, preds_b, strict=True))]
+    info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
+    s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 1.0}}, Prices())
+    assert s.verdict.startswith("No detectable difference")
+    d = np.array([float(b == g) - float(a == g) for g, a, b in zip(golds, preds_a, preds_b, strict=True)])
+    expected = TTestPower().solve_power(nobs=100, alpha=0.05, power=0.8) * d.std(ddof=1) * 100
+    assert f"These 100 test items detect a difference of about {expected:.1f} points" in s.verdict
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["size", "twitter_fin_sentiment", "--effect", "5"], 0, "936 test items detect a 5-point difference in accuracy"),
+        (["size", "twitter_fin_sentiment", "--effect", "0"], 2, "--effect must be above 0"),
+        (["size", "twitter_fin_sentiment", "--effect", "150"], 2, "at most 100 points"),
+        (["size", "twitter_fin_sentiment", "--effect", "40", "--discordance", "0.3"], 2, "at least the effect"),
+        (["size", "scitldr", "--effect", "5"], 2, "rougeL is not one"),
+    ],
+)
+def test_size_command(args, code, text, capsys, monkeypatch, fixture_data):
+    from tests.test_bad_input import run_cli
+
+    got, out, err = run_cli(args, capsys, monkeypatch)
+    assert got == code and text in " ".join((out + err).split()), out + err

@@ -195,6 +195,7 @@ def summarise_task(
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
     if best_adapter:
+        verdict = f"{verdict} {seed_sentence(metric, rows, best_prompt, best_adapter, adjusted)}".strip()
         others = {m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed) for m in info["metrics"][1:]}
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
@@ -419,6 +420,37 @@ def write_verdict(
         f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
         f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note}, "
         f"and {pay}.{overfit}{borderline}{power}"
+    )
+
+
+def seed_sentence(metric: str, rows: Sequence[Row], prompt: str, adapter: str, adjusted: Mapping[str, float | None]) -> str:
+    """With several training seeds, the selected adapter's siblings (same size, side and decoding,
+    other seeds): mean +- sd, and in how many seeds the adapter beats the selected prompt."""
+    import statistics
+
+    by = {r.variant: r for r in rows}
+    chosen = by[adapter]
+    group = sorted(
+        (
+            r
+            for r in rows
+            if r.side == chosen.side and r.train_size == chosen.train_size and r.constrained == chosen.constrained
+        ),
+        key=lambda r: r.seed,
+    )
+    if len(group) < 2:
+        return ""
+    values = [r.metric.value for r in group]
+    scale, unit = (100, " points") if metric_of(metric).points else (1, "")
+    spread = f"{statistics.mean(values) * scale:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
+    wins = sum(1 for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff))
+    losses = sum(
+        1 for r in group if r.diff is not None and r.diff.value < 0 and _significant(adjusted.get(r.variant), r.diff)
+    )
+    seeds = ", ".join(str(r.seed) for r in group)
+    return (
+        f"Across training seeds {seeds} at n={chosen.train_size}: {metric} {spread}; the adapter beats {prompt} "
+        f"in {wins} of {len(group)} seeds" + (f" and loses in {losses}" if losses else "") + "."
     )
 
 

@@ -217,3 +217,18 @@ def test_size_command(args, code, text, capsys, monkeypatch, fixture_data):
 
     got, out, err = run_cli(args, capsys, monkeypatch)
     assert got == code and text in " ".join((out + err).split()), out + err
+
+
+def test_several_seeds_are_summarised_and_counted_in_the_verdict():
+    golds = _golds()
+    records = [_rec(f"i{i}", "zero_shot", g, "N") for i, g in enumerate(golds)]  # accuracy 0.70
+    correct_by_seed = {0: 190, 1: 180, 2: 142}  # seeds 0 and 1 clearly better; seed 2 level with the prompt
+    for seed, k in correct_by_seed.items():
+        records += [_rec(f"i{i}", f"lora_n64_s{seed}", g, g if i < k else "zzz") for i, g in enumerate(golds)]
+    adapters = {f"lora_n64_s{s}": {"train_size": 64, "seed": s, "train_device_s": 1.0} for s in correct_by_seed}
+    info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
+    s = summarise_task("t", info, records, adapters, Prices())
+    values = [k / 200 * 100 for k in correct_by_seed.values()]
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    assert f"Across training seeds 0, 1, 2 at n=64: accuracy {mean:.1f} ± {sd:.1f} points" in s.verdict
+    assert "the adapter beats zero_shot in 2 of 3 seeds." in s.verdict

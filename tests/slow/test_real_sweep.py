@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -33,10 +35,23 @@ def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, 
     import shutil
 
     shutil.copytree(model_dir.parent, tmp_path / "cache-seq" / "models")  # the converted model, not its training
-    _, seq = _run(tmp_path, "sequential")
+    folder, seq = _run(tmp_path, "sequential")
     assert len(seq.trials) == 3
-    assert seq.best.metric == max(t.metric for t in seq.trials)
-    assert seq.spread == pytest.approx(seq.best.metric - seq.median)
+    # Against what was stored, not the summary's own arithmetic: the trial log on disk, and the
+    # adapter each trial names was trained with that trial's learning rate.
+    import json
+    import statistics
+
+    from harness.adapters import MANIFEST
+
+    stored = [json.loads(x) for x in (folder / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["params"]["lr"] for t in stored) == [1e-5, 1e-3, 4e-3]
+    for t in stored:
+        config = json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]
+        assert config["lr"] == t["params"]["lr"] and config["train_size"] == 32
+    top = max(stored, key=lambda t: t["metric"])
+    assert seq.best.params == top["params"] and seq.best.metric == top["metric"]
+    assert seq.median == pytest.approx(statistics.median(t["metric"] for t in stored))
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache-ray"))  # fresh adapter cache: Ray really trains
     shutil.copytree(model_dir.parent, tmp_path / "cache-ray" / "models")

@@ -66,6 +66,7 @@ class TaskSummary:
     selection_note: str = ""
     efforts: tuple[effort_mod.Effort, ...] = ()
     combined: str = ""  # does the selected adapter with the selected prompt beat both?
+    noise: tuple[str, int, int] | None = None  # (arm, answers changed, items) when re-run in another batch order
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def summarise_task(
     prices: cost_mod.Prices,
     seed: int = 0,
     val_records: Sequence[Mapping[str, Any]] = (),
+    noise_records: Sequence[Mapping[str, Any]] = (),
 ) -> TaskSummary:
     """`info`: the manifest's task facts (metrics, labels, kind, search); `adapters`: variant -> adapter
     facts (constrained twins and combined arms included); `val_records`: the validation records
@@ -199,7 +201,8 @@ def summarise_task(
         others = {m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed) for m in info["metrics"][1:]}
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
-    verdict = f"{verdict} {budget}".strip()
+    noise = noise_floor(aligned, noise_records)
+    verdict = f"{verdict} {noise_sentence(noise)} {budget}".strip()
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
     note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
     covered = (info.get("validation") or {}).get("labels_covered")
@@ -234,6 +237,35 @@ def summarise_task(
         selection_note=note,
         efforts=efforts,
         combined=combined,
+        noise=noise,
+    )
+
+
+def noise_floor(
+    aligned: Mapping[str, Sequence[Mapping[str, Any]]], noise_records: Sequence[Mapping[str, Any]]
+) -> tuple[str, int, int] | None:
+    """(arm, answers that changed, items compared): the arm's test answers against the same prompts
+    re-run in another order and batch composition (vLLM's greedy output can depend on the batch)."""
+    by_arm: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for r in noise_records:
+        by_arm[str(r["variant"]).removeprefix("noise:")][r["item"]] = r
+    for arm, rerun in by_arm.items():
+        if arm in aligned:
+            pairs = [(r, rerun[r["item"]]) for r in aligned[arm] if r["item"] in rerun]
+            if pairs:
+                return arm, sum(1 for a, b in pairs if a["prediction"] != b["prediction"]), len(pairs)
+    return None
+
+
+def noise_sentence(noise: tuple[str, int, int] | None) -> str:
+    if noise is None:
+        return ""
+    arm, changed, n = noise
+    if changed == 0:
+        return f"Noise floor: {arm} re-run on the same {n} items in another batch order gave the same answers."
+    return (
+        f"Noise floor: {arm} re-run on the same {n} items in another batch order changed {changed} answer"
+        f"{'s' if changed != 1 else ''} ({changed / n:.1%}): differences of that many items are run-to-run noise."
     )
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import random
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,8 @@ def compare(
         write_json(existing, manifest)
         t0 = time.perf_counter()
         backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
+        # the noise floor must reach the engine: a cached answer would repeat the first one exactly
+        noise_evaluator = _Evaluator(run_dir, backend, plan.seed, max(1, batch_size // 2))
         if use_cache:
             hashes: dict[str | None, str] = {None: "base"}
             hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
@@ -284,6 +288,11 @@ def compare(
                         manifest["tasks"][tp.name]["variants"].append(asdict(searched))
                 val_recs = evaluator(task, variants, val_items[tp.name], pools[tp.name], "validation")
                 evaluator(task, variants, items[tp.name], pools[tp.name], "test")
+                anchor = noise_anchor(variants)
+                if anchor is not None:  # same prompts, another order and batch composition
+                    shuffled = list(items[tp.name])
+                    random.Random(f"noise:{plan.seed}").shuffle(shuffled)
+                    noise_evaluator(task, [replace(anchor, name=f"noise:{anchor.name}")], shuffled, pools[tp.name], "noise")
                 chosen[tp.name] = select_prompt(task, variants, val_recs)
                 manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
             for job in retention_jobs(plan, trained, base=True):
@@ -315,6 +324,13 @@ def compare(
     print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
+
+
+def noise_anchor(variants: Sequence[Variant]) -> Variant | None:
+    """The base model's zero-shot arm (free decoding), whose re-run in another batch order shows
+    how many answers change with batch composition alone."""
+    plain = [v for v in variants if not v.is_adapter and not v.shots and not v.constrained]
+    return next((v for v in plain if v.name == "zero_shot"), plain[0] if plain else None)
 
 
 class _Evaluator:

@@ -20,7 +20,16 @@ from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import METRICS, VALIDATION, atomic_write, check_scores, load_run, load_validation, write_json
+from harness.results import (
+    METRICS,
+    VALIDATION,
+    atomic_write,
+    check_scores,
+    load_noise,
+    load_run,
+    load_validation,
+    write_json,
+)
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -75,7 +84,10 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
             raise UserError(f"no manifest describes task {task}")
         seed = int(manifests[0].get("seed", 0))
         try:
-            summary = summarise_task(task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []))
+            summary = summarise_task(
+                task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []),
+                noise_records=[r for run in run_dirs for r in load_noise(run) if r.get("task") == task],
+            )  # fmt: skip
         except ValueError as exc:
             raise UserError(str(exc)) from None
         retention: list[RetentionRow] = []

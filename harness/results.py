@@ -20,6 +20,7 @@ from harness.errors import UserError
 from harness.schema import Manifest, Record, validate
 
 SAMPLES = "samples.jsonl"
+NOISE = "noise.jsonl"  # the zero-shot arm re-run in another batch order: the run-to-run noise floor
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -174,6 +175,11 @@ def check_scores(path: Path, manifest: dict[str, Any], records: list[dict[str, A
                 f"{path}: the record of item {r['item']!r}, variant {r['variant']!r} has no {sorted(missing)[0]!r} "
                 f"score, which its task's metrics need"
             )
+
+
+def load_noise(run: Path) -> list[dict[str, Any]]:
+    """A run's noise-floor records (none for runs made before the noise floor)."""
+    return list(unique_records(read_samples(run / NOISE)).values())
 
 
 def load_validation(run: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from harness.backends.base import Backend, BatchStats
 from harness.chat import device_count
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
+from harness.results import NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
 from harness.tasks import Task
 from harness.types import Decoding, Request, Sample
 
@@ -115,7 +115,7 @@ def evaluate(
 
     `split` "validation" writes to validation.jsonl: the records every selection is made on,
     kept apart from the test records the report's numbers come from."""
-    path = run_dir / (SAMPLES if split == "test" else VALIDATION)
+    path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE}[split]
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     todo: list[tuple[Variant, Sample, Request]] = []
     for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time

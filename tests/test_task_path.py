@@ -217,3 +217,13 @@ def test_prompt_only_run_from_the_command_line(env):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["tasks"]["spam"]["adapters"] == {}
     assert not (env / "cache" / "adapters").exists()
+    # the noise floor: the zero-shot arm again, every test item, in another order, never from the cache
+    again = subprocess.run([*cmd, "--run-id", "second"], capture_output=True, text=True, timeout=300, cwd=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    samples = [json.loads(x) for x in (env / "runs" / "second" / "samples.jsonl").read_text().splitlines()]
+    noise = [json.loads(x) for x in (env / "runs" / "second" / "noise.jsonl").read_text().splitlines()]
+    assert all(r["cached"] for r in samples)  # the second run's answers came from the cache...
+    assert {r["variant"] for r in noise} == {"noise:plain"} and not any(r["cached"] for r in noise)  # ...not these
+    assert sorted(r["item"] for r in noise) == sorted(r["item"] for r in samples)
+    report = (env / "runs" / "second" / "report.md").read_text()
+    assert "Noise floor: plain re-run on the same 6 items in another batch order gave the same answers." in report

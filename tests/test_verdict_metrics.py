@@ -232,3 +232,17 @@ def test_several_seeds_are_summarised_and_counted_in_the_verdict():
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
     assert f"Across training seeds 0, 1, 2 at n=64: accuracy {mean:.1f} ± {sd:.1f} points" in s.verdict
     assert "the adapter beats zero_shot in 2 of 3 seeds." in s.verdict
+
+
+def test_noise_floor_counts_answers_that_change_in_another_batch_order():
+    from harness.analysis import noise_floor, noise_sentence
+
+    golds = ["N"] * 80 + ["B"] * 20
+    records = [_rec(f"i{i}", "zero_shot", g, "N") for i, g in enumerate(golds)]
+    records += [_rec(f"i{i}", "lora", g, g) for i, g in enumerate(golds)]
+    noise = [_rec(f"i{i}", "noise:zero_shot", g, "B" if i in (3, 50, 97) else "N") for i, g in enumerate(golds)]
+    info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
+    s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 1.0}}, Prices(), noise_records=noise)
+    assert s.noise == ("zero_shot", 3, 100)
+    assert "Noise floor: zero_shot re-run on the same 100 items in another batch order changed 3 answers (3.0%)" in s.verdict
+    assert noise_floor({"zero_shot": records[:100]}, []) is None and noise_sentence(None) == ""

@@ -214,7 +214,7 @@ def compare(
                 f"{run_dir} was evaluated with other weights for {plan.model} (hash {previous['model_hash']}, "
                 f"now {content_hash(model_dir)}); omit --run-id or pass a new one"
             )
-        checks = {tp.name: data_check(tp.name, model_dir) for tp in plan.tasks}
+        checks = {tp.name: data_check(tp.name, model_dir, trains=bool(tp.train_sizes)) for tp in plan.tasks}
         max_len = int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT))
         if (backend_options or {}).get("overflow", "error") == "error":
             for tp in plan.tasks:
@@ -514,8 +514,9 @@ def retention_jobs(
     return jobs
 
 
-def data_check(task_name: str, model_dir: Path, sample: int = 500) -> dict[str, Any]:
-    """Data checks recorded in the manifest; token lengths on a seeded sample of training rows."""
+def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool = True) -> dict[str, Any]:
+    """Data checks recorded in the manifest; token lengths of training examples on a seeded sample of
+    training rows, only when the run trains (a prompt-only run is not warned about truncation)."""
     from transformers import AutoTokenizer
 
     from harness.datacheck import check, example_lengths
@@ -523,10 +524,12 @@ def data_check(task_name: str, model_dir: Path, sample: int = 500) -> dict[str, 
     task = get_task(task_name)
     train_rows = data_mod.load_split(task, task.train_split)
     test_rows = data_mod.load_split(task, task.test_split)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lengths = example_lengths(
-        task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
-    )
+    lengths: list[int] = []
+    if trains:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        lengths = example_lengths(
+            task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
+        )
     return asdict(check(task, train_rows, test_rows, lengths))
 
 

@@ -227,3 +227,14 @@ def test_prompt_only_run_from_the_command_line(env):
     assert sorted(r["item"] for r in noise) == sorted(r["item"] for r in samples)
     report = (env / "runs" / "second" / "report.md").read_text()
     assert "Noise floor: plain re-run on the same 6 items in another batch order gave the same answers." in report
+
+
+def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tmp_path):
+    from harness.compare import data_check
+
+    model = make_model_dir(tmp_path / "tiny")
+    trains = data_check("twitter_fin_sentiment", model, trains=True)
+    prompts_only = data_check("twitter_fin_sentiment", model, trains=False)
+    assert trains["token_lengths"] and not prompts_only["token_lengths"]
+    assert not any("max_seq_len" in w for w in prompts_only["warnings"])
+    assert prompts_only["label_counts"] == trains["label_counts"]  # the other checks still run

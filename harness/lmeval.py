@@ -28,6 +28,7 @@ import jinja2
 import yaml
 
 from harness.errors import UserError
+from harness.scaffold import json_source, tuple_source
 from harness.types import Sample
 
 # ---------------------------------------------------------------- reading a document as lm-eval does
@@ -385,11 +386,9 @@ def _task_source(
         raise _refuse(path, "dataset_kwargs.data_files", "only a mapping of split to one file converts")
     if not isinstance(raw.get("dataset_path"), str):
         raise UserError(f"{path}: dataset_path is missing")
-    from harness.scaffold import _indented, _tuple
-
     hub_args = [json.dumps(raw["dataset_path"]), _py(raw.get("dataset_name")), json.dumps(hub_splits)]
     if data_files:
-        hub_args.append(f"data_files={_indented(data_files, 8)}")
+        hub_args.append(f"data_files={json_source(data_files, 8)}")
     input_field = variables[0] if variables else "text"
     version = (raw.get("metadata") or {}).get("version", 1) if isinstance(raw.get("metadata"), dict) else 1
     where = f"{raw['dataset_path']}" + (f" ({raw['dataset_name']})" if raw.get("dataset_name") else "")
@@ -422,8 +421,8 @@ def _task_source(
         f"    test_split={json.dumps(splits['test'])},",
         f"    train_split={json.dumps(splits['train'])},",
         *([f"    val_split={json.dumps(splits['val'])},"] if splits["val"] else []),
-        f"    metrics={_tuple(metrics)},",
-        *([f"    labels={_tuple(labels, 4)},"] if labels else []),
+        f"    metrics={tuple_source(metrics)},",
+        *([f"    labels={tuple_source(labels, 4)},"] if labels else []),
         f"    hub=HubSource(\n        {(',' + chr(10) + '        ').join(hub_args)},\n    ),",
         f"    input_field={json.dumps(input_field)},",
     ]
@@ -435,7 +434,7 @@ def _task_source(
     lines += [
         "    # Placeholders: write a few rows of your own (never copied from the data); check-task runs on them.",
         "    fixtures=Fixtures(",
-        f"        rows={_indented(fixtures, 8)},",
+        f"        rows={json_source(fixtures, 8)},",
         f"        wrong={json.dumps('bananas' if not labels else labels[-1])},",
         "    ),",
         ")",
@@ -449,8 +448,7 @@ def _py(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return repr(value)
     if isinstance(value, tuple):
-        inner = ", ".join(json.dumps(v, ensure_ascii=False) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
+        return tuple_source(value, 8)
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -168,6 +168,14 @@ def render(
     task: Task, template: str, sample: Sample, shots: Sequence[Sample] = (), fmt: PromptFormat = PLAIN
 ) -> tuple[Message, ...]:
     """The exact chat messages a model sees for `sample` with the given few-shot examples."""
+    return render_with_turn(task, template, sample, shots, fmt)[0]
+
+
+def render_with_turn(
+    task: Task, template: str, sample: Sample, shots: Sequence[Sample] = (), fmt: PromptFormat = PLAIN
+) -> tuple[tuple[Message, ...], Turn]:
+    """The messages and the sample's rendered turn, whose settings (budget, stop, temperature)
+    decide the request's decoding: one rendering for both."""
     turn = render_turn(task, template, sample, fmt)
     messages: list[Message] = []
     if turn.system:
@@ -176,7 +184,7 @@ def render(
         messages.append(Message("user", render_turn(task, template, shot, fmt).user))
         messages.append(Message("assistant", task.completion(shot, turn.style)))
     messages.append(Message("user", turn.user))
-    return tuple(messages)
+    return tuple(messages), turn
 
 
 def max_tokens_for(task: Task, template: str, sample: Sample) -> int:

@@ -69,6 +69,7 @@ def _is_retention(variant: str) -> bool:
 
 def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
     manifests, all_records, val_records = load_runs(run_dirs)
+    noise = [r for run in run_dirs for r in load_noise(run)]
     by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
     by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
@@ -86,7 +87,7 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
         try:
             summary = summarise_task(
                 task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []),
-                noise_records=[r for run in run_dirs for r in load_noise(run) if r.get("task") == task],
+                noise_records=[r for r in noise if r.get("task") == task],
             )  # fmt: skip
         except ValueError as exc:
             raise UserError(str(exc)) from None

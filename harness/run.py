@@ -51,14 +51,13 @@ def build_requests(
     out = []
     for s in items:
         shots = selector.select(s) if selector else ()
-        messages = prompts.render(task, variant.template, s, shots, fmt)
-        out.append(Request(messages, decoding(task, variant, s, seed), variant.adapter))
+        messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt)
+        out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
     return out
 
 
-def decoding(task: Task, variant: Variant, sample: Sample, seed: int) -> Decoding:
+def decoding(task: Task, variant: Variant, turn: prompts.Turn, seed: int) -> Decoding:
     """The variant's settings over the template's over the task's."""
-    turn = prompts.render_turn(task, variant.template, sample)
     return Decoding(
         max_tokens=variant.max_tokens or prompts.budget(task, turn),
         temperature=turn.temperature if variant.temperature is None else variant.temperature,

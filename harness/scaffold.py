@@ -137,7 +137,7 @@ def task_source(t: Inferred) -> str:
     imports = "import json\n\n" if not t.id_field else ""
     stable = ", stable_id" if not t.id_field else ""
     labels = "\n    labels=LABELS," if t.labels else ""
-    label_const = f"LABELS = {_tuple(t.labels)}\n" if t.labels else ""
+    label_const = f"LABELS = {tuple_source(t.labels)}\n" if t.labels else ""
     val = f'\n    val_split="{t.val_split}",' if t.val_split else ""
     sizes = ", ".join(f"{s} {n:,}" for s, n in t.splits.items())
     return f'''"""{t.name}: written by `harness new-task` from the data ({sizes} rows); edit freely."""
@@ -145,7 +145,7 @@ def task_source(t: Inferred) -> str:
 {imports}from harness.tasks import Fixtures, Task{stable}
 from harness.types import Sample
 
-FIELDS = {_tuple(t.fields)}  # what templates see as variables (besides id, choices and labels)
+FIELDS = {tuple_source(t.fields)}  # what templates see as variables (besides id, choices and labels)
 {label_const}
 
 def to_sample(row: dict) -> Sample:
@@ -165,21 +165,21 @@ TASK = Task(
     to_sample=to_sample,
     test_split="{t.test_split}",
     train_split="{t.train_split}",{val}
-    metrics={_tuple(metrics)},  # the first one decides the verdict{labels}
-    required_fields={_tuple(required, 4)},
+    metrics={tuple_source(metrics)},  # the first one decides the verdict{labels}
+    required_fields={tuple_source(required, 4)},
     input_field="{t.input_field}",  # what 'similar' shot selection, the validation carve-out and overlap checks compare
     adapter_template="zero_shot",  # the prompt an adapter is trained and served with
     # Hand-written rows for `harness check-task` and the test suite. These are placeholders: replace
     # them with a few short rows you write yourself (never copy rows from the data).
     fixtures=Fixtures(
-        rows={_indented(_fixture_rows(t), 8)},
+        rows={json_source(_fixture_rows(t), 8)},
         wrong={json.dumps(_wrong(t), ensure_ascii=False)},
     ),
 )
 '''
 
 
-def _tuple(items: tuple[str, ...], indent: int = 0) -> str:
+def tuple_source(items: tuple[str, ...], indent: int = 0) -> str:
     """A tuple literal on one line, or one item a line when that would be long (77 intents)."""
     parts = [json.dumps(x, ensure_ascii=False) for x in items]
     inner = ", ".join(parts)
@@ -189,7 +189,7 @@ def _tuple(items: tuple[str, ...], indent: int = 0) -> str:
     return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 
-def _indented(value: Any, indent: int) -> str:
+def json_source(value: Any, indent: int) -> str:
     """JSON of strings, lists and objects is Python too; indented to sit inside the Task call."""
     return json.dumps(value, indent=4, ensure_ascii=False).replace("\n", "\n" + " " * indent)
 

@@ -42,13 +42,20 @@ def bootstrap_ci(
     alpha: float = 0.05,
 ) -> Estimate:
     """Percentile bootstrap over items. One item (or none) gives a zero-width interval."""
-    value = metric(items, labels)
-    if len(items) < 2:
-        return Estimate(value, value, value)
-    idx = _resample_indices(len(items), n_boot, seed)
-    stats = np.array([metric([items[i] for i in row], labels) for row in idx])
+    return _percentile(partial(_corpus_of, metric, labels, items), len(items), n_boot, seed, alpha)[0]
+
+
+def _percentile(
+    fn: Callable[[np.ndarray], float], n: int, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+) -> tuple[Estimate, np.ndarray]:
+    """`fn` (a statistic of an index array) on all n items with its percentile bootstrap interval,
+    and the resampled values; fewer than two items give a zero-width interval."""
+    value = fn(np.arange(n))
+    if n < 2:
+        return Estimate(value, value, value), np.array([value])
+    stats = np.array([fn(row) for row in _resample_indices(n, n_boot, seed)])
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return Estimate(value, float(low), float(high))
+    return Estimate(value, float(low), float(high)), stats
 
 
 def metric_ci(items: Sequence[Scored], metric_name: str, labels: Sequence[str] = (), seed: int = 0) -> Estimate:
@@ -57,15 +64,12 @@ def metric_ci(items: Sequence[Scored], metric_name: str, labels: Sequence[str] =
     that gets the exact Clopper-Pearson interval (0 of 150: upper bound 2.4%)."""
     m = metric(metric_name)
     [fn] = column_stats(m, labels, [items])
-    value = fn(np.arange(len(items)))
-    if len(items) < 2:
-        return Estimate(value, value, value)
-    if m.points and m.item_key is not None and value in (0.0, 1.0):
-        low, high = clopper_pearson(round(value * len(items)), len(items))
-        return Estimate(value, low, high)
-    boot = np.array([fn(row) for row in _resample_indices(len(items), N_BOOT, seed)])
-    q_low, q_high = np.quantile(boot, [0.025, 0.975])
-    return Estimate(value, float(q_low), float(q_high))
+    if len(items) >= 2 and m.points and m.item_key is not None:
+        value = fn(np.arange(len(items)))
+        if value in (0.0, 1.0):
+            low, high = clopper_pearson(round(value * len(items)), len(items))
+            return Estimate(value, low, high)
+    return _percentile(fn, len(items), seed=seed)[0]
 
 
 def column_stats(
@@ -79,7 +83,7 @@ def column_stats(
     if m.name == "macro_f1":
         coded = _code(columns, labels)
         return [partial(_f1_of, coded, p) for p in coded.preds]
-    return [partial(_corpus_of, m, labels, col) for col in columns]
+    return [partial(_corpus_of, m.corpus, labels, col) for col in columns]
 
 
 def _mean_of(values: np.ndarray, idx: np.ndarray) -> float:
@@ -90,8 +94,13 @@ def _f1_of(coded: _Coded, preds: np.ndarray, idx: np.ndarray) -> float:
     return _f1(coded.golds[idx], preds[idx], coded.allowed)
 
 
-def _corpus_of(m: Metric, labels: Sequence[str], items: Sequence[Scored], idx: np.ndarray) -> float:
-    return m.corpus([items[i] for i in idx], labels)
+def _corpus_of(
+    corpus: Callable[[Sequence[Scored], Sequence[str]], float],
+    labels: Sequence[str],
+    items: Sequence[Scored],
+    idx: np.ndarray,
+) -> float:
+    return corpus([items[i] for i in idx], labels)
 
 
 @dataclass(frozen=True)
@@ -170,15 +179,9 @@ def paired_compare(
         raise ValueError("paired comparison needs the same items for both variants")
     m = metric(metric_name)
     fa, fb = column_stats(m, labels, [a, b])
-    everything = np.arange(len(a))
-    diff = fb(everything) - fa(everything)
+    est, stats = _percentile(lambda idx: fb(idx) - fa(idx), len(a), n_boot, seed, alpha)
     detectable = None
-    if len(a) < 2:
-        est = Estimate(diff, diff, diff)
-    else:
-        stats = np.array([fb(row) - fa(row) for row in _resample_indices(len(a), n_boot, seed)])
-        low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-        est = Estimate(diff, float(low), float(high))
+    if len(a) >= 2:
         if m.item_key is not None:
             detectable = mde_paired(np.array(m.item_values(b)) - np.array(m.item_values(a)), alpha)
         else:

@@ -67,6 +67,18 @@ class TaskSummary:
     efforts: tuple[effort_mod.Effort, ...] = ()
     combined: str = ""  # does the selected adapter with the selected prompt beat both?
     noise: tuple[str, int, int] | None = None  # (arm, answers changed, items) when re-run in another batch order
+    formats: FormatSpread | None = None
+
+
+@dataclass(frozen=True)
+class FormatSpread:
+    """The selected prompt under meaning-preserving format perturbations, on the test items."""
+
+    arm: str
+    original: float  # the metric as the prompt was written
+    values: tuple[tuple[str, str, float], ...]  # (arm name, what changed, metric) per perturbed format
+    claim: str = ""  # the verdict's direction ("the adapter beats the prompt"); "" without an adapter
+    holds: int = 0  # formats in which that claim holds
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,7 @@ def summarise_task(
     seed: int = 0,
     val_records: Sequence[Mapping[str, Any]] = (),
     noise_records: Sequence[Mapping[str, Any]] = (),
+    format_records: Sequence[Mapping[str, Any]] = (),
 ) -> TaskSummary:
     """`info`: the manifest's task facts (metrics, labels, kind, search); `adapters`: variant -> adapter
     facts (constrained twins and combined arms included); `val_records`: the validation records
@@ -202,7 +215,10 @@ def summarise_task(
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     noise = noise_floor(aligned, noise_records)
-    verdict = f"{verdict} {noise_sentence(noise)} {budget}".strip()
+    spread = format_spread(
+        info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed
+    )
+    verdict = f"{verdict} {format_sentence(spread, metric)} {noise_sentence(noise)} {budget}".strip()
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
     note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
     covered = (info.get("validation") or {}).get("labels_covered")
@@ -238,7 +254,81 @@ def summarise_task(
         efforts=efforts,
         combined=combined,
         noise=noise,
+        formats=spread,
     )
+
+
+def format_spread(
+    info: Mapping[str, Any],
+    metric: str,
+    labels: Sequence[str],
+    aligned: Mapping[str, Sequence[Mapping[str, Any]]],
+    format_records: Sequence[Mapping[str, Any]],
+    prompt: str,
+    adapter: str | None,
+    p_adapter: float | None,
+    seed: int,
+) -> FormatSpread | None:
+    """The selected prompt's metric in each perturbed format (the manifest's `formats`, run on the
+    same test items), and in how many of them the verdict's direction holds: the adapter compared
+    with the prompt in that format, paired, with the metric's own test."""
+    spec = info.get("formats") or {}
+    if spec.get("of") != prompt or not format_records:
+        return None
+    items = [r["item"] for r in aligned[prompt]]
+    by_arm: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for r in format_records:
+        by_arm[str(r["variant"])][r["item"]] = r
+    claim, test = "", None
+    if adapter is not None:
+        main = paired_compare(scored(aligned[prompt]), scored(aligned[adapter]), metric, labels, seed=seed)
+        direction = 1 if main.diff.value > 0 else -1
+        if _significant(p_adapter, main.diff):
+            claim = "the adapter beats the prompt" if direction > 0 else "the prompt beats the adapter"
+
+            def test(d: Paired) -> bool:
+                return d.diff.value * direction > 0 and _significant(d.p_value, d.diff)
+        else:
+            claim = "the difference stays undetectable"
+
+            def test(d: Paired) -> bool:
+                return not _significant(d.p_value, d.diff)
+
+    values, holds = [], 0
+    for f in spec.get("variants", []):
+        recs = by_arm.get(str(f["name"]), {})
+        if not all(i in recs for i in items):
+            continue  # an unfinished format (an interrupted run) is left out, never scored on fewer items
+        these = scored([recs[i] for i in items])
+        values.append((str(f["name"]), str(f.get("describe", "")), metric_fn(metric)(these, labels)))
+        if adapter is not None and test is not None:
+            holds += test(paired_compare(these, scored(aligned[adapter]), metric, labels, seed=seed))
+    if not values:
+        return None
+    original = metric_fn(metric)(scored(aligned[prompt]), labels)
+    return FormatSpread(prompt, original, tuple(values), claim, holds)
+
+
+def format_sentence(spread: FormatSpread | None, metric: str) -> str:
+    import statistics
+
+    if spread is None:
+        return ""
+    scale = 100 if metric_of(metric).points else 1
+    fmt = "{:.1f}" if scale == 100 else "{:.3f}"
+    vals = [v for _, _, v in spread.values]
+    n = len(vals)
+    head = (
+        f"Format spread of {spread.arm} over {n} meaning-preserving format{'s' if n != 1 else ''} (separators, "
+        f"casing, spacing, field names, label order): {metric} min {fmt.format(min(vals) * scale)}, median "
+        f"{fmt.format(statistics.median(vals) * scale)}, max {fmt.format(max(vals) * scale)} (as written "
+        f"{fmt.format(spread.original * scale)})"
+    )
+    if not spread.claim:
+        return head + "."
+    if spread.claim == "the difference stays undetectable":
+        return f"{head}; against the adapter the difference stays undetectable in {spread.holds} of {n} formats."
+    return f"{head}; {spread.claim} in {spread.holds} of {n} formats."
 
 
 def noise_floor(

@@ -233,6 +233,13 @@ def compare(
             "constrained), a template name, or TEMPLATE_K for K shots."
         ),
     ] = None,
+    formats: Annotated[
+        int | None,
+        typer.Option(
+            help="Meaning-preserving format perturbations of the selected prompt scored on test (default: the "
+            "plan's, 5; 0: none)."
+        ),
+    ] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
@@ -241,7 +248,7 @@ def compare(
 
     from harness.compare import compare as run_compare
     from harness.compare import with_sizes
-    from harness.plan import default_plan, load_plan, pick_variants, without_training
+    from harness.plan import default_plan, load_plan, pick_variants, with_formats, without_training
 
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
@@ -252,6 +259,7 @@ def compare(
         raise UserError("--no-train and --train-sizes contradict each other; give one")
     p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,), search_trials=search_trials)
     p = without_training(p) if no_train else with_sizes(p, sizes)
+    p = with_formats(p, formats)
     if variants is not None:
         p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
     if retention is not None:
@@ -280,7 +288,8 @@ def compare(
                 f"{tp.name}: {len(pre.items[tp.name])} test items, {len(pre.val_items[tp.name])} validation items, "
                 f"{len(tp.variants)} prompt variants, {adapters} adapter(s) to train"
                 + (f", prompt search {tp.prompt_search['trials']} trials" if tp.prompt_search else "")
-                + (f", adapter sweep {tp.sweep['trials']} trials" if tp.sweep else ""),
+                + (f", adapter sweep {tp.sweep['trials']} trials" if tp.sweep else "")
+                + (f", format spread over {tp.formats} formats" if tp.formats else ""),
                 soft_wrap=True,
             )
         out.print(f"checks passed; the run would go to {pre.run_dir}", soft_wrap=True)

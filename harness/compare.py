@@ -170,6 +170,10 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
         task = get_task(tp.name)
         check_templates(task, (items[tp.name], pools[tp.name]))
         check_variants(task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf")
+        if tp.formats:
+            from harness.format_spread import check_perturbable
+
+            check_perturbable(task, items[tp.name])
     val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
     spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
     for tp in plan.tasks:
@@ -295,6 +299,17 @@ def compare(
                     noise_evaluator(task, [replace(anchor, name=f"noise:{anchor.name}")], shuffled, pools[tp.name], "noise")
                 chosen[tp.name] = select_prompt(task, variants, val_recs)
                 manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
+                if tp.formats:  # the selected prompt in other meaning-preserving formats, on the test items
+                    from harness.format_spread import describe, spread_variants
+
+                    spread = spread_variants(task, chosen[tp.name], items[tp.name], pools[tp.name], tp.formats, plan.seed)
+                    manifest["tasks"][tp.name]["formats"] = {
+                        "of": chosen[tp.name].name,
+                        "asked": tp.formats,
+                        "variants": [{**asdict(v), "describe": describe(v)} for v in spread],
+                    }
+                    write_json(existing, manifest)
+                    evaluator(task, spread, items[tp.name], pools[tp.name], "formats")
             for job in retention_jobs(plan, trained, base=True):
                 evaluator(*job)
             adapter_retention = retention_jobs(plan, trained, base=False)
@@ -426,7 +441,7 @@ def prompt_search(
 
 
 def _same_prompt(a: Variant, b: Variant) -> bool:
-    keys = ("template", "shots", "constrained", "cue", "label_order", "max_tokens", "adapter")
+    keys = ("template", "shots", "constrained", "cue", "label_order", "layout", "max_tokens", "adapter")
     same = all(getattr(a, k) == getattr(b, k) for k in keys)
     return same and (a.shots == 0 or a.selection == b.selection)
 

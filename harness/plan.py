@@ -44,6 +44,7 @@ class TaskPlan:
     retention: tuple[str, ...] = ()  # other tasks the adapters are also scored on, zero-shot
     # {"space": {...}, "method": ..., "trials": ..., "max_device_s": ...}; {} for none
     prompt_search: dict[str, Any] = field(default_factory=dict)
+    formats: int = 5  # meaning-preserving format perturbations of the selected prompt, on test (0: none)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,18 @@ def _named_variant(task: Task, planned: tuple[Variant, ...], name: str) -> Varia
         f"(variants: {', '.join(v.name for v in planned)}; or a template: {', '.join(task.templates)}, "
         "optionally with _K for K shots)"
     )
+
+
+MAX_FORMATS = 50
+
+
+def with_formats(plan: Plan, n: int | None) -> Plan:
+    """`--formats N`: the format spread's size for every task (0: none)."""
+    if n is None:
+        return plan
+    if not 0 <= n <= MAX_FORMATS:
+        raise UserError(f"--formats must be from 0 to {MAX_FORMATS}, got {n}")
+    return replace(plan, tasks=tuple(replace(tp, formats=n) for tp in plan.tasks))
 
 
 def without_training(plan: Plan) -> Plan:
@@ -219,7 +232,9 @@ def load_plan(path: Path) -> Plan:
         train = raw.train.settings()
         from_mapping({**train, "task": task.name})  # meaning checks of the settings together, before any work
         tasks.append(
-            TaskPlan(task.name, variants, tuple(raw.train_sizes), tuple(raw.seeds), train, sweep, retention, search)
+            TaskPlan(
+                task.name, variants, tuple(raw.train_sizes), tuple(raw.seeds), train, sweep, retention, search, raw.formats
+            )
         )
     return Plan(
         name=plan.name or path.stem,

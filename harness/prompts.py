@@ -22,13 +22,14 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import jinja2
 
 from harness.errors import UserError, closest
+from harness.formats import Layout, perturb
 from harness.tasks import Task, builtin_dir
 from harness.types import Message, Sample
 
@@ -43,6 +44,7 @@ class PromptFormat:
     cue: str = ""  # appended on its own line to every user turn, e.g. "Answer:"
     label_order: str = "given"  # order of `labels` in templates that list them
     seed: int = 0  # for "shuffled"
+    layout: Layout = field(default_factory=Layout)  # separators, casing, spacing, field names (harness.formats)
 
     def labels(self, labels: Sequence[str]) -> list[str]:
         if self.label_order not in LABEL_ORDERS:
@@ -145,7 +147,10 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
     if not isinstance(strip, bool):
         raise UserError(f"{where} sets strip={strip!r}; use true or false")
     system = getattr(module, "system", None)
-    user = str(module).strip() if strip else str(module)
+    text = str(module)
+    if not fmt.layout.plain:  # the user turn only: the system prompt states the task, not a format
+        text = perturb(lambda ctx: str(tmpl.make_module(dict(ctx))), context, text, fmt.layout, where)
+    user = text.strip() if strip else text
     return Turn(
         f"{user}\n{fmt.cue}" if fmt.cue else user,
         str(system).strip() if system else None,

@@ -25,6 +25,7 @@ from harness.results import (
     VALIDATION,
     atomic_write,
     check_scores,
+    load_formats,
     load_noise,
     load_run,
     load_validation,
@@ -70,6 +71,7 @@ def _is_retention(variant: str) -> bool:
 def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
     manifests, all_records, val_records = load_runs(run_dirs)
     noise = [r for run in run_dirs for r in load_noise(run)]
+    formats = [r for run in run_dirs for r in load_formats(run)]
     by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
     by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
@@ -88,6 +90,7 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
             summary = summarise_task(
                 task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []),
                 noise_records=[r for r in noise if r.get("task") == task],
+                format_records=[r for r in formats if r.get("task") == task],
             )  # fmt: skip
         except ValueError as exc:
             raise UserError(str(exc)) from None

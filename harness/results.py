@@ -20,6 +20,7 @@ from harness.errors import UserError
 from harness.schema import Manifest, Record, validate
 
 SAMPLES = "samples.jsonl"
+FORMATS = "formats.jsonl"  # the selected prompt in perturbed formats: the format spread
 NOISE = "noise.jsonl"  # the zero-shot arm re-run in another batch order: the run-to-run noise floor
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
 MANIFEST = "manifest.json"
@@ -180,6 +181,11 @@ def check_scores(path: Path, manifest: dict[str, Any], records: list[dict[str, A
 def load_noise(run: Path) -> list[dict[str, Any]]:
     """A run's noise-floor records (none for runs made before the noise floor)."""
     return list(unique_records(read_samples(run / NOISE)).values())
+
+
+def load_formats(run: Path) -> list[dict[str, Any]]:
+    """A run's format-spread records (none for runs made before the format spread, or with --formats 0)."""
+    return list(unique_records(read_samples(run / FORMATS)).values())
 
 
 def load_validation(run: Path) -> list[dict[str, Any]]:

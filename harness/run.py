@@ -13,7 +13,8 @@ from harness.backends.base import Backend, BatchStats
 from harness.chat import device_count
 from harness.errors import UserError
 from harness.faults import checkpoint
-from harness.results import NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
+from harness.formats import Layout
+from harness.results import FORMATS, NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
 from harness.tasks import Task
 from harness.types import Decoding, Request, Sample
 
@@ -35,6 +36,7 @@ class Variant:
     label_order: str = "given"  # order of the label list in templates that show it
     stop: tuple[str, ...] | None = None  # None: the template's
     temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
+    layout: str = ""  # a format perturbation (harness.formats.Layout.encode); "" as written
 
     @property
     def is_adapter(self) -> bool:
@@ -47,7 +49,7 @@ def build_requests(
     if variant.constrained and not task.labels:
         raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
     selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, seed) if variant.shots else None
-    fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed)
+    fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
     out = []
     for s in items:
         shots = selector.select(s) if selector else ()
@@ -114,7 +116,7 @@ def evaluate(
 
     `split` "validation" writes to validation.jsonl: the records every selection is made on,
     kept apart from the test records the report's numbers come from."""
-    path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE}[split]
+    path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE, "formats": FORMATS}[split]
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     todo: list[tuple[Variant, Sample, Request]] = []
     for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time

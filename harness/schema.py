@@ -151,6 +151,7 @@ class TaskTable(Strict):
     sweep: SweepTable | None = None
     retention: list[str] | None = None
     prompt_search: PromptSearchTable | None = None
+    formats: Annotated[int, Field(ge=0, le=50)] = 5  # format perturbations of the selected prompt (0: none)
 
     @field_validator("seeds", "train_sizes")
     @classmethod
@@ -221,6 +222,19 @@ class ValidationFacts(Stored):
     labels_covered: Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)] | None = None  # (present, of)
 
 
+class FormatArm(Stored):
+    name: Annotated[str, Field(min_length=1)]
+    describe: str = ""
+
+
+class FormatsFacts(Stored):
+    """The format spread: perturbed formats of the selected prompt `of`, scored on the test items."""
+
+    of: Annotated[str, Field(min_length=1)]
+    asked: int = 0
+    variants: list[FormatArm] = []
+
+
 class TaskFacts(Stored):
     metrics: Annotated[list[str], Field(min_length=1)]
     labels: list[str] | None = None
@@ -230,6 +244,7 @@ class TaskFacts(Stored):
     validation: ValidationFacts | None = None
     search: dict[str, SearchFacts] = {}
     selected_prompt: str | None = None
+    formats: FormatsFacts | None = None
 
 
 class RetentionFacts(Stored):

@@ -196,6 +196,12 @@ trials = 2
     assert len(search["adapter"]["trials"]) == 2
     assert "Tuning budget: prompt search 2 trials" in summaries[0].verdict
     assert "adapter sweep 2 trials" in summaries[0].verdict
+    # the format spread: five other formats of the selected prompt, each on every test item
+    spread = manifest["tasks"]["twitter_fin_sentiment"]["formats"]
+    assert spread["of"] == manifest["tasks"]["twitter_fin_sentiment"]["selected_prompt"] and len(spread["variants"]) == 5
+    rows = [json.loads(x) for x in (run_dir / "formats.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 * 6 and {r["variant"] for r in rows} == {v["name"] for v in spread["variants"]}
+    assert f"Format spread of {spread['of']} over 5 meaning-preserving formats" in summaries[0].verdict
 
 
 def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):

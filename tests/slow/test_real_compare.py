@@ -19,7 +19,7 @@ def _cli(args, env=None, timeout=900):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def _plan(tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "") -> Path:
+def _plan(tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "", formats: int = 0) -> Path:
     p = tmp / "plan.toml"
     p.write_text(f"""name = "slow"
 limit = {limit}
@@ -28,6 +28,7 @@ val_limit = {val_limit}
 name = "twitter_fin_sentiment"
 train_sizes = [{sizes}]
 variants = [{variants}]
+formats = {formats}
 [task.train]
 epochs = 1
 lr = 2e-3
@@ -53,6 +54,7 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
         24,
         "[task.prompt_search]\nmethod = 'random'\ntrials = 6\nshots = [0, 2]\ntemplate = ['zero_shot', 'short']\n"
         "cue = ['', 'Answer:']\nconstrained = [false, true]\n",
+        formats=2,
     )
     args = ["compare", "--plan", str(plan), "--results", str(tmp_path / "res"), "--run-id", "r", "--retention", ""]
     done = _cli(args)
@@ -96,6 +98,18 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
         _metric(val_records, v) for v in ("lora_n32", "lora_n32+constrained")
     )
     assert metrics["verdict"] and "Tuning budget: prompt search 6 trials" in metrics["verdict"]
+    # the format spread: the selected prompt in two other formats, every test item, answers of its own
+    spread = task["formats"]
+    assert spread["of"] == metrics["best_prompt"] and len(spread["variants"]) == 2
+    fmt_records = [json.loads(x) for x in (run / "formats.jsonl").read_text().splitlines()]
+    assert sorted((r["item"], r["variant"]) for r in fmt_records) == sorted(
+        (i, v["name"]) for i in task["test_items"] for v in spread["variants"]
+    )
+    shown: dict[str, set[str]] = {}
+    for r in fmt_records + [r for r in records if r["variant"] == spread["of"]]:
+        shown.setdefault(r["item"], set()).add(r["messages"][-1]["content"])
+    assert all(len(turns) == 3 for turns in shown.values())  # each item saw three different prompts
+    assert f"Format spread of {spread['of']} over 2 meaning-preserving formats" in metrics["verdict"]
     assert "Verdict" in (run / "report.md").read_text() and "data:image/png" in (run / "report.html").read_text()
     assert "Chosen on 24 validation items" in (run / "report.md").read_text()
     assert "Verdict:" in done.stdout + done.stderr

@@ -16,7 +16,7 @@ from harness import effort as effort_mod
 from harness import selection as sel_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
 from harness.scoring import metric as metric_of
-from harness.stats import Estimate, Paired, holm, metric_ci, paired_compare
+from harness.stats import Estimate, Paired, groups_of, holm, metric_ci, paired_compare
 
 ALPHA = 0.05
 
@@ -150,7 +150,9 @@ def summarise_task(
     metric = str(info["metrics"][0])
     labels = tuple(info.get("labels") or ())
     items, aligned = _align(records, task)
-    estimates = {v: metric_ci(scored(rs), metric, labels, seed=seed) for v, rs in aligned.items()}
+    known = info.get("clusters") or {}
+    clusters = [str(known.get(i, i)) for i in items] if known else None
+    estimates = {v: metric_ci(scored(rs), metric, labels, seed=seed, clusters=clusters) for v, rs in aligned.items()}
     sides = {v: _side(adapters.get(v)) for v in aligned}
     if "prompt" not in sides.values():
         raise ValueError(f"{task}: no prompt variant to compare against")
@@ -171,7 +173,9 @@ def summarise_task(
     best_prompt, best_adapter = selection.prompt, selection.adapter
     base = scored(aligned[best_prompt])
     paired = {
-        v: paired_compare(base, scored(rs), metric, labels, seed=seed) for v, rs in aligned.items() if v != best_prompt
+        v: paired_compare(base, scored(rs), metric, labels, seed=seed, clusters=clusters)
+        for v, rs in aligned.items()
+        if v != best_prompt
     }
     # Holm's family: the adapter arms against the selected prompt. The other prompts are not tested
     # against the prompt picked from them (that comparison is the selection, made on validation).
@@ -211,14 +215,19 @@ def summarise_task(
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
     if best_adapter:
         verdict = f"{verdict} {seed_sentence(metric, rows, best_prompt, best_adapter, adjusted)}".strip()
-        others = {m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed) for m in info["metrics"][1:]}
+        others = {
+            m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed, clusters=clusters)
+            for m in info["metrics"][1:]
+        }
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     noise = noise_floor(aligned, noise_records)
     spread = format_spread(
-        info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed
-    )
-    verdict = f"{verdict} {format_sentence(spread, metric)} {noise_sentence(noise)} {budget}".strip()
+        info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed,
+        clusters,
+    )  # fmt: skip
+    parts = (verdict, cluster_sentence(info, clusters), format_sentence(spread, metric), noise_sentence(noise), budget)
+    verdict = " ".join(p for p in parts if p)
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
     note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
     covered = (info.get("validation") or {}).get("labels_covered")
@@ -268,6 +277,7 @@ def format_spread(
     adapter: str | None,
     p_adapter: float | None,
     seed: int,
+    clusters: Sequence[str] | None = None,
 ) -> FormatSpread | None:
     """The selected prompt's metric in each perturbed format (the manifest's `formats`, run on the
     same test items), and in how many of them the verdict's direction holds: the adapter compared
@@ -281,7 +291,9 @@ def format_spread(
         by_arm[str(r["variant"])][r["item"]] = r
     claim, test = "", None
     if adapter is not None:
-        main = paired_compare(scored(aligned[prompt]), scored(aligned[adapter]), metric, labels, seed=seed)
+        main = paired_compare(
+            scored(aligned[prompt]), scored(aligned[adapter]), metric, labels, seed=seed, clusters=clusters
+        )
         direction = 1 if main.diff.value > 0 else -1
         if _significant(p_adapter, main.diff):
             claim = "the adapter beats the prompt" if direction > 0 else "the prompt beats the adapter"
@@ -302,11 +314,22 @@ def format_spread(
         these = scored([recs[i] for i in items])
         values.append((str(f["name"]), str(f.get("describe", "")), metric_fn(metric)(these, labels)))
         if adapter is not None and test is not None:
-            holds += test(paired_compare(these, scored(aligned[adapter]), metric, labels, seed=seed))
+            holds += test(paired_compare(these, scored(aligned[adapter]), metric, labels, seed=seed, clusters=clusters))
     if not values:
         return None
     original = metric_fn(metric)(scored(aligned[prompt]), labels)
     return FormatSpread(prompt, original, tuple(values), claim, holds)
+
+
+def cluster_sentence(info: Mapping[str, Any], clusters: Sequence[str] | None) -> str:
+    """Said when the test items share sources, since every interval and test above accounts for it."""
+    if clusters is None or groups_of(clusters) is None:
+        return ""
+    field = info.get("cluster_field") or "source"
+    return (
+        f"The test items come from {len(set(clusters))} {field}s ({len(clusters)} items): intervals and tests "
+        f"resample whole {field}s (clustered), since items that share a {field} are not independent."
+    )
 
 
 def format_sentence(spread: FormatSpread | None, metric: str) -> str:

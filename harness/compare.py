@@ -252,6 +252,10 @@ def compare(
         for name, vals in val_items.items():
             manifest["tasks"][name]["validation"] = validation_facts(get_task(name), vals)
             manifest["tasks"][name]["test_items"] = [s.id for s in items[name]]
+            field = get_task(name).cluster_field
+            if field:  # items sharing a source: the report's intervals and tests resample sources
+                manifest["tasks"][name]["cluster_field"] = field
+                manifest["tasks"][name]["clusters"] = {s.id: str(s.fields[field]) for s in items[name]}
         for name, found in sweeps.items():
             manifest["tasks"][name]["sweep"] = found
             manifest["tasks"][name].setdefault("search", {})["adapter"] = {

@@ -149,6 +149,11 @@ def to_samples(task: Task, rows: Sequence[tuple[int, dict[str, Any]]], where: st
                 f"{at}: the task's input_field {task.input_field!r} is not a field of its samples "
                 f"({', '.join(sorted(sample.fields)) or 'none'}); set input_field= in its Task"
             )
+        if task.cluster_field is not None and not isinstance(sample.fields.get(task.cluster_field), str | int):
+            raise UserError(
+                f"{at}: the task's cluster_field {task.cluster_field!r} is not a text or number field of its samples "
+                f"({', '.join(sorted(sample.fields)) or 'none'}); set cluster_field= in its Task"
+            )
         if sample.id in seen:  # records are paired by id: two rows with one id would be scored as one
             raise UserError(f"{at}: id {sample.id!r} repeats {unit} {seen[sample.id]}")
         seen[sample.id] = lineno

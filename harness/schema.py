@@ -245,6 +245,8 @@ class TaskFacts(Stored):
     search: dict[str, SearchFacts] = {}
     selected_prompt: str | None = None
     formats: FormatsFacts | None = None
+    cluster_field: str | None = None
+    clusters: dict[str, str] | None = None  # test item -> the source it shares with others
 
 
 class RetentionFacts(Stored):

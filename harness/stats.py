@@ -33,6 +33,37 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+Groups = list[np.ndarray]  # item indices per cluster: items sharing a source (one contract's hypotheses)
+
+
+def groups_of(clusters: Sequence[str] | None) -> Groups | None:
+    """Item indices per cluster; None when no item shares a cluster with another (then the
+    item-level methods are the clustered ones)."""
+    if clusters is None:
+        return None
+    by: dict[str, list[int]] = {}
+    for i, c in enumerate(clusters):
+        by.setdefault(c, []).append(i)
+    if len(by) == len(clusters) or len(by) < 2:
+        return None
+    return [np.array(ix) for ix in by.values()]
+
+
+def _resample_clusters(groups: Groups, n_boot: int, seed: int) -> list[np.ndarray]:
+    """The cluster bootstrap: whole clusters drawn with replacement, their items together."""
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))]) for _ in range(n_boot)]
+
+
+def clustered_se(values: np.ndarray, groups: Groups) -> float:
+    """Cluster-robust (CR1) standard error of a mean: the residuals summed within each cluster,
+    with the small-sample factor G/(G-1) (Cameron and Miller 2015, eq. 11 with one regressor)."""
+    n, g = len(values), len(groups)
+    resid = values - values.mean()
+    sums = np.array([resid[ix].sum() for ix in groups])
+    return float(np.sqrt(g / (g - 1) * np.sum(sums**2)) / n)
+
+
 def bootstrap_ci(
     items: Sequence[Scored],
     metric: Callable[[Sequence[Scored], Sequence[str]], float],
@@ -46,22 +77,36 @@ def bootstrap_ci(
 
 
 def _percentile(
-    fn: Callable[[np.ndarray], float], n: int, n_boot: int = N_BOOT, seed: int = 0, alpha: float = 0.05
+    fn: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    alpha: float = 0.05,
+    groups: Groups | None = None,
 ) -> tuple[Estimate, np.ndarray]:
     """`fn` (a statistic of an index array) on all n items with its percentile bootstrap interval,
-    and the resampled values; fewer than two items give a zero-width interval."""
+    and the resampled values; fewer than two items give a zero-width interval. With `groups`,
+    clusters are resampled, not items."""
     value = fn(np.arange(n))
     if n < 2:
         return Estimate(value, value, value), np.array([value])
-    stats = np.array([fn(row) for row in _resample_indices(n, n_boot, seed)])
+    rows = _resample_clusters(groups, n_boot, seed) if groups else _resample_indices(n, n_boot, seed)
+    stats = np.array([fn(row) for row in rows])
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return Estimate(value, float(low), float(high)), stats
 
 
-def metric_ci(items: Sequence[Scored], metric_name: str, labels: Sequence[str] = (), seed: int = 0) -> Estimate:
-    """The metric with its 95% interval: the percentile bootstrap, except for a proportion at 0% or
-    100%, whose resamples can never differ (an interval of [0, 0] over 150 items claims certainty);
-    that gets the exact Clopper-Pearson interval (0 of 150: upper bound 2.4%)."""
+def metric_ci(
+    items: Sequence[Scored],
+    metric_name: str,
+    labels: Sequence[str] = (),
+    seed: int = 0,
+    clusters: Sequence[str] | None = None,
+) -> Estimate:
+    """The metric with its 95% interval: the percentile bootstrap (over clusters when items share
+    a source), except for a proportion at 0% or 100%, whose resamples can never differ (an
+    interval of [0, 0] over 150 items claims certainty); that gets the exact Clopper-Pearson
+    interval (0 of 150: upper bound 2.4%)."""
     m = metric(metric_name)
     [fn] = column_stats(m, labels, [items])
     if len(items) >= 2 and m.points and m.item_key is not None:
@@ -69,7 +114,7 @@ def metric_ci(items: Sequence[Scored], metric_name: str, labels: Sequence[str] =
         if value in (0.0, 1.0):
             low, high = clopper_pearson(round(value * len(items)), len(items))
             return Estimate(value, low, high)
-    return _percentile(fn, len(items), seed=seed)[0]
+    return _percentile(fn, len(items), seed=seed, groups=groups_of(clusters))[0]
 
 
 def column_stats(
@@ -172,14 +217,19 @@ def paired_compare(
     seed: int = 0,
     alpha: float = 0.05,
     n_perm: int = N_PERM,
+    clusters: Sequence[str] | None = None,
 ) -> Paired:
     """Compare variant b against a on the same items, in the same order, with the test that
-    belongs to the metric (scoring.metric)."""
+    belongs to the metric (scoring.metric). `clusters` (one id per item): items that share a
+    source are not independent, so the interval resamples clusters and the test is clustered."""
     if len(a) != len(b):
         raise ValueError("paired comparison needs the same items for both variants")
     m = metric(metric_name)
     fa, fb = column_stats(m, labels, [a, b])
-    est, stats = _percentile(lambda idx: fb(idx) - fa(idx), len(a), n_boot, seed, alpha)
+    groups = groups_of(clusters)
+    est, stats = _percentile(lambda idx: fb(idx) - fa(idx), len(a), n_boot, seed, alpha, groups)
+    if groups is not None:
+        return _clustered(a, b, m, labels, est, stats, groups, alpha, n_perm, seed)
     detectable = None
     if len(a) >= 2:
         if m.item_key is not None:
@@ -192,6 +242,37 @@ def paired_compare(
     a_wins = int(np.sum((va > 0.5) & (vb <= 0.5)))
     p = mcnemar_exact(a_wins, b_wins) if m.test == "exact McNemar" else permutation_test(a, b, m, labels, n_perm, seed)
     return Paired(est, p, m.test, b_wins, a_wins, detectable)
+
+
+def _clustered(
+    a: Sequence[Scored],
+    b: Sequence[Scored],
+    m: Metric,
+    labels: Sequence[str],
+    est: Estimate,
+    stats: np.ndarray,
+    groups: Groups,
+    alpha: float,
+    n_perm: int,
+    seed: int,
+) -> Paired:
+    """The clustered paired test: for a mean of per-item scores, a t-test of the mean difference
+    with the cluster-robust standard error and G-1 degrees of freedom; for a corpus metric, the
+    permutation test swapping whole clusters. The MDE follows the clustered standard error."""
+    from scipy.stats import t as student
+
+    va = np.array([x.scores.get("correct", 0.0) for x in a])
+    vb = np.array([x.scores.get("correct", 0.0) for x in b])
+    b_wins, a_wins = int(np.sum((vb > 0.5) & (va <= 0.5))), int(np.sum((va > 0.5) & (vb <= 0.5)))
+    g = len(groups)
+    if m.item_key is not None:
+        d = np.array(m.item_values(b)) - np.array(m.item_values(a))
+        se = clustered_se(d, groups)
+        p = (1.0 if d.mean() == 0 else 0.0) if se == 0 else float(2 * student.sf(abs(d.mean()) / se, g - 1))
+        return Paired(est, p, f"cluster-robust paired t-test ({g} clusters)", b_wins, a_wins, mde_from_se(se, alpha))
+    p = permutation_test(a, b, m, labels, n_perm, seed, groups)
+    se = float(np.std(stats, ddof=1))
+    return Paired(est, p, f"paired permutation by cluster ({g} clusters)", b_wins, a_wins, mde_from_se(se, alpha))
 
 
 def mde_paired(diffs: np.ndarray, alpha: float = 0.05, power: float = POWER) -> float | None:
@@ -233,16 +314,29 @@ def items_needed(effect: float, discordance: float, alpha: float = 0.05, power: 
 
 
 def permutation_test(
-    a: Sequence[Scored], b: Sequence[Scored], m: Metric, labels: Sequence[str] = (), n_perm: int = N_PERM, seed: int = 0
+    a: Sequence[Scored],
+    b: Sequence[Scored],
+    m: Metric,
+    labels: Sequence[str] = (),
+    n_perm: int = N_PERM,
+    seed: int = 0,
+    groups: Groups | None = None,
 ) -> float:
     """Two-sided paired permutation test of the metric itself: under the null hypothesis the two
     variants' outputs on an item are exchangeable, so each item's pair is swapped at random and
-    the metric difference recomputed. p = (1 + #|perm diff| >= |observed|) / (1 + n_perm)."""
+    the metric difference recomputed. p = (1 + #|perm diff| >= |observed|) / (1 + n_perm).
+    With `groups`, a cluster's items are swapped together (exchangeable as a whole)."""
     n = len(a)
     if n == 0:
         return 1.0
     rng = np.random.default_rng(seed)
-    swaps = rng.random((n_perm, n)) < 0.5
+    if groups is None:
+        swaps = rng.random((n_perm, n)) < 0.5
+    else:
+        owner = np.empty(n, dtype=int)
+        for k, ix in enumerate(groups):
+            owner[ix] = k
+        swaps = (rng.random((n_perm, len(groups))) < 0.5)[:, owner]
     if m.item_key is not None:  # a mean of per-item scores: a sign flip of each item's difference
         d = np.array(m.item_values(b)) - np.array(m.item_values(a))
         observed = abs(float(d.mean()))

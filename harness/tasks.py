@@ -71,6 +71,9 @@ class Task:
     val_split: str | None = None  # a dev split to select on; without one, a carve-out of train_split
     fixtures: Fixtures | None = None  # hand-written rows for `harness check-task` and the tests
     answer_rule: AnswerRule = AnswerRule()  # short_answer tasks: how the answer is read and compared
+    # a sample field naming the source items share (contract_nli: the contract); its items are not
+    # independent, so intervals and tests resample those sources (clustered), not items
+    cluster_field: str | None = None
     prompts_dir: Path | None = None  # filled in by the registry
 
     @property

@@ -7,9 +7,13 @@ LABELS = ("Entailment", "Contradiction")
 
 
 def to_sample(row: dict) -> Sample:
+    key = str(row.get("hypothesis_key", ""))
+    rid = str(row["id"])
+    # ids are <contract>-<hypothesis_key>: the contract is what a document's hypotheses share
+    contract = rid[: -len(key) - 1] if key and rid.endswith(f"-{key}") else rid
     return Sample(
-        id=str(row["id"]),
-        fields={"premise": row["premise"], "hypothesis": row["hypothesis"], "hypothesis_key": row["hypothesis_key"]},
+        id=rid,
+        fields={"premise": row["premise"], "hypothesis": row["hypothesis"], "hypothesis_key": key, "contract": contract},
         target=str(row["label"]),
     )
 
@@ -30,6 +34,7 @@ TASK = Task(
     max_tokens=24,  # room for a chatty "The answer is ..." before the label
     required_fields=("id", "premise", "hypothesis", "label"),
     input_field="premise",
+    cluster_field="contract",
     # hand-written rows for `harness check-task` and the test suite (never copied from the data)
     fixtures=Fixtures(
         rows={

@@ -214,7 +214,16 @@ def summarise_task(
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
     if best_adapter:
-        verdict = f"{verdict} {seed_sentence(metric, rows, best_prompt, best_adapter, adjusted)}".strip()
+        draws = prompt_draws(info, best_prompt, aligned)
+        by_seed = {
+            r.seed: paired_compare(
+                scored(aligned[draws[r.seed]]), scored(aligned[r.variant]), metric, labels, seed=seed, clusters=clusters
+            )
+            for r in siblings(rows, best_adapter)
+            if r.seed in draws
+        }
+        seeds = seed_sentence(metric, rows, best_prompt, best_adapter, adjusted, draws, by_seed)
+        verdict = f"{verdict} {seeds}".strip()
         others = {
             m: paired_compare(base, scored(aligned[best_adapter]), m, labels, seed=seed, clusters=clusters)
             for m in info["metrics"][1:]
@@ -568,35 +577,82 @@ def write_verdict(
     )
 
 
-def seed_sentence(metric: str, rows: Sequence[Row], prompt: str, adapter: str, adjusted: Mapping[str, float | None]) -> str:
-    """With several training seeds, the selected adapter's siblings (same size, side and decoding,
-    other seeds): mean +- sd, and in how many seeds the adapter beats the selected prompt."""
+def siblings(rows: Sequence[Row], adapter: str) -> list[Row]:
+    """The adapter arm and its siblings: same size, side and decoding, other training seeds."""
+    chosen = next(r for r in rows if r.variant == adapter)
+    group = (
+        r
+        for r in rows
+        if r.side == chosen.side and r.train_size == chosen.train_size and r.constrained == chosen.constrained
+    )
+    return sorted(group, key=lambda r: r.seed)
+
+
+_DRAW_KEYS = ("template", "shots", "selection", "constrained", "cue", "label_order", "layout", "max_tokens", "adapter")
+
+
+def prompt_draws(info: Mapping[str, Any], prompt: str, aligned: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[int, str]:
+    """{seed: arm} for the selected prompt's few-shot draws (run.seeded_prompts): the same prompt
+    with its examples drawn by each seed. Empty when the prompt draws no examples at random."""
+    entries = [v for v in info.get("variants") or () if isinstance(v, Mapping)]
+    mine = next((v for v in entries if v.get("name") == prompt), None)
+    if mine is None or mine.get("shot_seed") is None:
+        return {}
+    return {
+        int(v["shot_seed"]): str(v["name"])
+        for v in entries
+        if v.get("shot_seed") is not None and v["name"] in aligned and all(v.get(k) == mine.get(k) for k in _DRAW_KEYS)
+    }
+
+
+def _mean_sd(values: Sequence[float], metric: str) -> str:
     import statistics
 
-    by = {r.variant: r for r in rows}
-    chosen = by[adapter]
-    group = sorted(
-        (
-            r
-            for r in rows
-            if r.side == chosen.side and r.train_size == chosen.train_size and r.constrained == chosen.constrained
-        ),
-        key=lambda r: r.seed,
-    )
+    scale, unit = (100, " points") if metric_of(metric).points else (1, "")
+    return f"{statistics.mean(values) * scale:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
+
+
+def seed_sentence(
+    metric: str,
+    rows: Sequence[Row],
+    prompt: str,
+    adapter: str,
+    adjusted: Mapping[str, float | None],
+    draws: Mapping[int, str] | None = None,
+    by_seed: Mapping[int, Paired] | None = None,
+) -> str:
+    """With several seeds, the selected adapter's siblings (other training seeds) as mean +- sd, the
+    selected prompt's few-shot draws likewise, and in how many seeds the adapter beats the prompt:
+    each seed's adapter against the same seed's draw where the prompt draws examples (`by_seed`),
+    else against the selected prompt (Holm-adjusted, as in the table)."""
+    group = siblings(rows, adapter)
     if len(group) < 2:
         return ""
-    values = [r.metric.value for r in group]
-    scale, unit = (100, " points") if metric_of(metric).points else (1, "")
-    spread = f"{statistics.mean(values) * scale:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
-    wins = sum(1 for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff))
-    losses = sum(
-        1 for r in group if r.diff is not None and r.diff.value < 0 and _significant(adjusted.get(r.variant), r.diff)
-    )
+    chosen = next(r for r in group if r.variant == adapter)
+    by = {r.variant: r for r in rows}
     seeds = ", ".join(str(r.seed) for r in group)
-    return (
-        f"Across training seeds {seeds} at n={chosen.train_size}: {metric} {spread}; the adapter beats {prompt} "
-        f"in {wins} of {len(group)} seeds" + (f" and loses in {losses}" if losses else "") + "."
-    )
+    draws, by_seed = draws or {}, by_seed or {}
+    spread = _mean_sd([r.metric.value for r in group], metric)
+    out = f"Across seeds {seeds}: {adapter} (n={chosen.train_size}) {metric} {spread}"
+    if len(draws) >= 2:
+        family = prompt.removesuffix(f"_s{next(s for s, v in draws.items() if v == prompt)}")
+        values = [by[v].metric.value for v in draws.values()]
+        out += f", {family} over its few-shot draws {_mean_sd(values, metric)}"
+    if len(by_seed) >= 2:
+        wins = sum(1 for d in by_seed.values() if d.diff.value > 0 and _significant(d.p_value, d.diff))
+        losses = sum(1 for d in by_seed.values() if d.diff.value < 0 and _significant(d.p_value, d.diff))
+        against = "each seed's adapter against the same seed's few-shot draw"
+        n = len(by_seed)
+    else:
+        wins = sum(
+            1 for r in group if r.diff is not None and r.diff.value > 0 and _significant(adjusted.get(r.variant), r.diff)
+        )
+        losses = sum(
+            1 for r in group if r.diff is not None and r.diff.value < 0 and _significant(adjusted.get(r.variant), r.diff)
+        )
+        against, n = f"each seed's adapter against {prompt}", len(group)
+    tail = f" and loses in {losses}" if losses else ""
+    return f"{out}; the adapter beats the prompt in {wins} of {n} seeds{tail} ({against})."
 
 
 def disagreement(metric: str, adapter: Row, others: Mapping[str, Paired], name: str, prompt: str) -> str:

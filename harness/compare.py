@@ -30,7 +30,7 @@ from harness.plan import Plan
 from harness.prompts import template_hashes
 from harness.report import print_rich, summarise, write_reports
 from harness.results import MANIFEST, check_writable, locked, read_json, write_json
-from harness.run import Variant, evaluate
+from harness.run import Variant, evaluate, seeded_prompts
 from harness.tasks import get_task
 from harness.train.config import from_mapping
 from harness.train.recipe import split_train_val, train
@@ -223,7 +223,8 @@ def compare(
         if (backend_options or {}).get("overflow", "error") == "error":
             for tp in plan.tasks:
                 sets = (items[tp.name], val_items[tp.name])
-                check_context(get_task(tp.name), tp.variants, sets, pools[tp.name], model_dir, max_len, plan.seed)
+                drawn = seeded_prompts(tp.variants, tp.seeds)
+                check_context(get_task(tp.name), drawn, sets, pools[tp.name], model_dir, max_len, plan.seed)
         points = {
             tp.name: search_points(
                 get_task(tp.name),
@@ -294,6 +295,10 @@ def compare(
                     if not any(_same_prompt(searched, v) for v in variants):
                         variants.append(searched)
                         manifest["tasks"][tp.name]["variants"].append(asdict(searched))
+                drawn = seeded_prompts(variants, tp.seeds)  # one few-shot draw per seed, as one adapter per seed
+                if drawn != variants:
+                    variants = drawn
+                    manifest["tasks"][tp.name]["variants"] = [asdict(v) for v in variants]
                 val_recs = evaluator(task, variants, val_items[tp.name], pools[tp.name], "validation")
                 evaluator(task, variants, items[tp.name], pools[tp.name], "test")
                 anchor = noise_anchor(variants)

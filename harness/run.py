@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Variant:
     stop: tuple[str, ...] | None = None  # None: the template's
     temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
     layout: str = ""  # a format perturbation (harness.formats.Layout.encode); "" as written
+    shot_seed: int | None = None  # the few-shot draw's seed; None: the run's
 
     @property
     def is_adapter(self) -> bool:
@@ -48,13 +49,29 @@ def build_requests(
 ) -> list[Request]:
     if variant.constrained and not task.labels:
         raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
-    selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, seed) if variant.shots else None
+    draw = seed if variant.shot_seed is None else variant.shot_seed
+    selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, draw) if variant.shots else None
     fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
     out = []
     for s in items:
         shots = selector.select(s) if selector else ()
         messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt)
         out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
+    return out
+
+
+def seeded_prompts(variants: Sequence[Variant], seeds: Sequence[int]) -> list[Variant]:
+    """With several seeds, each prompt arm that draws its few-shot examples at random gets one arm per
+    seed (`few_shot_8_s1`: the draw of seed 1), as the adapter gets one training run per seed: both
+    sides' luck of the draw is measured. 'similar' selection is deterministic: one arm."""
+    if len(seeds) < 2:
+        return list(variants)
+    out: list[Variant] = []
+    for v in variants:
+        if v.is_adapter or not v.shots or v.selection == "similar" or v.shot_seed is not None:
+            out.append(v)
+        else:
+            out += [replace(v, name=f"{v.name}_s{s}", shot_seed=s) for s in seeds]
     return out
 
 

@@ -230,8 +230,53 @@ def test_several_seeds_are_summarised_and_counted_in_the_verdict():
     s = summarise_task("t", info, records, adapters, Prices())
     values = [k / 200 * 100 for k in correct_by_seed.values()]
     mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    assert f"Across training seeds 0, 1, 2 at n=64: accuracy {mean:.1f} ± {sd:.1f} points" in s.verdict
-    assert "the adapter beats zero_shot in 2 of 3 seeds." in s.verdict
+    assert f"Across seeds 0, 1, 2: lora_n64_s0 (n=64) accuracy {mean:.1f} ± {sd:.1f} points" in s.verdict
+    assert "the adapter beats the prompt in 2 of 3 seeds (each seed's adapter against zero_shot)." in s.verdict
+
+
+def test_with_few_shot_draws_per_seed_each_seed_is_paired_with_its_own_draw():
+    """seeds = [0, 1, 2]: the few-shot prompt draws its examples per seed, like the adapter trains
+    per seed; the verdict gives both sides' mean +- sd and pairs seed k's adapter with seed k's draw."""
+    from dataclasses import asdict
+
+    from harness.run import Variant, seeded_prompts
+
+    drawn = seeded_prompts([Variant("zero_shot", "zero_shot"), Variant("few_shot_8", "few_shot", shots=8)], [0, 1, 2])
+    assert [(v.name, v.shot_seed) for v in drawn] == [
+        ("zero_shot", None), ("few_shot_8_s0", 0), ("few_shot_8_s1", 1), ("few_shot_8_s2", 2)
+    ]  # fmt: skip
+    assert seeded_prompts(drawn[:2], [0]) == drawn[:2]
+    similar = Variant("few_shot_8", "few_shot", shots=8, selection="similar")  # deterministic: one arm
+    assert seeded_prompts([similar], [0, 1]) == [similar]
+    golds = _golds()
+    prompt_right = {0: 150, 1: 170, 2: 120}  # the draws differ by 25 points
+    adapter_right = {0: 190, 1: 175, 2: 185}
+    records = []
+    for seed in (0, 1, 2):
+        records += [
+            _rec(f"i{i}", f"few_shot_8_s{seed}", g, g if i < prompt_right[seed] else "zzz") for i, g in enumerate(golds)
+        ]
+        records += [
+            _rec(f"i{i}", f"lora_n64_s{seed}", g, g if i < adapter_right[seed] else "zzz") for i, g in enumerate(golds)
+        ]
+    records += [_rec(f"i{i}", "zero_shot", g, "zzz") for i, g in enumerate(golds)]
+    adapters = {f"lora_n64_s{s}": {"train_size": 64, "seed": s, "train_device_s": 1.0} for s in (0, 1, 2)}
+    info = {
+        "metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification",
+        "variants": [asdict(v) for v in drawn],
+    }  # fmt: skip
+    s = summarise_task("t", info, records, adapters, Prices())
+    assert s.best_prompt == "few_shot_8_s1" and s.best_adapter == "lora_n64_s0"  # no validation: the test scores
+    p = [k / 2 for k in prompt_right.values()]
+    a = [k / 2 for k in adapter_right.values()]
+    assert (
+        f"Across seeds 0, 1, 2: lora_n64_s0 (n=64) accuracy {np.mean(a):.1f} ± {np.std(a, ddof=1):.1f} points, "
+        f"few_shot_8 over its few-shot draws {np.mean(p):.1f} ± {np.std(p, ddof=1):.1f} points"
+    ) in s.verdict
+    # seed 1: 175 against 170 right (5 discordant items) is no win; seeds 0 and 2 are
+    assert (
+        "the adapter beats the prompt in 2 of 3 seeds (each seed's adapter against the same seed's few-shot draw)."
+    ) in s.verdict
 
 
 def test_noise_floor_counts_answers_that_change_in_another_batch_order():

@@ -19,7 +19,9 @@ def _cli(args, env=None, timeout=900):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def _plan(tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "", formats: int = 0) -> Path:
+def _plan(
+    tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "", formats: int = 0, seeds: str = "0"
+) -> Path:
     p = tmp / "plan.toml"
     p.write_text(f"""name = "slow"
 limit = {limit}
@@ -29,6 +31,7 @@ name = "twitter_fin_sentiment"
 train_sizes = [{sizes}]
 variants = [{variants}]
 formats = {formats}
+seeds = [{seeds}]
 [task.train]
 epochs = 1
 lr = 2e-3
@@ -45,16 +48,19 @@ def _metric(records, variant):
 
 def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     """A 6-trial prompt search and every arm scored on 24 validation items; the verdict compares
-    the arms validation chose, whatever their test scores."""
+    the arms validation chose, whatever their test scores. Three seeds: an adapter per seed and a
+    few-shot draw per seed, reported per seed."""
     plan = _plan(
         tmp_path,
         "32",
-        "{name = 'zero_shot', template = 'zero_shot'}, {name = 'constrained', template = 'zero_shot', constrained = true}",
+        "{name = 'zero_shot', template = 'zero_shot'}, {name = 'constrained', template = 'zero_shot', constrained = true}, "
+        "{name = 'few_shot_2', template = 'few_shot', shots = 2, selection = 'random'}",
         30,
         24,
         "[task.prompt_search]\nmethod = 'random'\ntrials = 6\nshots = [0, 2]\ntemplate = ['zero_shot', 'short']\n"
         "cue = ['', 'Answer:']\nconstrained = [false, true]\n",
         formats=2,
+        seeds="0, 1, 2",
     )
     args = ["compare", "--plan", str(plan), "--results", str(tmp_path / "res"), "--run-id", "r", "--retention", ""]
     done = _cli(args)
@@ -65,13 +71,22 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
         assert manifest[key], key
     task = manifest["tasks"]["twitter_fin_sentiment"]
     assert task["n_items"] == 30 and task["test_data_hash"] and task["template_hashes"]["zero_shot"]
-    assert task["adapters"]["lora_n32"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543
+    assert task["adapters"]["lora_n32_s0"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543
     assert task["validation"]["n_items"] == 24 and task["validation"]["labels_covered"] == [3, 3]
     assert not set(task["validation"]["items"]) & set(task["test_items"])
     records = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
     val_records = [json.loads(x) for x in (run / "validation.jsonl").read_text().splitlines()]
     arms = {r["variant"] for r in records}
-    assert {"zero_shot", "constrained", "lora_n32", "lora_n32+constrained"} <= arms
+    adapters = {f"lora_n32_s{k}" for k in range(3)}
+    draws = {f"few_shot_2_s{k}" for k in range(3)}
+    assert {"zero_shot", "constrained"} | adapters | {f"{a}+constrained" for a in adapters} | draws <= arms
+    assert "few_shot_2" not in arms  # the few-shot prompt is drawn per seed, like the adapter is trained per seed
+    first = {
+        r["variant"]: r["messages"][1]["content"]
+        for r in records
+        if r["variant"] in draws and r["item"] == records[0]["item"]
+    }
+    assert len(set(first.values())) == 3  # three different first examples: three draws
     assert arms == {r["variant"] for r in val_records}
     assert len(records) == 30 * len(arms) and len({(r["item"], r["variant"]) for r in records}) == len(records)
     assert {r["item"] for r in val_records} == set(task["validation"]["items"])
@@ -93,10 +108,10 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]
     assert _metric(val_records, metrics["best_prompt"]) == val_best
     assert metrics["selection"]["on"] == "validation" and metrics["selection"]["n_val_items"] == 24
-    assert metrics["best_adapter"] in {"lora_n32", "lora_n32+constrained"}
-    assert _metric(val_records, metrics["best_adapter"]) == max(
-        _metric(val_records, v) for v in ("lora_n32", "lora_n32+constrained")
-    )
+    adapter_arms = adapters | {f"{a}+constrained" for a in adapters}
+    assert metrics["best_adapter"] in adapter_arms
+    assert _metric(val_records, metrics["best_adapter"]) == max(_metric(val_records, v) for v in adapter_arms)
+    assert "Across seeds 0, 1, 2: " in metrics["verdict"] and " of 3 seeds" in metrics["verdict"]
     assert metrics["verdict"] and "Tuning budget: prompt search 6 trials" in metrics["verdict"]
     # the format spread: the selected prompt in two other formats, every test item, answers of its own
     spread = task["formats"]

@@ -14,9 +14,10 @@ from typing import Any
 from harness import cost as cost_mod
 from harness import effort as effort_mod
 from harness import selection as sel_mod
+from harness import worth as worth_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
 from harness.scoring import metric as metric_of
-from harness.stats import Estimate, Paired, groups_of, holm, metric_ci, paired_compare
+from harness.stats import Estimate, Paired, column_stats, groups_of, holm, metric_ci, paired_compare, resamples
 
 ALPHA = 0.05
 
@@ -68,6 +69,7 @@ class TaskSummary:
     combined: str = ""  # does the selected adapter with the selected prompt beat both?
     noise: tuple[str, int, int] | None = None  # (arm, answers changed, items) when re-run in another batch order
     formats: FormatSpread | None = None
+    worth: worth_mod.Worth | None = None  # the selected prompt in training rows (the learning curve)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,9 @@ def summarise_task(
     by_row = {r.variant: r for r in rows}
     chosen_decoding = by_row[best_adapter].constrained if best_adapter else False
     curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.constrained == chosen_decoding], adjusted)
+    worth = None
+    if best_adapter:
+        worth = prompt_worth(metric, labels, rows, aligned, best_prompt, chosen_decoding, seed, clusters)
     efforts = tuple(e for e in (_effort(info, side) for side in ("prompt", "adapter")) if e is not None)
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
     verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
@@ -235,7 +240,15 @@ def summarise_task(
         info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed,
         clusters,
     )  # fmt: skip
-    parts = (verdict, cluster_sentence(info, clusters), format_sentence(spread, metric), noise_sentence(noise), budget)
+    parts = (
+        verdict,
+        worth_mod.sentence(worth),
+        rows_sentence(info, selection, rows, best_prompt, best_adapter),
+        cluster_sentence(info, clusters),
+        format_sentence(spread, metric),
+        noise_sentence(noise),
+        budget,
+    )
     verdict = " ".join(p for p in parts if p)
     scale = 100 if metric in BINARY_METRICS or metric == "macro_f1" else 1
     note = sel_mod.describe(selection, lambda x: f"{x * scale:.1f}" if scale == 100 else f"{x:.3f}")
@@ -273,7 +286,55 @@ def summarise_task(
         combined=combined,
         noise=noise,
         formats=spread,
+        worth=worth,
     )
+
+
+def prompt_worth(
+    metric: str,
+    labels: Sequence[str],
+    rows: Sequence[Row],
+    aligned: Mapping[str, Sequence[Mapping[str, Any]]],
+    prompt: str,
+    constrained: bool,
+    seed: int,
+    clusters: Sequence[str] | None,
+) -> worth_mod.Worth | None:
+    """The selected prompt in training rows, on the learning curve of the adapters with the
+    selected adapter's decoding (each size's seeds averaged)."""
+    by_size: dict[int, list[str]] = defaultdict(list)
+    for r in rows:
+        if r.side == "adapter" and r.constrained == constrained and r.train_size:
+            by_size[int(r.train_size)].append(r.variant)
+    names = [prompt] + [v for vs in by_size.values() for v in vs]
+    fns = dict(zip(names, column_stats(metric_of(metric), labels, [scored(aligned[v]) for v in names]), strict=True))
+    n = len(aligned[prompt])
+    return worth_mod.worth_in_rows(
+        prompt,
+        fns[prompt],
+        {s: [fns[v] for v in vs] for s, vs in by_size.items()},
+        resamples(n, seed=seed, groups=groups_of(clusters)),
+        n,
+    )
+
+
+def rows_sentence(
+    info: Mapping[str, Any], selection: sel_mod.Selection, rows: Sequence[Row], prompt: str, adapter: str | None
+) -> str:
+    """Every labelled row each side consumed: the prompt's shot pool, the adapter's training rows,
+    and the validation rows both were selected on."""
+    if adapter is None:
+        return ""
+    entries = {str(v.get("name")): v for v in info.get("variants") or () if isinstance(v, Mapping)}
+    shots = int((entries.get(prompt) or {}).get("shots") or 0)
+    pool = (info.get("data_check") or {}).get("n_train")
+    size = next((r.train_size for r in rows if r.variant == adapter), None)
+    if shots and pool:
+        prompt_part = f"{prompt} shows {shots} examples per request drawn from a pool of {int(pool):,} training rows"
+    else:
+        prompt_part = f"{prompt} uses no training rows"
+    val = f"; both were chosen on the same {selection.n_val_items:,} validation rows" if selection.on == "validation" else ""
+    return f"Labelled rows used: {prompt_part}; {adapter} learned from {size:,} training rows{val}."
 
 
 def format_spread(

@@ -55,6 +55,13 @@ def _resample_clusters(groups: Groups, n_boot: int, seed: int) -> list[np.ndarra
     return [np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))]) for _ in range(n_boot)]
 
 
+def resamples(n: int, n_boot: int = N_BOOT, seed: int = 0, groups: Groups | None = None) -> list[np.ndarray]:
+    """The bootstrap's index arrays: items drawn with replacement, or whole clusters with `groups`."""
+    if n < 2:
+        return []
+    return _resample_clusters(groups, n_boot, seed) if groups else list(_resample_indices(n, n_boot, seed))
+
+
 def clustered_se(values: np.ndarray, groups: Groups) -> float:
     """Cluster-robust (CR1) standard error of a mean: the residuals summed within each cluster,
     with the small-sample factor G/(G-1) (Cameron and Miller 2015, eq. 11 with one regressor)."""

@@ -1,0 +1,82 @@
+"""The best prompt's worth in labelled training rows: interpolation on hand-made learning curves,
+its bootstrap interval, and the sentences the verdict carries (with the rows each side used)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness import worth
+from harness.analysis import summarise_task
+from harness.cost import Prices
+from harness.stats import resamples
+
+
+@pytest.mark.parametrize(
+    ("sizes", "curve", "target", "expected"),
+    [
+        ((64, 256), (0.5, 0.7), 0.6, (128.0, "")),  # halfway in log(rows): sqrt(64 * 256)
+        ((64, 256), (0.5, 0.7), 0.45, (64.0, worth.BELOW)),
+        ((64, 256), (0.5, 0.7), 0.8, (256.0, worth.ABOVE)),
+        ((64, 256, 1024), (0.5, 0.7, 0.65), 0.66, (2 ** (6 * 0.2 + 8 * 0.8), "")),  # the first crossing
+        ((64, 256, 1024), (0.5, 0.55, 0.75), 0.7, (2 ** (8 * 0.25 + 10 * 0.75), "")),
+    ],
+)
+def test_rows_to_match_on_hand_made_curves(sizes, curve, target, expected):
+    rows, bound = worth.rows_to_match(sizes, curve, target)
+    assert rows == pytest.approx(expected[0]) and bound == expected[1]
+
+
+def test_rows_to_match_refuses_unsorted_sizes():
+    with pytest.raises(ValueError):
+        worth.rows_to_match((256, 64), (0.5, 0.7), 0.6)
+
+
+def _means(right: np.ndarray):
+    return lambda idx: float(right[idx].mean())
+
+
+def test_worth_interval_brackets_the_estimate_and_opens_when_the_curve_may_miss():
+    n = 400
+    prompt = np.array([1.0] * 240 + [0.0] * 160)  # 0.60
+    small = np.array([1.0] * 200 + [0.0] * 200)  # 0.50
+    large = np.array([1.0] * 280 + [0.0] * 120)  # 0.70
+    w = worth.worth_in_rows("few_shot_8", _means(prompt), {64: [_means(small)], 256: [_means(large)]}, resamples(n), n)
+    assert w is not None and w.rows == pytest.approx(128.0) and w.bound == ""
+    assert 64 <= w.low < 128 < w.high < 256
+    assert "The prompt few_shot_8 is worth about 128 labelled training rows (95% CI" in worth.sentence(w)
+    # the prompt nearly at the largest adapter, right on other items than it: some resamples miss it
+    rng = np.random.default_rng(0)
+    close, other = np.zeros(n), np.zeros(n)
+    close[rng.permutation(n)[:275]] = 1.0
+    other[rng.permutation(n)[:280]] = 1.0
+    w2 = worth.worth_in_rows("p", _means(close), {64: [_means(small)], 256: [_means(other)]}, resamples(n), n)
+    assert w2 is not None and math.isinf(w2.high) and "to more than 256)" in worth.sentence(w2)
+
+
+def _rec(item: str, variant: str, right: bool) -> dict:
+    return {
+        "task": "t", "item": item, "variant": variant, "prediction": "x" if right else "y", "gold": "x",
+        "scores": {"correct": float(right)}, "prompt_tokens": 100, "completion_tokens": 2, "latency_s": 0.01,
+    }  # fmt: skip
+
+
+def test_the_verdict_gives_the_prompts_worth_and_the_rows_each_side_used():
+    records = []
+    for name, right in (("few_shot_8", 120), ("zero_shot", 60), ("lora_n64", 100), ("lora_n256", 140)):
+        records += [_rec(f"i{i:03d}", name, i < right) for i in range(200)]
+    adapters = {f"lora_n{s}": {"train_size": s, "train_device_s": 1.0} for s in (64, 256)}
+    info = {
+        "metrics": ["accuracy"], "labels": ["x", "y"], "kind": "classification", "data_check": {"n_train": 9543},
+        "variants": [{"name": "zero_shot", "shots": 0}, {"name": "few_shot_8", "shots": 8}],
+    }  # fmt: skip
+    s = summarise_task("t", info, records, adapters, Prices())
+    assert s.best_prompt == "few_shot_8" and s.worth is not None and s.worth.rows == pytest.approx(128.0)
+    assert "The prompt few_shot_8 is worth about 128 labelled training rows (95% CI" in s.verdict
+    assert "on the adapter's learning curve (64 and 256 rows)." in s.verdict
+    assert (
+        "Labelled rows used: few_shot_8 shows 8 examples per request drawn from a pool of 9,543 training rows; "
+        "lora_n256 learned from 256 training rows."
+    ) in s.verdict

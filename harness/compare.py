@@ -220,6 +220,7 @@ def compare(
             )
         checks = {tp.name: data_check(tp.name, model_dir, trains=bool(tp.train_sizes)) for tp in plan.tasks}
         max_len = int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT))
+        plan = fill_many_shot(plan, items, val_items, pools, model_dir, max_len)
         if (backend_options or {}).get("overflow", "error") == "error":
             for tp in plan.tasks:
                 sets = (items[tp.name], val_items[tp.name])
@@ -348,6 +349,31 @@ def compare(
     print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
+
+
+def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir: Path, max_len: int) -> Plan:
+    """Each many-shot variant gets the number of shots the context holds for every test and
+    validation item, counted with the model's tokenizer, before any training."""
+    if not any(v.many_shot and not v.shots for tp in plan.tasks for v in tp.variants):
+        return plan
+    from transformers import AutoTokenizer
+
+    from harness.chat import encode_chat
+    from harness.many_shot import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tasks = []
+    for tp in plan.tasks:
+        task = get_task(tp.name)
+        sets = (items[tp.name], val_items[tp.name])
+        filled = resolve(
+            task, tp.variants, sets, pools[tp.name], lambda m: len(encode_chat(tokenizer, m)), max_len, plan.seed
+        )
+        for v in filled:
+            if v.many_shot:
+                console.print(f"[bold]many-shot[/bold] {tp.name}: {v.name} shows {v.shots} similar examples per item")
+        tasks.append(replace(tp, variants=tuple(filled)))
+    return replace(plan, tasks=tuple(tasks))
 
 
 def noise_anchor(variants: Sequence[Variant]) -> Variant | None:

@@ -65,10 +65,15 @@ def default_selection(task: Task) -> str:
     return "balanced" if task.kind in ("classification", "multiple_choice") and len(task.labels) <= 8 else "similar"
 
 
+# the data-matched prompt arm: as many similar training examples as the context holds
+MANY_SHOT = Variant("many_shot", "few_shot", selection="similar", many_shot=True)
+
+
 def default_variants(task: Task) -> tuple[Variant, ...]:
     out = [Variant("zero_shot", "zero_shot")]
     if "few_shot" in task.templates:
         out.append(Variant("few_shot_8", "few_shot", shots=8, selection=default_selection(task)))
+        out.append(MANY_SHOT)
     if "cot" in task.templates:
         out.append(Variant("cot", "cot"))
     if task.labels:
@@ -97,6 +102,8 @@ def _named_variant(task: Task, planned: tuple[Variant, ...], name: str) -> Varia
             return v
     if name in task.templates:
         return Variant(name, name)
+    if name == MANY_SHOT.name and MANY_SHOT.template in task.templates:
+        return MANY_SHOT
     stem, _, k = name.rpartition("_")
     if stem in task.templates and k.isdigit() and int(k) > 0:
         return Variant(name, stem, shots=int(k), selection=default_selection(task))
@@ -195,7 +202,10 @@ def _variant(task: Task, table: VariantTable, where: str) -> Variant:
             f"{closest(table.template, task.templates)} (templates: {', '.join(task.templates)})"
         )
     raw = table.model_dump()
-    name = raw.pop("name") or table.template + (f"_{table.shots}" if table.shots else "")
+    counted = table.template + (f"_{table.shots}" if table.shots else "")
+    name = raw.pop("name") or ("many_shot" if table.many_shot else counted)
+    if table.many_shot:
+        raw["selection"] = "similar"
     if raw["stop"] is not None:
         raw["stop"] = tuple(raw["stop"])
     return Variant(name=name, **raw)

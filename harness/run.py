@@ -38,6 +38,7 @@ class Variant:
     temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
     layout: str = ""  # a format perturbation (harness.formats.Layout.encode); "" as written
     shot_seed: int | None = None  # the few-shot draw's seed; None: the run's
+    many_shot: bool = False  # 'similar' shots, as many as the context allows (harness.many_shot sets `shots`)
 
     @property
     def is_adapter(self) -> bool:

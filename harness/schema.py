@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError, closest
 
@@ -59,6 +59,13 @@ class VariantTable(Strict):
     label_order: Literal["given", "reversed", "sorted", "shuffled"] = "given"
     stop: list[Annotated[str, Field(min_length=1)]] | None = None
     temperature: Annotated[float, Field(ge=0, le=5)] | None = None
+    many_shot: bool = False  # 'similar' examples, as many as the context allows (shots left unset)
+
+    @model_validator(mode="after")
+    def _many_or_counted(self) -> VariantTable:
+        if self.many_shot and self.shots:
+            raise ValueError("give shots or many_shot = true, not both (many_shot fills the context)")
+        return self
 
 
 class TrainTable(Strict):

@@ -257,6 +257,16 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 f"{s.smallest_winning_size or 'none of those tried'}.",
                 "",
             ]
+        if s.formats:
+            lines += [
+                f"Format spread of {s.formats.arm} (the same test items; only the template's own text changes):",
+                "",
+                pd.DataFrame(
+                    [{"format": "as written", s.metric: _fmt_metric(s.metric, s.formats.original)}]
+                    + [{"format": what, s.metric: _fmt_metric(s.metric, v)} for _, what, v in s.formats.values]
+                ).to_markdown(index=False),
+                "",
+            ]
         if s.majority:
             lines += [
                 f"Majority-class baseline: always answering {s.majority[0]!r} (the commonest training label) "

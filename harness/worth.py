@@ -22,8 +22,9 @@ BELOW, ABOVE = "below", "above"  # the prompt is reached before the smallest siz
 class Worth:
     prompt: str
     rows: float  # training rows at which the curve reaches the prompt (a bound when `bound` is set)
-    low: float  # 95% interval; math.inf when the curve misses the prompt in more than 2.5% of resamples
-    high: float
+    # the 95% interval; None: unbounded (the curve misses the prompt in more than 2.5% of resamples)
+    low: float | None
+    high: float | None
     bound: str  # "" | BELOW | ABOVE
     sizes: tuple[int, ...]
     seeds: int  # adapters averaged per size
@@ -69,7 +70,8 @@ def worth_in_rows(
     draws = np.array([(math.inf if b == ABOVE else r) for r, b in (solve(idx) for idx in resamples)])
     if len(draws):
         # inverted_cdf: no interpolation between a finite draw and an infinite one
-        low, high = (float(x) for x in np.quantile(draws, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))
+        q = [float(x) for x in np.quantile(draws, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")]
+        low, high = (None if math.isinf(x) else x for x in q)
     else:
         low = high = rows
     seeds = max(len(v) for v in curve_stats.values())
@@ -91,6 +93,6 @@ def sentence(w: Worth | None) -> str:
             f"The prompt {w.prompt} is worth more than {w.sizes[-1]:,} labelled training rows: on {on} no adapter "
             "reaches it; train more rows to find out how many."
         )
-    high = f"more than {w.sizes[-1]:,}" if math.isinf(w.high) else f"{w.high:,.0f}"
-    low = f"{w.low:,.0f}"
+    high = f"more than {w.sizes[-1]:,}" if w.high is None else f"{w.high:,.0f}"
+    low = f"more than {w.sizes[-1]:,}" if w.low is None else f"{w.low:,.0f}"
     return f"The prompt {w.prompt} is worth about {w.rows:,.0f} labelled training rows (95% CI {low} to {high}) on {on}."

@@ -202,6 +202,9 @@ trials = 2
     rows = [json.loads(x) for x in (run_dir / "formats.jsonl").read_text().splitlines()]
     assert len(rows) == 5 * 6 and {r["variant"] for r in rows} == {v["name"] for v in spread["variants"]}
     assert f"Format spread of {spread['of']} over 5 meaning-preserving formats" in summaries[0].verdict
+    report = (run_dir / "report.md").read_text()
+    assert f"Format spread of {spread['of']} (the same test items" in report
+    assert all(v["describe"] in report for v in spread["variants"])  # one table row per format, said in words
 
 
 def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):

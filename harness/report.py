@@ -113,6 +113,17 @@ def _chosen(s: TaskSummary) -> tuple[str, ...]:
     return tuple(a.variant for a in s.selection.chosen())
 
 
+FORMAT_TITLE = "Format spread of {arm} (the same test items; only the template's own text changes)"
+
+
+def format_table(s: TaskSummary) -> pd.DataFrame | None:
+    if s.formats is None:
+        return None
+    rows = [{"format": "as written", s.metric: _fmt_metric(s.metric, s.formats.original)}]
+    rows += [{"format": what, s.metric: _fmt_metric(s.metric, v)} for _, what, v in s.formats.values]
+    return pd.DataFrame(rows)
+
+
 def selection_table(s: TaskSummary) -> pd.DataFrame | None:
     """Each side's arms with validation and test scores and test rank: the selection's optimism."""
     if s.selection is None:
@@ -257,16 +268,9 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 f"{s.smallest_winning_size or 'none of those tried'}.",
                 "",
             ]
-        if s.formats:
-            lines += [
-                f"Format spread of {s.formats.arm} (the same test items; only the template's own text changes):",
-                "",
-                pd.DataFrame(
-                    [{"format": "as written", s.metric: _fmt_metric(s.metric, s.formats.original)}]
-                    + [{"format": what, s.metric: _fmt_metric(s.metric, v)} for _, what, v in s.formats.values]
-                ).to_markdown(index=False),
-                "",
-            ]
+        spread = format_table(s)
+        if spread is not None and s.formats is not None:
+            lines += [f"{FORMAT_TITLE.format(arm=s.formats.arm)}:", "", spread.to_markdown(index=False), ""]
         if s.majority:
             lines += [
                 f"Majority-class baseline: always answering {s.majority[0]!r} (the commonest training label) "
@@ -392,6 +396,9 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
             parts += ["<h3>Selection (validation chooses; test only reports)</h3>", sel.to_html(index=False)]
         if s.efforts:
             parts += ["<h3>Tuning effort</h3><ul>"] + [f"<li>{html.escape(x)}</li>" for x in effort_lines(s)] + ["</ul>"]
+        spread = format_table(s)
+        if spread is not None and s.formats is not None:
+            parts += [f"<h3>{html.escape(FORMAT_TITLE.format(arm=s.formats.arm))}</h3>", spread.to_html(index=False)]
         if s.majority:
             parts.append(
                 f"<p>Majority-class baseline: always answering {html.escape(s.majority[0])!r} scores "

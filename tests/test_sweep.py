@@ -205,6 +205,7 @@ trials = 2
     report = (run_dir / "report.md").read_text()
     assert f"Format spread of {spread['of']} (the same test items" in report
     assert all(v["describe"] in report for v in spread["variants"])  # one table row per format, said in words
+    assert f"Format spread of {spread['of']} (the same test items" in (run_dir / "report.html").read_text()
 
 
 def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):

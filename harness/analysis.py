@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import cost as cost_mod
 from harness import effort as effort_mod
+from harness import fullcost
 from harness import selection as sel_mod
 from harness import worth as worth_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
@@ -70,6 +71,8 @@ class TaskSummary:
     noise: tuple[str, int, int] | None = None  # (arm, answers changed, items) when re-run in another batch order
     formats: FormatSpread | None = None
     worth: worth_mod.Worth | None = None  # the selected prompt in training rows (the learning curve)
+    one_offs: tuple[cost_mod.OneOff, ...] = ()  # (prompt side, adapter side): everything paid before serving
+    at_volume: tuple[cost_mod.AtVolume, ...] = ()  # the chosen arms at the plan's requests_per_month
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,11 @@ def summarise_task(
         v: cost_mod.cost_per_request(prices, mean(v, "latency_s"), mean(v, "prompt_tokens"), mean(v, "completion_tokens"))
         for v in aligned
     }
+    n_val_used = selection.n_val_items if selection.on == "validation" else 0
+    adapter_once = fullcost.adapter_one_off(info, adapters, prices, n_val_used) if best_adapter else None
+    prompt_once = fullcost.prompt_one_off(info, best_prompt, prices, n_val_used)
+    # what deploying the adapter must pay back: its side's whole one-off cost less the prompt side's
+    to_recover = (adapter_once.total - prompt_once.total) if adapter_once else 0.0
     rows = []
     for v in aligned:
         facts = adapters.get(v)
@@ -196,7 +204,7 @@ def summarise_task(
         if facts is not None and train_cost is not None:
             d = paired[v].diff if v in paired else None
             not_worse = d is None or not (_significant(adjusted.get(v), d) and d.value < 0)
-            be = cost_mod.break_even(train_cost, costs[best_prompt], costs[v], not_worse)
+            be = cost_mod.break_even(to_recover, costs[best_prompt], costs[v], not_worse)
         secondary = {m: metric_fn(m)(scored(aligned[v]), labels) for m in info["metrics"][1:]}
         rows.append(Row(
             variant=v, is_adapter=facts is not None, train_size=(facts or {}).get("train_size"),
@@ -240,8 +248,27 @@ def summarise_task(
         info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed,
         clusters,
     )  # fmt: skip
+    volume: tuple[cost_mod.AtVolume, ...] = ()
+    money = ""
+    if adapter_once is not None and best_adapter is not None:
+        once = {
+            "prompt": prompt_once.total,
+            "adapter": adapter_once.total,
+            "combined": adapter_once.total + prompt_once.total,
+        }
+        volume = tuple(
+            cost_mod.at_volume(v, prices, once[sides[v]], costs[v], fullcost.error_rate(info, aligned[v]))
+            for v in dict.fromkeys([best_prompt, best_adapter, *(x for x in (selection.combined,) if x)])
+        )
+        be = by_row[best_adapter].break_even
+        months = cost_mod.months_to_recover(be.requests if be else None, prices)
+        recover = f" Break-even: {months:.2g} months of that traffic." if months is not None and months > 0 else ""
+        at_traffic = fullcost.volume_sentence(volume, prices)
+        once_sentence = fullcost.one_off_sentence(adapter_once, prompt_once, prices)
+        money = f"{once_sentence} {at_traffic}{recover}" if at_traffic else once_sentence
     parts = (
         verdict,
+        money,
         worth_mod.sentence(worth),
         rows_sentence(info, selection, rows, best_prompt, best_adapter),
         cluster_sentence(info, clusters),
@@ -287,6 +314,8 @@ def summarise_task(
         noise=noise,
         formats=spread,
         worth=worth,
+        one_offs=(prompt_once, adapter_once) if adapter_once else (),
+        at_volume=volume,
     )
 
 

@@ -240,6 +240,9 @@ def compare(
             "plan's, 5; 0: none)."
         ),
     ] = None,
+    volume: Annotated[
+        float | None, typer.Option(help="Requests a month: each arm's monthly and total cost at that traffic.")
+    ] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
@@ -248,7 +251,7 @@ def compare(
 
     from harness.compare import compare as run_compare
     from harness.compare import with_sizes
-    from harness.plan import default_plan, load_plan, pick_variants, with_formats, without_training
+    from harness.plan import default_plan, load_plan, pick_variants, with_formats, with_volume, without_training
 
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
@@ -260,6 +263,7 @@ def compare(
     p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,), search_trials=search_trials)
     p = without_training(p) if no_train else with_sizes(p, sizes)
     p = with_formats(p, formats)
+    p = with_volume(p, volume)
     if variants is not None:
         p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
     if retention is not None:
@@ -637,11 +641,21 @@ def size(
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write (default: the single run dir).")] = None,
+    volume: Annotated[
+        float | None, typer.Option(help="Requests a month to give the costs at (default: the run's prices).")
+    ] = None,
+    usd_per_error: Annotated[
+        float | None, typer.Option(help="What one wrong answer costs you (tasks scored right/wrong).")
+    ] = None,
 ) -> None:
     """Rebuild the report from stored results alone (no model); several runs merge into one."""
     from harness.report import print_rich, summarise, write_reports
 
-    summaries, manifests = summarise(run_dirs)
+    if volume is not None and not 0 < volume < float("inf"):
+        raise UserError(f"--volume must be a positive number of requests a month, got {volume}")
+    if usd_per_error is not None and not 0 <= usd_per_error < float("inf"):
+        raise UserError(f"--usd-per-error must be 0 or more, got {usd_per_error}")
+    summaries, manifests = summarise(run_dirs, volume, usd_per_error)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else Path("results") / "merged")
     write_reports(target, summaries, manifests)
     print_rich(summaries)

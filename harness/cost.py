@@ -2,8 +2,9 @@
 
 cost per request = device seconds per request x $/hour / 3600 (+ $/token for hosted APIs);
 training cost = training device seconds x $/hour / 3600;
-break-even requests = training cost / (prompt cost per request - adapter cost per request),
-only when the adapter is at least as good as the prompt it replaces.
+break-even requests = one-off cost to recover / (prompt cost per request - adapter cost per request),
+only when the adapter is at least as good as the prompt it replaces. The report passes the
+adapter side's full one-off cost less the prompt side's (harness.fullcost).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class Prices:
     train_device_usd_per_hour: float | None = None  # None: same device price as serving
     usd_per_1k_prompt_tokens: float = 0.0  # hosted APIs only
     usd_per_1k_completion_tokens: float = 0.0
+    usd_per_labelled_row: float = 0.0  # what labelling one training or validation row costs you
+    requests_per_month: float | None = None  # your traffic: monthly figures need it
+    months: float = 12.0  # the horizon of the total cost
+    usd_per_error: float | None = None  # what one wrong answer costs you (tasks with a per-item correct/wrong)
 
     @property
     def train_rate(self) -> float:
@@ -52,7 +57,7 @@ class BreakEven:
                 "prompt request or more): pay for it only if the quality gain is worth it"
             )
         if self.requests == 0:
-            return "there is no training cost to recover"
+            return "there is no one-off cost to recover (the adapter side cost no more up front than the prompt side)"
         return f"the training cost is recovered {self.reason}"
 
 
@@ -60,7 +65,7 @@ def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapt
     if not adapter_not_worse:
         return BreakEven(None, "never: the adapter is worse than the prompt")
     if train_cost <= 0:
-        return BreakEven(0.0, "immediately: no training cost")
+        return BreakEven(0.0, "immediately: no one-off cost to recover")
     saving = prompt_cost - adapter_cost
     if saving <= 0:
         return BreakEven(
@@ -69,3 +74,59 @@ def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapt
             "pay for it only if the quality gain is worth it",
         )
     return BreakEven(math.ceil(train_cost / saving), f"after {math.ceil(train_cost / saving):,} requests")
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """What a side cost before serving its first request, all of it measured (or priced per row)."""
+
+    device_usd: float  # training every adapter and sweep trial, or evaluating every prompt-search trial
+    device_s: float
+    rows: int  # labelled rows the side consumed
+    rows_usd: float
+    parts: tuple[str, ...]  # what the figure includes, in words
+
+    @property
+    def total(self) -> float:
+        return self.device_usd + self.rows_usd
+
+
+def one_off(device_usd_per_hour: float, device_s: float, rows: int, prices: Prices, parts: tuple[str, ...]) -> OneOff:
+    return OneOff(device_s * device_usd_per_hour / 3600, device_s, rows, rows * prices.usd_per_labelled_row, parts)
+
+
+@dataclass(frozen=True)
+class AtVolume:
+    """An arm at the user's traffic: one-off cost, monthly cost, and the total over the horizon."""
+
+    arm: str
+    one_off: float
+    monthly_serving: float
+    monthly_errors: float | None  # wrong answers x usd_per_error; None without that price
+    months: float
+
+    @property
+    def monthly(self) -> float:
+        return self.monthly_serving + (self.monthly_errors or 0.0)
+
+    @property
+    def total(self) -> float:
+        return self.one_off + self.months * self.monthly
+
+
+def at_volume(
+    arm: str, prices: Prices, one_off_usd: float, cost_per_request_usd: float, error_rate: float | None
+) -> AtVolume:
+    """`error_rate`: the arm's share of wrong answers (None when the task has no per-item right/wrong)."""
+    volume = prices.requests_per_month or 0.0
+    errors = None
+    if prices.usd_per_error is not None and error_rate is not None:
+        errors = error_rate * volume * prices.usd_per_error
+    return AtVolume(arm, one_off_usd, cost_per_request_usd * volume, errors, prices.months)
+
+
+def months_to_recover(requests: float | None, prices: Prices) -> float | None:
+    """Break-even requests as months of the user's traffic."""
+    if requests is None or not prices.requests_per_month:
+        return None
+    return requests / prices.requests_per_month

@@ -118,6 +118,27 @@ def _named_variant(task: Task, planned: tuple[Variant, ...], name: str) -> Varia
 MAX_FORMATS = 50
 
 
+def check_error_price(tasks: tuple[Task, ...], where: str) -> None:
+    """usd_per_error prices wrong answers: each task needs a metric that counts them."""
+    from harness.scoring import BINARY_METRICS
+
+    for task in tasks:
+        if not BINARY_METRICS & set(task.metrics):
+            raise UserError(
+                f"{where}: usd_per_error prices wrong answers, and {task.name}'s metrics "
+                f"({', '.join(task.metrics)}) do not count them (accuracy or exact_match do); leave it out"
+            )
+
+
+def with_volume(plan: Plan, volume: float | None) -> Plan:
+    """`--volume N`: the requests a month the costs are given at."""
+    if volume is None:
+        return plan
+    if not volume > 0 or volume != volume or volume == float("inf"):
+        raise UserError(f"--volume must be a positive number of requests a month, got {volume}")
+    return replace(plan, prices=replace(plan.prices, requests_per_month=float(volume)))
+
+
 def with_formats(plan: Plan, n: int | None) -> Plan:
     """`--formats N`: the format spread's size for every task (0: none)."""
     if n is None:
@@ -246,6 +267,8 @@ def load_plan(path: Path) -> Plan:
                 task.name, variants, tuple(raw.train_sizes), tuple(raw.seeds), train, sweep, retention, search, raw.formats
             )
         )
+    if plan.prices.usd_per_error is not None:
+        check_error_price(tuple(get_task(tp.name) for tp in tasks), str(path))
     return Plan(
         name=plan.name or path.stem,
         tasks=tuple(tasks),

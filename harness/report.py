@@ -68,7 +68,11 @@ def _is_retention(variant: str) -> bool:
     return "retention[" in variant
 
 
-def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
+def summarise(
+    run_dirs: Sequence[Path], volume: float | None = None, usd_per_error: float | None = None
+) -> tuple[list[TaskSummary], list[dict[str, Any]]]:
+    """`volume` and `usd_per_error` replace the runs' prices: the same results read at the reader's
+    traffic and price of a wrong answer."""
     manifests, all_records, val_records = load_runs(run_dirs)
     noise = [r for run in run_dirs for r in load_noise(run)]
     formats = [r for run in run_dirs for r in load_formats(run)]
@@ -85,6 +89,17 @@ def summarise(run_dirs: Sequence[Path]) -> tuple[list[TaskSummary], list[dict[st
                 prices = Prices(**m.get("prices", {}))
         if info is None:
             raise UserError(f"no manifest describes task {task}")
+        if volume is not None:
+            prices = replace(prices, requests_per_month=volume)
+        if usd_per_error is not None:
+            from harness.scoring import BINARY_METRICS
+
+            if not BINARY_METRICS & set(info.get("metrics") or ()):
+                raise UserError(
+                    f"--usd-per-error prices wrong answers, and {task}'s metrics ({', '.join(info['metrics'])}) "
+                    "do not count them (accuracy or exact_match do)"
+                )
+            prices = replace(prices, usd_per_error=usd_per_error)
         seed = int(manifests[0].get("seed", 0))
         try:
             summary = summarise_task(
@@ -113,6 +128,21 @@ def _chosen(s: TaskSummary) -> tuple[str, ...]:
     return tuple(a.variant for a in s.selection.chosen())
 
 
+def volume_table(s: TaskSummary) -> pd.DataFrame | None:
+    """The chosen arms at the plan's traffic: one-off, monthly and total cost over the horizon."""
+    if not s.at_volume or not any(a.monthly_serving for a in s.at_volume):
+        return None
+    rows = []
+    for a in s.at_volume:
+        row = {"arm": a.arm, "one-off $": f"{a.one_off:,.2f}", "serving $/month": f"{a.monthly_serving:,.2f}"}
+        if a.monthly_errors is not None:
+            row["wrong answers $/month"] = f"{a.monthly_errors:,.2f}"
+        row[f"total $ over {a.months:g} months"] = f"{a.total:,.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+VOLUME_TITLE = "Cost at your traffic (the plan's requests_per_month, or --volume)"
 FORMAT_TITLE = "Format spread of {arm} (the same test items; only the template's own text changes)"
 
 
@@ -268,6 +298,9 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 f"{s.smallest_winning_size or 'none of those tried'}.",
                 "",
             ]
+        money = volume_table(s)
+        if money is not None:
+            lines += [f"{VOLUME_TITLE}:", "", money.to_markdown(index=False, disable_numparse=True), ""]
         spread = format_table(s)
         if spread is not None and s.formats is not None:
             lines += [f"{FORMAT_TITLE.format(arm=s.formats.arm)}:", "", spread.to_markdown(index=False), ""]
@@ -396,6 +429,9 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
             parts += ["<h3>Selection (validation chooses; test only reports)</h3>", sel.to_html(index=False)]
         if s.efforts:
             parts += ["<h3>Tuning effort</h3><ul>"] + [f"<li>{html.escape(x)}</li>" for x in effort_lines(s)] + ["</ul>"]
+        money = volume_table(s)
+        if money is not None:
+            parts += [f"<h3>{html.escape(VOLUME_TITLE)}</h3>", money.to_html(index=False)]
         spread = format_table(s)
         if spread is not None and s.formats is not None:
             parts += [f"<h3>{html.escape(FORMAT_TITLE.format(arm=s.formats.arm))}</h3>", spread.to_html(index=False)]

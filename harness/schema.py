@@ -46,6 +46,10 @@ class PricesTable(Strict):
     train_device_usd_per_hour: NonNegativeFloat | None = None
     usd_per_1k_prompt_tokens: NonNegativeFloat = 0.0
     usd_per_1k_completion_tokens: NonNegativeFloat = 0.0
+    usd_per_labelled_row: NonNegativeFloat = 0.0
+    requests_per_month: PositiveFloat | None = None
+    months: PositiveFloat = 12.0
+    usd_per_error: NonNegativeFloat | None = None
 
 
 class VariantTable(Strict):

@@ -163,7 +163,10 @@ def summarise_task(
         raise ValueError(f"{task}: no prompt variant to compare against")
 
     def mean(v: str, key: str) -> float:
-        return sum(float(r[key]) for r in aligned[v]) / len(aligned[v])
+        # a cached answer's time was measured in another run, in another batch: the fresh ones decide
+        rs = [r for r in aligned[v] if not r.get("cached")] if key == "latency_s" else aligned[v]
+        rs = rs or aligned[v]
+        return sum(float(r[key]) for r in rs) / len(rs)
 
     val, n_val = sel_mod.validation_scores(val_records, metric, labels, list(aligned))
     built_on = {v: str(f.get("built_on", v)) for v, f in adapters.items()}

@@ -205,7 +205,7 @@ def table(s: TaskSummary) -> pd.DataFrame:
             f"Δ vs {s.best_prompt}": diff,
             "p": _p(r),
             "prompt tok": f"{r.prompt_tokens:.0f}", "compl tok": f"{r.completion_tokens:.1f}",
-            "latency ms": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
+            "device ms/request": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
             "train $": "—" if r.train_cost is None else f"{r.train_cost:.3f}",
             "break-even": "—" if r.break_even is None else (
                 f"{r.break_even.requests:,.0f}" if r.break_even.requests is not None else "never"),

@@ -136,17 +136,19 @@ def evaluate(
     kept apart from the test records the report's numbers come from."""
     path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE, "formats": FORMATS}[split]
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
-    todo: list[tuple[Variant, Sample, Request]] = []
+    chunks: list[list[tuple[Variant, Sample, Request]]] = []
     for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time
         missing = [s for s in items if (s.id, v.name) not in done]
         if missing:
-            todo.extend(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
+            mine = list(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
+            # a batch holds one variant: its wall time per request is that variant's cost, not a mix
+            chunks += [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    todo = [job for chunk in chunks for job in chunk]
     writer = SampleWriter(path)
     batches = SampleWriter(run_dir / BATCHES)
     finished = 0
     try:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+        for chunk in chunks:
             started = time.perf_counter()
             completions = backend.generate([r for _, _, r in chunk])
             wall = time.perf_counter() - started

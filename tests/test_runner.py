@@ -16,7 +16,7 @@ from harness.errors import UserError
 from harness.results import SAMPLES, locked, read_samples, repair_tail
 from harness.run import Variant, evaluate
 from harness.tasks import get_task
-from harness.types import Decoding, Message, Request
+from harness.types import Decoding, Message, Request, Sample
 
 
 def _oracle(task, items):
@@ -44,6 +44,33 @@ def test_evaluate_all_variants_same_items_and_resume(fixture_data, tmp_path):
     again = evaluate(task, variants, items, pool, backend, run)
     assert backend.calls == [1, 1, 1, 1]  # nothing recomputed
     assert len(read_samples(run / SAMPLES)) == 4 and len(again) == 4
+
+
+def test_a_batch_holds_one_variant_so_its_time_is_that_variants(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    items = data.load_split(task, "validation")
+    pool = data.load_split(task, "train")
+    more = [Sample(f"{s.id}-{k}", s.fields, s.target) for k in range(3) for s in items]  # 6 items
+    variants = [Variant("zero_shot", "zero_shot"), Variant("few_shot_2", "few_shot", shots=2, selection="balanced")]
+    backend = FakeBackend()
+    evaluate(task, variants, more, pool, backend, tmp_path / "run", batch_size=4)
+    batches = [json.loads(x) for x in (tmp_path / "run" / "batches.jsonl").read_text().splitlines()]
+    assert [(b["variants"], b["requests"]) for b in batches] == [
+        (["zero_shot"], 4), (["zero_shot"], 2), (["few_shot_2"], 4), (["few_shot_2"], 2)
+    ]  # fmt: skip
+
+
+def test_cached_answers_time_is_not_the_arms_cost():
+    def rec(i: int, variant: str, latency: float, cached: bool) -> dict:
+        return {"task": "t", "item": f"i{i}", "variant": variant, "prediction": "x", "gold": "x",
+                "scores": {"correct": 1.0}, "prompt_tokens": 10, "completion_tokens": 1, "latency_s": latency,
+                "cached": cached}  # fmt: skip
+
+    records = [rec(i, "zero_shot", 9.0 if i < 6 else 0.02, cached=i < 6) for i in range(10)]
+    s = summarise_task("t", {"metrics": ["accuracy"], "labels": ["x"]}, records, {}, Prices())
+    assert s.rows[0].latency_s == pytest.approx(0.02)  # the four fresh answers' time, not the cache's
+    every = [rec(i, "zero_shot", 0.5, cached=True) for i in range(4)]
+    assert summarise_task("t", {"metrics": ["accuracy"]}, every, {}, Prices()).rows[0].latency_s == 0.5
 
 
 def test_torn_tail_is_repaired_and_resumed(fixture_data, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness import cost as cost_mod
@@ -194,6 +194,11 @@ def summarise_task(
         v: cost_mod.cost_per_request(prices, mean(v, "latency_s"), mean(v, "prompt_tokens"), mean(v, "completion_tokens"))
         for v in aligned
     }
+    wrong = {v: fullcost.wrong_answers(info, aligned[v]) for v in aligned}
+    effective = dict(costs)  # what a request costs, a wrong answer's price included: what break-even compares
+    if prices.usd_per_error is not None:
+        usd = prices.usd_per_error
+        effective = {v: c + (sum(wrong[v]) / len(wrong[v]) * usd if wrong[v] else 0.0) for v, c in costs.items()}
     n_val_used = selection.n_val_items if selection.on == "validation" else 0
     adapter_once = fullcost.adapter_one_off(info, adapters, prices, n_val_used) if best_adapter else None
     prompt_once = fullcost.prompt_one_off(info, best_prompt, prices, n_val_used)
@@ -207,7 +212,9 @@ def summarise_task(
         if facts is not None and train_cost is not None:
             d = paired[v].diff if v in paired else None
             not_worse = d is None or not (_significant(adjusted.get(v), d) and d.value < 0)
-            be = cost_mod.break_even(to_recover, costs[best_prompt], costs[v], not_worse)
+            be = cost_mod.break_even(to_recover, effective[best_prompt], effective[v], not_worse)
+            if be.requests:
+                be = replace(be, interval=_break_even_ci(to_recover, prices, aligned, best_prompt, v, wrong, seed))
         secondary = {m: metric_fn(m)(scored(aligned[v]), labels) for m in info["metrics"][1:]}
         rows.append(Row(
             variant=v, is_adapter=facts is not None, train_size=(facts or {}).get("train_size"),
@@ -320,6 +327,40 @@ def summarise_task(
         one_offs=(prompt_once, adapter_once) if adapter_once else (),
         at_volume=volume,
     )
+
+
+def _batches(records: Sequence[Mapping[str, Any]]) -> list[tuple[float, int]]:
+    """(device seconds per request, requests) per batch of an arm's fresh answers: the requests of one
+    batch share its timing (run.evaluate batches one variant at a time)."""
+    fresh = [r for r in records if not r.get("cached")] or list(records)
+    counts: dict[float, int] = defaultdict(int)
+    for r in fresh:
+        counts[float(r["latency_s"])] += 1
+    return sorted(counts.items())
+
+
+def _break_even_ci(
+    to_recover: float,
+    prices: cost_mod.Prices,
+    aligned: Mapping[str, Sequence[Mapping[str, Any]]],
+    prompt: str,
+    adapter: str,
+    wrong: Mapping[str, list[float]],
+    seed: int,
+) -> tuple[float, float | None] | None:
+    def fixed(v: str) -> float:
+        rs = aligned[v]
+        tokens_p = sum(float(r["prompt_tokens"]) for r in rs) / len(rs)
+        tokens_c = sum(float(r["completion_tokens"]) for r in rs) / len(rs)
+        return cost_mod.cost_per_request(prices, 0.0, tokens_p, tokens_c)
+
+    errors = None
+    if prices.usd_per_error is not None and wrong[prompt] and wrong[adapter]:
+        errors = (wrong[prompt], wrong[adapter], prices.usd_per_error)
+    return cost_mod.break_even_interval(
+        to_recover, _batches(aligned[prompt]), _batches(aligned[adapter]), fixed(prompt), fixed(adapter),
+        prices.device_usd_per_hour, errors, seed=seed,
+    )  # fmt: skip
 
 
 def prompt_worth(

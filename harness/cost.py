@@ -10,6 +10,7 @@ adapter side's full one-off cost less the prompt side's (harness.fullcost).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -45,20 +46,26 @@ def training_cost(prices: Prices, train_device_seconds: float) -> float:
 class BreakEven:
     requests: float | None  # None: never pays off (see reason)
     reason: str
+    # 95% interval of `requests` (batches and items resampled); high None: some resamples never pay off
+    interval: tuple[float, float | None] | None = None
 
     @property
     def sentence(self) -> str:
-        """A clause for a verdict: "the training cost is recovered after 2,817 requests"."""
+        """A clause for a verdict: "the one-off cost is recovered after 2,817 requests"."""
         if self.requests is None and self.reason.startswith("never: "):
-            return f"the training cost is never recovered: {self.reason.removeprefix('never: ')}"
+            return f"the one-off cost is never recovered: {self.reason.removeprefix('never: ')}"
         if self.requests is None:
             return (
-                "the training cost is never recovered on cost alone (each adapter request costs as much as a "
+                "the one-off cost is never recovered on cost alone (each adapter request costs as much as a "
                 "prompt request or more): pay for it only if the quality gain is worth it"
             )
         if self.requests == 0:
             return "there is no one-off cost to recover (the adapter side cost no more up front than the prompt side)"
-        return f"the training cost is recovered {self.reason}"
+        if self.interval is not None:
+            low, high = self.interval
+            upper = "never" if high is None else f"{high:,.0f}"
+            return f"the one-off cost is recovered {self.reason} (95% CI {low:,.0f} to {upper})"
+        return f"the one-off cost is recovered {self.reason}"
 
 
 def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapter_not_worse: bool) -> BreakEven:
@@ -130,3 +137,44 @@ def months_to_recover(requests: float | None, prices: Prices) -> float | None:
     if requests is None or not prices.requests_per_month:
         return None
     return requests / prices.requests_per_month
+
+
+def break_even_interval(
+    to_recover: float,
+    prompt_batches: Sequence[tuple[float, int]],
+    adapter_batches: Sequence[tuple[float, int]],
+    prompt_fixed: float,
+    adapter_fixed: float,
+    device_usd_per_hour: float,
+    errors: tuple[Sequence[float], Sequence[float], float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float | None] | None:
+    """The 95% interval of break-even requests. Each arm's device seconds per request come from its
+    own batches, `(seconds per request, requests)`, resampled with replacement (a batch's requests
+    share one timing, so the batch is the unit); `*_fixed` is the per-request cost that does not vary
+    (token prices). With `errors` = (prompt wrong 0/1 per item, adapter's on the same items, usd per
+    error), the items are resampled too, paired. High None: in more than alpha/2 of the resamples the
+    adapter never pays off."""
+    import numpy as np
+
+    if to_recover <= 0 or not prompt_batches or not adapter_batches:
+        return None
+    rng = np.random.default_rng(seed)
+
+    def per_request(batches: Sequence[tuple[float, int]]) -> np.ndarray:
+        secs = np.array([b[0] for b in batches])
+        sizes = np.array([b[1] for b in batches], dtype=float)
+        idx = rng.integers(0, len(batches), size=(n_boot, len(batches)))
+        return (secs[idx] * sizes[idx]).sum(axis=1) / sizes[idx].sum(axis=1)
+
+    rate = device_usd_per_hour / 3600
+    saving = (per_request(prompt_batches) - per_request(adapter_batches)) * rate + prompt_fixed - adapter_fixed
+    if errors is not None:
+        wrong_p, wrong_a, usd = (np.asarray(errors[0], float), np.asarray(errors[1], float), errors[2])
+        idx = rng.integers(0, len(wrong_p), size=(n_boot, len(wrong_p)))
+        saving = saving + (wrong_p[idx].mean(axis=1) - wrong_a[idx].mean(axis=1)) * usd
+    requests = np.where(saving > 0, to_recover / np.where(saving > 0, saving, 1.0), np.inf)
+    low, high = (float(x) for x in np.quantile(requests, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))
+    return math.ceil(low) if math.isfinite(low) else low, (math.ceil(high) if math.isfinite(high) else None)

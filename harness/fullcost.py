@@ -45,16 +45,22 @@ def prompt_one_off(info: Mapping[str, Any], prompt: str, prices: cost_mod.Prices
     return cost_mod.one_off(prices.device_usd_per_hour, search_s, pool + n_val, prices, tuple(parts))
 
 
-def error_rate(info: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float | None:
-    """The share of wrong answers, from the task's first right/wrong metric; None when it has none."""
+def wrong_answers(info: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[float]:
+    """1.0 per wrong answer, 0.0 per right one, from the task's first right/wrong metric; [] when it has none."""
     from harness.scoring import metric
 
     binary = next((m for m in info.get("metrics") or () if m in BINARY_METRICS), None)
-    if binary is None or not records:
-        return None
+    if binary is None:
+        return []
     key = metric(binary).item_key
     assert key is not None
-    return 1 - sum(float(r["scores"].get(key, 0.0)) for r in records) / len(records)
+    return [1.0 - float(r["scores"].get(key, 0.0)) for r in records]
+
+
+def error_rate(info: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float | None:
+    """The share of wrong answers; None when the task has no right/wrong metric."""
+    wrong = wrong_answers(info, records)
+    return sum(wrong) / len(wrong) if wrong else None
 
 
 def _usd(x: float) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -207,10 +208,20 @@ def table(s: TaskSummary) -> pd.DataFrame:
             "prompt tok": f"{r.prompt_tokens:.0f}", "compl tok": f"{r.completion_tokens:.1f}",
             "device ms/request": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
             "train $": "—" if r.train_cost is None else f"{r.train_cost:.3f}",
-            "break-even": "—" if r.break_even is None else (
-                f"{r.break_even.requests:,.0f}" if r.break_even.requests is not None else "never"),
+            "break-even requests": _break_even(r.break_even),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _break_even(be: Any) -> str:
+    if be is None:
+        return "—"
+    if be.requests is None:
+        return "never"
+    if be.interval is None or not math.isfinite(be.interval[0]):
+        return f"{be.requests:,.0f}"
+    high = "never" if be.interval[1] is None else f"{be.interval[1]:,.0f}"
+    return f"{be.requests:,.0f} [{be.interval[0]:,.0f}, {high}]"
 
 
 def _p(r: Row) -> str:

@@ -4,6 +4,8 @@ difference; prices that cannot apply are refused."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness import cost, fullcost
@@ -65,16 +67,24 @@ def test_the_verdict_recovers_the_whole_one_off_difference_and_gives_the_traffic
     prices = cost.Prices(device_usd_per_hour=3.6, requests_per_month=100_000, usd_per_error=0.01)
     s = summarise_task("t", info, records, adapters, prices)
     assert s.best_adapter == "lora_n256_s0"
-    # one-off difference: (500 + 120) s training at $3.6/h - 36 s search at $3.6/h = $0.584; each adapter
-    # request saves (0.036 - 0.018) s at $3.6/h = $0.000018: 32,445 requests, 0.32 months at 100,000
+    # one-off difference: (500 + 120) s training at $3.6/h - 36 s search at $3.6/h = $0.584
     row = next(r for r in s.rows if r.variant == "lora_n256_s0")
-    assert row.break_even is not None and row.break_even.requests == 32_445
+    assert row.break_even is not None and row.break_even.requests == 232  # wrong answers priced: see below
+    # serving alone: each adapter request saves (0.036 - 0.018) s at $3.6/h = $0.000018: 32,445 requests
+    serving_only = summarise_task("t", info, records, adapters, replace(prices, usd_per_error=None))
+    be = next(r for r in serving_only.rows if r.variant == "lora_n256_s0").break_even
+    assert be is not None and be.requests == 32_445
+    assert be.interval == (32_445, 32_445)  # one batch timing per arm: nothing to resample but the items
+    # with wrong answers at $0.01: 25 points fewer wrong answers save $0.0025 a request more: 232 requests,
+    # and the items resampled put it between about 190 and 300
+    assert row.break_even.interval is not None and row.break_even.interval[0] < 232 < (row.break_even.interval[1] or 0)
     assert "One-off costs: the adapter side $0.62 (training 2 adapters, 2 sweep trials, 256 training rows" in s.verdict
     assert "the prompt side $0.04 (prompt search 2 trials, a shot pool of 9,543 rows) at $0 a labelled row" in s.verdict
     # per month: serving 100,000 x $0.000018 = $1.80 and 15% wrong x $0.01 x 100,000 = $150 for the adapter
     assert "At 100,000 requests a month over 12 months, wrong answers at $0.01 each: lora_n256_s0 $1,822.22" in s.verdict
     assert "($0.62 once, $151.80 a month of which $150.00 wrong answers)" in s.verdict
-    assert "Break-even: 0.32 months of that traffic." in s.verdict
+    assert "Break-even: 0.0023 months of that traffic." in s.verdict
+    assert "the one-off cost is recovered after 232 requests (95% CI" in s.verdict
     assert [a.arm for a in s.at_volume] == ["few_shot_8", "lora_n256_s0"]
     from harness.report import to_markdown
 
@@ -108,3 +118,16 @@ def test_volume_option_is_checked(capsys, monkeypatch, fixture_data):
     assert code == 2 and "--volume must be a positive number of requests a month, got 0" in err
     code, _, err = run_cli(["report", "nowhere", "--volume", "-3"], capsys, monkeypatch)
     assert code == 2 and "--volume must be a positive number of requests a month, got -3" in err
+
+
+def test_break_even_interval_resamples_batches():
+    # $1 a device-second; the prompt's two batches took 3 and 1 ms a request, the adapter's 1 ms:
+    # resampled, the prompt costs 3 ms (a quarter of draws: 500 requests to recover $1), 2 ms (half:
+    # 1,000) or 1 ms (a quarter: no saving, never)
+    low, high = cost.break_even_interval(1.0, [(0.003, 50), (0.001, 50)], [(0.001, 100)], 0.0, 0.0, 3600.0)
+    assert (low, high) == (500, None)
+    steady = cost.break_even_interval(1.0, [(0.002, 50), (0.002, 50)], [(0.001, 100)], 0.0, 0.0, 3600.0)
+    assert steady == (1000, 1000)
+    assert cost.break_even_interval(0.0, [(0.002, 5)], [(0.001, 5)], 0.0, 0.0, 3600.0) is None  # nothing to recover
+    s = cost.BreakEven(1000, "after 1,000 requests", (500, None)).sentence
+    assert s == "the one-off cost is recovered after 1,000 requests (95% CI 500 to never)"

@@ -191,7 +191,7 @@ def test_analysis_verdict_fine_tuning_pays_off():
     # few_shot costs 0.091 device-s a request (latency 0.001 + 900/10,000), the adapter 0.006: $2 of
     # training is recovered after 2 / ((0.091 - 0.006) x $2/3600) = 42,352.9 -> 42,353 requests
     assert row.break_even is not None and row.break_even.requests == 42_353
-    assert "the training cost is recovered after 42,353 requests" in s.verdict
+    assert "the one-off cost is recovered after 42,353 requests" in s.verdict
     assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
     assert len(s.disagreements) == 50
 

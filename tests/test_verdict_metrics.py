@@ -159,7 +159,7 @@ def test_break_even_clause_reads_as_a_sentence():
     info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
     s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 60.0}}, Prices())
     assert s.verdict.startswith("Fine-tuning pays off")
-    assert "the training cost is never recovered on cost alone" in s.verdict
+    assert "the one-off cost is never recovered on cost alone" in s.verdict
     assert "recovered never" not in s.verdict
 
 

@@ -108,9 +108,18 @@ class AtVolume:
 
     arm: str
     one_off: float
-    monthly_serving: float
-    monthly_errors: float | None  # wrong answers x usd_per_error; None without that price
+    per_request: float  # serving USD per request
+    error_per_request: float | None  # error rate x usd_per_error; None without that price
+    volume: float  # requests a month (0: none given)
     months: float
+
+    @property
+    def monthly_serving(self) -> float:
+        return self.per_request * self.volume
+
+    @property
+    def monthly_errors(self) -> float | None:
+        return None if self.error_per_request is None else self.error_per_request * self.volume
 
     @property
     def monthly(self) -> float:
@@ -125,11 +134,10 @@ def at_volume(
     arm: str, prices: Prices, one_off_usd: float, cost_per_request_usd: float, error_rate: float | None
 ) -> AtVolume:
     """`error_rate`: the arm's share of wrong answers (None when the task has no per-item right/wrong)."""
-    volume = prices.requests_per_month or 0.0
     errors = None
     if prices.usd_per_error is not None and error_rate is not None:
-        errors = error_rate * volume * prices.usd_per_error
-    return AtVolume(arm, one_off_usd, cost_per_request_usd * volume, errors, prices.months)
+        errors = error_rate * prices.usd_per_error
+    return AtVolume(arm, one_off_usd, cost_per_request_usd, errors, prices.requests_per_month or 0.0, prices.months)
 
 
 def months_to_recover(requests: float | None, prices: Prices) -> float | None:

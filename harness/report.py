@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import cards
 from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.cost import Prices
 from harness.errors import UserError
@@ -274,7 +275,9 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
         )
         if m.get("backend") == "fake":
             lines.append("**FAKE backend: scripted answers, not a model. These numbers mean nothing.**")
-    lines.append("")
+    lines += ["", "## Decisions", ""]
+    for s in summaries:
+        lines += cards.markdown(cards.card(s))
     for s in summaries:
         lines += [
             f"## {s.task}",
@@ -418,7 +421,7 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
         ".verdict{background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em;font-size:1.05em}"
-        "img{max-width:100%}</style></head><body><h1>Prompt or fine-tune? Comparison report</h1>",
+        "img{max-width:100%}" + cards.CSS + "</style></head><body><h1>Prompt or fine-tune? Comparison report</h1>",
     ]
     for m in manifests:
         parts.append(
@@ -428,6 +431,7 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
         )
         if m.get("backend") == "fake":
             parts.append("<p><b>FAKE backend: scripted answers, not a model.</b></p>")
+    parts += [cards.html_card(cards.card(s)) for s in summaries]
     for s in summaries:
         parts += [
             f"<h2>{html.escape(s.task)}</h2>",
@@ -467,6 +471,7 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
                 f"<h3>Disagreements ({len(s.disagreements)})</h3>",
                 pd.DataFrame(list(s.disagreements[:50])).to_html(index=False),
             ]
+    parts.append(cards.page_script())
     parts.append("</body></html>")
     return "\n".join(parts)
 

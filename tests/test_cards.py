@@ -1,0 +1,84 @@
+"""Decision cards: the verdict's headline, how sure, each chosen arm's money at the reader's traffic
+and the break-even; the HTML page's own script recomputes the same figures when the volume slider
+moves, checked in headless Chromium where the distribution's package is installed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import cards, cost
+from harness.analysis import summarise_task
+from tests.test_fullcost import ADAPTERS, INFO, _rec
+
+
+def _summary(prices: cost.Prices):
+    records = []
+    for name, right, latency in (("few_shot_8", 120, 0.036), ("lora_n64_s0", 150, 0.018), ("lora_n256_s0", 170, 0.018)):
+        records += [_rec(f"i{i:03d}", name, i < right, latency) for i in range(200)]
+    adapters = {k: v for k, v in ADAPTERS.items() if "+" not in k}
+    return summarise_task("t", {**INFO, "variants": [{"name": "few_shot_8", "shots": 8}]}, records, adapters, prices)
+
+
+PRICES = cost.Prices(device_usd_per_hour=3.6, requests_per_month=100_000, usd_per_error=0.01)
+
+
+def test_a_card_gives_the_decision_and_the_money_at_the_plans_traffic():
+    s = _summary(PRICES)
+    c = cards.card(s)
+    assert c.headline == "Fine-tuning pays off" and c.volume == 100_000 and c.volume_given
+    assert c.confidence.startswith("lora_n256_s0 against few_shot_8: +25.0 points accuracy (95% CI")
+    assert [a.arm for a in c.arms] == ["few_shot_8", "lora_n256_s0"] and c.break_even == 232
+    figs = cards.figures(c, 100_000)
+    by = {a.arm: a for a in s.at_volume}
+    assert figs["total-1"] == f"${by['lora_n256_s0'].total:,.2f}" == "$1,822.22"
+    assert figs["monthly-0"] == "$403.60"  # 100,000 x ($0.000036 serving + 40% x $0.01 wrong)
+    assert figs["break-even-months"] == "0.00"
+    assert cards.figures(c, 1_000)["monthly-0"] == "$4.04"
+    md = "\n".join(cards.markdown(c))
+    assert "### t: Fine-tuning pays off" in md and "lora_n256_s0 (adapter) $151.80 a month" in md
+    assert "- Break-even: 232 requests, 0.00 months at that traffic." in md
+
+
+def test_without_a_volume_the_card_says_its_figure_is_an_example():
+    c = cards.card(_summary(cost.Prices(device_usd_per_hour=3.6)))
+    assert c.volume == cards.DEFAULT_VOLUME and not c.volume_given
+    assert "(no requests_per_month given: an example)" in "\n".join(cards.markdown(c))
+
+
+def test_the_html_card_carries_its_numbers_and_the_slider():
+    c = cards.card(_summary(PRICES))
+    page = cards.html_card(c)
+    data = json.loads(re.search(r"class='card-data'>(.*?)</script>", page).group(1))
+    assert data["break_even"] == 232 and len(data["arms"]) == 2
+    assert "<input class='volume' type='range'" in page and "data-fig='total-1'>$1,822.22<" in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package: chromium)")
+def test_the_slider_recomputes_the_same_figures_in_a_real_browser(tmp_path: Path):
+    from harness.report import to_html
+
+    s = _summary(PRICES)
+    page = tmp_path / "report.html"
+    page.write_text(to_html([s], []))
+    assert CHROMIUM is not None
+    for volume in (2_500, 100_000, 40_000_000):  # the page reads #volume= as a slider move
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"{page.as_uri()}#volume={volume}"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        shown = dict(re.findall(r'data-fig="([a-z0-9-]+)">([^<]*)<', done.stdout))
+        assert shown == cards.figures(cards.card(s), volume), volume
+        assert f">{volume:,}<" in done.stdout  # the slider's label moved too

@@ -14,6 +14,7 @@ from typing import Any
 from harness import cost as cost_mod
 from harness import effort as effort_mod
 from harness import fullcost
+from harness import latency as latency_mod
 from harness import selection as sel_mod
 from harness import worth as worth_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
@@ -45,6 +46,8 @@ class Row:
     constrained: bool = False
     test: str = ""  # the paired test behind p_value: the metric's own (scoring.metric)
     mde: float | None = None  # smallest difference from the selected prompt these items detect
+    wait_p50: float | None = None  # seconds a single request waits (the latency probe, concurrency 1)
+    wait_p95: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def summarise_task(
     val_records: Sequence[Mapping[str, Any]] = (),
     noise_records: Sequence[Mapping[str, Any]] = (),
     format_records: Sequence[Mapping[str, Any]] = (),
+    latency_records: Sequence[Mapping[str, Any]] = (),
 ) -> TaskSummary:
     """`info`: the manifest's task facts (metrics, labels, kind, search); `adapters`: variant -> adapter
     facts (constrained twins and combined arms included); `val_records`: the validation records
@@ -227,6 +231,10 @@ def summarise_task(
             constrained=bool((facts or {}).get("constrained", False)), test=paired[v].test if v in paired else "",
             mde=paired[v].mde if v in paired else None,
         ))  # fmt: skip
+    waits = latency_mod.percentiles(latency_records)
+    rows = [
+        replace(r, wait_p50=waits[r.variant][0], wait_p95=waits[r.variant][1]) if r.variant in waits else r for r in rows
+    ]
     by_row = {r.variant: r for r in rows}
     chosen_decoding = by_row[best_adapter].constrained if best_adapter else False
     curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.constrained == chosen_decoding], adjusted)

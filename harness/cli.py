@@ -243,6 +243,10 @@ def compare(
     volume: Annotated[
         float | None, typer.Option(help="Requests a month: each arm's monthly and total cost at that traffic.")
     ] = None,
+    latency_probe: Annotated[
+        int | None,
+        typer.Option(help="Requests per arm timed one at a time for the p50/p95 latency a user waits (0: none)."),
+    ] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
@@ -264,6 +268,10 @@ def compare(
     p = without_training(p) if no_train else with_sizes(p, sizes)
     p = with_formats(p, formats)
     p = with_volume(p, volume)
+    if latency_probe is not None:
+        if not 0 <= latency_probe <= 1000:
+            raise UserError(f"--latency-probe must be from 0 to 1000, got {latency_probe}")
+        p = replace(p, latency_probe=latency_probe)
     if variants is not None:
         p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
     if retention is not None:

@@ -25,6 +25,7 @@ from harness.cache import CachedBackend, ResponseCache
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.identity import check_run_id, check_same, digest
+from harness.latency import probe
 from harness.models import cache_root, content_hash, parse_spec, resolve
 from harness.plan import Plan
 from harness.prompts import template_hashes
@@ -269,8 +270,9 @@ def compare(
         write_json(existing, manifest)
         t0 = time.perf_counter()
         backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
+        raw = backend  # the latency probe and the noise floor time and query the engine itself
         # the noise floor must reach the engine: a cached answer would repeat the first one exactly
-        noise_evaluator = _Evaluator(run_dir, backend, plan.seed, max(1, batch_size // 2))
+        noise_evaluator = _Evaluator(run_dir, raw, plan.seed, max(1, batch_size // 2))
         if use_cache:
             hashes: dict[str | None, str] = {None: "base"}
             hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
@@ -302,6 +304,7 @@ def compare(
                     manifest["tasks"][tp.name]["variants"] = [asdict(v) for v in variants]
                 val_recs = evaluator(task, variants, val_items[tp.name], pools[tp.name], "validation")
                 evaluator(task, variants, items[tp.name], pools[tp.name], "test")
+                probe(task, variants, items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe, plan.seed)
                 anchor = noise_anchor(variants)
                 if anchor is not None:  # same prompts, another order and batch composition
                     shuffled = list(items[tp.name])
@@ -331,6 +334,8 @@ def compare(
                     write_json(existing, manifest)
                     evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
                     evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
+                    probe(task, [v for v, _ in arms], items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe,
+                          plan.seed)  # fmt: skip
                     for job in adapter_retention:  # while this adapter's engine is up
                         if job[1][0].adapter == variant.adapter:
                             evaluator(*job)

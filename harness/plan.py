@@ -56,6 +56,7 @@ class Plan:
     seed: int = 0
     prices: Prices = field(default_factory=Prices)
     val_limit: int = 100  # validation items every selection (variant, search trial, adapter) is made on
+    latency_probe: int = 20  # requests per arm timed one at a time (p50/p95 a user waits); 0: none
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -277,4 +278,5 @@ def load_plan(path: Path) -> Plan:
         seed=plan.seed,
         prices=Prices(**plan.prices.model_dump()),
         val_limit=plan.val_limit,
+        latency_probe=plan.latency_probe,
     )

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness import cards
+from harness import latency as latency_mod
 from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.cost import Prices
 from harness.errors import UserError
@@ -78,6 +79,7 @@ def summarise(
     manifests, all_records, val_records = load_runs(run_dirs)
     noise = [r for run in run_dirs for r in load_noise(run)]
     formats = [r for run in run_dirs for r in load_formats(run)]
+    waits = [r for run in run_dirs for r in latency_mod.load(run)]
     by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
     by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
@@ -108,6 +110,7 @@ def summarise(
                 task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []),
                 noise_records=[r for r in noise if r.get("task") == task],
                 format_records=[r for r in formats if r.get("task") == task],
+                latency_records=[r for r in waits if r.get("task") == task],
             )  # fmt: skip
         except ValueError as exc:
             raise UserError(str(exc)) from None
@@ -207,7 +210,9 @@ def table(s: TaskSummary) -> pd.DataFrame:
             f"Δ vs {s.best_prompt}": diff,
             "p": _p(r),
             "prompt tok": f"{r.prompt_tokens:.0f}", "compl tok": f"{r.completion_tokens:.1f}",
-            "device ms/request": f"{r.latency_s * 1000:.0f}", "$/1k req": f"{r.cost_per_1k:.4f}",
+            "device ms/request": f"{r.latency_s * 1000:.0f}",
+            "wait p50/p95 ms": "—" if r.wait_p50 is None else f"{r.wait_p50 * 1000:.0f}/{(r.wait_p95 or 0) * 1000:.0f}",
+            "$/1k req": f"{r.cost_per_1k:.4f}",
             "train $": "—" if r.train_cost is None else f"{r.train_cost:.3f}",
             "break-even requests": _break_even(r.break_even),
         })  # fmt: skip

@@ -178,6 +178,7 @@ class PlanFile(Strict):
     limit: PositiveInt | None = 200
     seed: int = 0
     val_limit: PositiveInt = 100
+    latency_probe: Annotated[int, Field(ge=0, le=1000)] = 20
     prices: PricesTable = PricesTable()
     task: Annotated[list[TaskTable], Field(min_length=1)]
 
@@ -288,6 +289,16 @@ class Record(Stored):
     prompt_tokens: NonNegativeInt
     completion_tokens: NonNegativeInt
     latency_s: Annotated[float, Field(ge=0)]
+
+
+class LatencyRecord(Stored):
+    """One line of latency.jsonl: a request sent alone and its wall time."""
+
+    task: str
+    item: str
+    variant: str
+    latency_s: Annotated[float, Field(ge=0)]
+    completion_tokens: NonNegativeInt = 0
 
 
 def _known(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

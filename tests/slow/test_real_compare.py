@@ -20,12 +20,21 @@ def _cli(args, env=None, timeout=900):
 
 
 def _plan(
-    tmp: Path, sizes: str, variants: str, limit: int, val_limit: int, extra: str = "", formats: int = 0, seeds: str = "0"
+    tmp: Path,
+    sizes: str,
+    variants: str,
+    limit: int,
+    val_limit: int,
+    extra: str = "",
+    formats: int = 0,
+    seeds: str = "0",
+    probe: int = 0,
 ) -> Path:
     p = tmp / "plan.toml"
     p.write_text(f"""name = "slow"
 limit = {limit}
 val_limit = {val_limit}
+latency_probe = {probe}
 [[task]]
 name = "twitter_fin_sentiment"
 train_sizes = [{sizes}]
@@ -135,7 +144,7 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     seed, each seed's adapter paired with the same seed's draw, and the verdict says in how many."""
     plan = _plan(
         tmp_path, "16", "{name = 'few_shot_2', template = 'few_shot', shots = 2, selection = 'random'}", 12, 6,
-        seeds="0, 1, 2",
+        seeds="0, 1, 2", probe=2,
     )  # fmt: skip
     args = ["compare", "--plan", str(plan), "--results", str(tmp_path / "res"), "--run-id", "s", "--retention", ""]
     done = _cli(args)
@@ -154,6 +163,10 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     verdict = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]["verdict"]
     assert "Across seeds 0, 1, 2: lora_n16_s" in verdict and "few_shot_2 over its few-shot draws" in verdict
     assert "of 3 seeds (each seed's adapter against the same seed's few-shot draw)." in verdict
+    # the latency probe: two requests per arm sent alone through the real engine, each timed
+    waits = [json.loads(x) for x in (run / "latency.jsonl").read_text().splitlines()]
+    assert len(waits) == 2 * len(draws | adapters | {f"{a}+constrained" for a in adapters})
+    assert all(w["latency_s"] > 0.01 for w in waits)
 
 
 def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):

@@ -9,18 +9,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.errors import UserError
 
+# rich_markup_mode=None: help text is printed as written ("[task.train]" is a TOML table, not markup)
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Does fine-tuning pay off for a task, or is a better prompt enough?"
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Does fine-tuning pay off for a task, or is a better prompt enough?",
 )
-models_app = typer.Typer(no_args_is_help=True, help="List and pull models.")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="List and pull models.")
 app.add_typer(models_app, name="models")
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 STATE = {"debug": False}
 
 ConnectTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for a connection.")]

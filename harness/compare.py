@@ -15,13 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from harness import data as data_mod
 from harness.adapters import adapter_hash
 from harness.analysis import TaskSummary
 from harness.backends import check_backend, make_backend
 from harness.cache import CachedBackend, ResponseCache
+from harness.console import make_console
 from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.identity import check_run_id, check_same, digest
@@ -36,7 +35,7 @@ from harness.tasks import get_task
 from harness.train.config import from_mapping
 from harness.train.recipe import split_train_val, train
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def git_sha() -> str:

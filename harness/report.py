@@ -241,10 +241,11 @@ def _tests(s: TaskSummary) -> str:
 
 
 def print_rich(summaries: Sequence[TaskSummary]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from harness.console import make_console
+
+    console = make_console()
     for s in summaries:
         df = table(s)
         t = Table(title=f"{s.task} — {s.metric}, {s.n_items} test items (95% CI; Δ paired vs best prompt)")

@@ -93,8 +93,9 @@ def write(folder: Path, s: SweepSummary, task: str, usd_per_hour: float) -> None
 
 
 def print_rich(s: SweepSummary, usd_per_hour: float) -> Any:
-    from rich.console import Console
     from rich.table import Table
+
+    from harness.console import make_console
 
     df = trials_table(s, usd_per_hour)
     table = Table(title=f"Sweep trials (validation {s.metric})")
@@ -102,7 +103,7 @@ def print_rich(s: SweepSummary, usd_per_hour: float) -> Any:
         table.add_column(str(c))
     for _, row in df.iterrows():
         table.add_row(*[str(v) for v in row])
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(
         f"best #{s.best.number} {s.best.params}: {s.best.metric:.4f}; median {s.median:.4f}; "

@@ -1,0 +1,16 @@
+"""The consoles the harness prints to. A terminal gets rich's layout at its width; a pipe or a log
+file gets every line whole: tables at their natural width and text never wrapped, so a name is
+never cut to "…" and a number never breaks across lines (`harness tasks | grep`, CI logs)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+UNBOUNDED = 100_000  # columns: wider than any line the harness prints
+
+
+def make_console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=UNBOUNDED, soft_wrap=True)

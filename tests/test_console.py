@@ -1,0 +1,39 @@
+"""Output that is piped or logged is never cut or folded: whole names, whole numbers, help text as
+written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from harness.tasks import registry
+
+
+def _harness(*args: str) -> str:
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"COLUMNS": "80", "PATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_piped_task_list_has_whole_names():
+    out = _harness("tasks")
+    assert "…" not in out
+    for name in registry():
+        assert re.search(rf"\b{re.escape(name)}\b", out), name
+
+
+def test_help_keeps_square_brackets():
+    assert "[task.sweep] / [task.prompt_search]" in " ".join(_harness("sweep", "--help").split())
+
+
+def test_a_piped_report_table_never_breaks_a_number(capsys):
+    from harness.report import print_rich
+    from tests.test_cards import PRICES, _summary
+
+    print_rich([_summary(PRICES)])
+    out = capsys.readouterr().out
+    assert "…" not in out
+    cis = re.findall(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", out)
+    assert len(cis) == 5  # three arms' accuracy and two paired differences, each whole on one line

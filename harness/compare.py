@@ -314,7 +314,10 @@ def compare(
                 if tp.formats:  # the selected prompt in other meaning-preserving formats, on the test items
                     from harness.format_spread import describe, spread_variants
 
-                    spread = spread_variants(task, chosen[tp.name], items[tp.name], pools[tp.name], tp.formats, plan.seed)
+                    fits = context_fits(task, items[tp.name], pools[tp.name], model_dir, max_len, plan.seed)
+                    spread = spread_variants(
+                        task, chosen[tp.name], items[tp.name], pools[tp.name], tp.formats, plan.seed, fits
+                    )
                     manifest["tasks"][tp.name]["formats"] = {
                         "of": chosen[tp.name].name,
                         "asked": tp.formats,
@@ -686,6 +689,25 @@ def check_templates(task: Any, splits: Any, rows: int = 3) -> None:
         for samples in splits:
             for s in samples[:rows]:
                 render_turn(task, template, s)
+
+
+def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> Any:
+    """A test of whether every prompt a variant sends on `items` fits the context, by the model's
+    tokenizer: for formats, which must not push a prompt that fits as written over the limit."""
+    from transformers import AutoTokenizer
+
+    from harness.chat import encode_chat
+    from harness.run import build_requests
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def fits(variant: Variant) -> bool:
+        return all(
+            len(encode_chat(tokenizer, r.messages)) + r.decoding.max_tokens <= max_len
+            for r in build_requests(task, variant, items, pool, seed)
+        )
+
+    return fits
 
 
 def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> None:

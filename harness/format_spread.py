@@ -3,7 +3,7 @@ the model sees. Pure (renders templates, no model)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,12 +26,20 @@ def lists_labels(task: Task, template: str, sample: Sample) -> bool:
 
 
 def spread_variants(
-    task: Task, chosen: Variant, items: Sequence[Sample], pool: Sequence[Sample], n: int, seed: int
+    task: Task,
+    chosen: Variant,
+    items: Sequence[Sample],
+    pool: Sequence[Sample],
+    n: int,
+    seed: int,
+    fits: Callable[[Variant], bool] | None = None,
 ) -> list[Variant]:
     """Up to `n` perturbed formats of `chosen`, drawn in a seeded order from the grammar of
     harness.formats, keeping only those whose prompts differ on the first items from the prompt
     as written and from every format kept before (a template with no descriptor or line break
-    has fewer, and then the spread is smaller than asked, never padded with copies)."""
+    has fewer, and then the spread is smaller than asked, never padded with copies), and, with
+    `fits`, only those whose every prompt still fits the context (a many-shot prompt fills it as
+    written; a longer separator on each of its shots may not fit)."""
     if n <= 0 or not items:
         return []
     probe = list(items[:PROBE_ITEMS])
@@ -50,6 +58,8 @@ def spread_variants(
         if key in seen:
             continue
         seen.add(key)
+        if fits is not None and not fits(v):
+            continue
         out.append(v)
         if len(out) == n:
             break

@@ -106,6 +106,9 @@ def test_spread_draws_distinct_formats_seeded_and_never_pads_with_copies():
     assert spread == spread_variants(task, chosen, items, items, 5, seed=0)
     assert spread != spread_variants(task, chosen, items, items, 5, seed=1)
     assert all(describe(v) != "as written" or v.label_order != "given" for v in spread)
+    # formats that would not fit the context are passed over, not counted
+    narrow = spread_variants(task, chosen, items, items, 5, seed=0, fits=lambda v: '"upper"' not in v.layout)
+    assert len(narrow) == 5 and not any('"upper"' in v.layout for v in narrow)
     # gsm8k's zero-shot template is the bare question: no descriptor, no line break, no labels
     gsm = get_task("gsm8k")
     bare = spread_variants(gsm, Variant("zero_shot", "zero_shot"), _samples("gsm8k"), _samples("gsm8k"), 5, 0)

@@ -86,8 +86,8 @@ limit = 6
 val_limit = 4
 [[task]]
 name = "twitter_fin_sentiment"
-formats = 0
-variants = [{{template = "zero_shot"}}, {{template = "few_shot", many_shot = true}}]
+formats = 3
+variants = [{{template = "few_shot", many_shot = true}}]
 """)
     run_dir, _ = compare(
         load_plan(plan_file), tmp_path / "results", backend_kind="fake", backend_options={"max_model_len": 512}
@@ -106,3 +106,8 @@ variants = [{{template = "zero_shot"}}, {{template = "few_shot", many_shot = tru
     tok = AutoTokenizer.from_pretrained(synthetic_task)
     lengths = [len(encode_chat(tok, [Message(**m) for m in r["messages"]])) for r in mine]
     assert max(lengths) <= 512 - get_task("twitter_fin_sentiment").max_tokens
+    # its format spread: a longer separator on each of k shots must not push a full context over
+    spread = [json.loads(x) for x in (run_dir / "formats.jsonl").read_text().splitlines()]
+    assert spread and {r["item"] for r in spread} == {r["item"] for r in mine}
+    spread_lengths = [len(encode_chat(tok, [Message(**m) for m in r["messages"]])) for r in spread]
+    assert max(spread_lengths) <= 512 - get_task("twitter_fin_sentiment").max_tokens

@@ -169,6 +169,8 @@ def break_even_interval(
 
     if to_recover <= 0 or not prompt_batches or not adapter_batches:
         return None
+    if errors is None and (len(prompt_batches) < 2 or len(adapter_batches) < 2):
+        return None  # one timing on a side: nothing to resample, and a zero-width interval would claim certainty
     rng = np.random.default_rng(seed)
 
     def per_request(batches: Sequence[tuple[float, int]]) -> np.ndarray:

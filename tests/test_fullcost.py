@@ -74,7 +74,7 @@ def test_the_verdict_recovers_the_whole_one_off_difference_and_gives_the_traffic
     serving_only = summarise_task("t", info, records, adapters, replace(prices, usd_per_error=None))
     be = next(r for r in serving_only.rows if r.variant == "lora_n256_s0").break_even
     assert be is not None and be.requests == 32_445
-    assert be.interval == (32_445, 32_445)  # one batch timing per arm: nothing to resample but the items
+    assert be.interval is None  # one batch timing per arm: nothing to resample, so no interval is claimed
     # with wrong answers at $0.01: 25 points fewer wrong answers save $0.0025 a request more: 232 requests,
     # and the items resampled put it between about 190 and 300
     assert row.break_even.interval is not None and row.break_even.interval[0] < 232 < (row.break_even.interval[1] or 0)
@@ -124,10 +124,11 @@ def test_break_even_interval_resamples_batches():
     # $1 a device-second; the prompt's two batches took 3 and 1 ms a request, the adapter's 1 ms:
     # resampled, the prompt costs 3 ms (a quarter of draws: 500 requests to recover $1), 2 ms (half:
     # 1,000) or 1 ms (a quarter: no saving, never)
-    low, high = cost.break_even_interval(1.0, [(0.003, 50), (0.001, 50)], [(0.001, 100)], 0.0, 0.0, 3600.0)
-    assert (low, high) == (500, None)
-    steady = cost.break_even_interval(1.0, [(0.002, 50), (0.002, 50)], [(0.001, 100)], 0.0, 0.0, 3600.0)
+    adapter = [(0.001, 50), (0.001, 50)]
+    assert cost.break_even_interval(1.0, [(0.003, 50), (0.001, 50)], adapter, 0.0, 0.0, 3600.0) == (500, None)
+    steady = cost.break_even_interval(1.0, [(0.002, 50), (0.002, 50)], adapter, 0.0, 0.0, 3600.0)
     assert steady == (1000, 1000)
+    assert cost.break_even_interval(1.0, [(0.002, 100)], [(0.001, 100)], 0.0, 0.0, 3600.0) is None  # one batch each
     assert cost.break_even_interval(0.0, [(0.002, 5)], [(0.001, 5)], 0.0, 0.0, 3600.0) is None  # nothing to recover
     s = cost.BreakEven(1000, "after 1,000 requests", (500, None)).sentence
     assert s == "the one-off cost is recovered after 1,000 requests (95% CI 500 to never)"

@@ -323,7 +323,12 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
             lines += [f"{VOLUME_TITLE}:", "", money.to_markdown(index=False, disable_numparse=True), ""]
         spread = format_table(s)
         if spread is not None and s.formats is not None:
-            lines += [f"{FORMAT_TITLE.format(arm=s.formats.arm)}:", "", spread.to_markdown(index=False), ""]
+            lines += [
+                f"{FORMAT_TITLE.format(arm=s.formats.arm)}:",
+                "",
+                spread.to_markdown(index=False, disable_numparse=True),
+                "",
+            ]
         if s.majority:
             lines += [
                 f"Majority-class baseline: always answering {s.majority[0]!r} (the commonest training label) "

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from harness.analysis import TaskSummary
+from harness.scoring import metric
 
 DEFAULT_VOLUME = 100_000.0  # requests a month shown when the plan gives none (said on the card)
 
@@ -56,7 +57,7 @@ def _confidence(s: TaskSummary) -> str:
         return f"Best prompt {s.best_prompt}; no adapter was evaluated."
     r = by[s.best_adapter]
     assert r.diff is not None
-    scale, unit = (100, " points") if s.metric in ("accuracy", "exact_match", "macro_f1") else (1, "")
+    scale, unit = (100, " points") if metric(s.metric).points else (1, "")
     p = f", {r.test} p = {r.p_holm:.2g} after Holm" if r.p_holm is not None else ""
     out = (
         f"{s.best_adapter} against {s.best_prompt}: {r.diff.value * scale:+.1f}{unit} {s.metric} "

@@ -6,6 +6,7 @@ Orchestration only; it calls the runner, the recipe and the report, each doing i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import platform
 import random
 import subprocess
@@ -358,17 +359,24 @@ def compare(
     return run_dir, summaries
 
 
+@functools.cache
+def model_tokenizer(model_dir: Path) -> Any:
+    """The model's tokenizer, loaded once per run: the data check, the context checks, the many-shot
+    fill and the format spread's fit all count tokens with it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
 def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir: Path, max_len: int) -> Plan:
     """Each many-shot variant gets the number of shots the context holds for every test and
     validation item, counted with the model's tokenizer, before any training."""
     if not any(v.many_shot and not v.shots for tp in plan.tasks for v in tp.variants):
         return plan
-    from transformers import AutoTokenizer
-
     from harness.chat import encode_chat
     from harness.many_shot import resolve
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = model_tokenizer(model_dir)
     tasks = []
     for tp in plan.tasks:
         task = get_task(tp.name)
@@ -435,12 +443,10 @@ def search_points(
 ) -> list[dict[str, Any]]:
     """The space's candidates, checked against the context with the model's own tokenizer.
     `strict`: a space the user wrote, where a point over the context is refused, never dropped."""
-    from transformers import AutoTokenizer
-
     from harness import prompt_search as ps
     from harness.chat import encode_chat
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = model_tokenizer(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
 
 
@@ -574,8 +580,6 @@ def retention_jobs(
 def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool = True) -> dict[str, Any]:
     """Data checks recorded in the manifest; token lengths of training examples on a seeded sample of
     training rows, only when the run trains (a prompt-only run is not warned about truncation)."""
-    from transformers import AutoTokenizer
-
     from harness.datacheck import check, example_lengths
 
     task = get_task(task_name)
@@ -583,7 +587,7 @@ def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool 
     test_rows = data_mod.load_split(task, task.test_split)
     lengths: list[int] = []
     if trains:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = model_tokenizer(model_dir)
         lengths = example_lengths(
             task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
         )
@@ -694,12 +698,10 @@ def check_templates(task: Any, splits: Any, rows: int = 3) -> None:
 def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> Any:
     """A test of whether every prompt a variant sends on `items` fits the context, by the model's
     tokenizer: for formats, which must not push a prompt that fits as written over the limit."""
-    from transformers import AutoTokenizer
-
     from harness.chat import encode_chat
     from harness.run import build_requests
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = model_tokenizer(model_dir)
 
     def fits(variant: Variant) -> bool:
         return all(
@@ -713,13 +715,11 @@ def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int
 def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> None:
     """Every prompt the variants will send fits the context (exact token counts with the model's
     tokenizer), checked before training, not when the evaluation reaches it."""
-    from transformers import AutoTokenizer
-
     from harness.backends.base import fit_context
     from harness.chat import encode_chat
     from harness.run import build_requests
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = model_tokenizer(model_dir)
     for v in variants:
         for samples in item_sets:
             for i, (s, r) in enumerate(zip(samples, build_requests(task, v, samples, pool, seed), strict=True)):

@@ -30,6 +30,26 @@ STATE = {"debug": False}
 ConnectTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for a connection.")]
 ReadTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for an answer.")]
 Retries = Annotated[int, typer.Option(help="openai backend: further tries after 429/5xx or a dropped connection.")]
+OutputFormat = Annotated[
+    str, typer.Option("--format", help="table (for people) | json (one JSON document on stdout, for programs).")
+]
+FORMATS = ("table", "json")
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {value!r}")
+    return value
+
+
+def _print_json(value: Any) -> None:
+    import json
+
+    # plain stdout, never rich: a JSON document is not folded, highlighted or cut at any width
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
 TasksDir = Annotated[
     list[str] | None,
     typer.Option("--tasks-dir", help="Extra folder of task files (prompts in DIR/../prompts); may repeat."),
@@ -55,12 +75,21 @@ def _more_tasks(tasks_dir: list[str] | None) -> None:
 
 
 @app.command("tasks")
-def tasks_cmd(tasks_dir: TasksDir = None) -> None:
+def tasks_cmd(tasks_dir: TasksDir = None, output: OutputFormat = "table") -> None:
     """List registered tasks (split sizes when HARNESS_DATA_DIR holds them)."""
     _more_tasks(tasks_dir)
     from harness.data import count_rows
     from harness.tasks import all_tasks
 
+    if _format(output) == "json":
+        _print_json([
+            {"name": task.name, "domain": task.domain, "type": task.kind, "labels": list(task.labels),
+             "test_split": task.test_split, "n_test": count_rows(task, task.test_split),
+             "train_split": task.train_split, "n_train": count_rows(task, task.train_split),
+             "metrics": list(task.metrics), "templates": list(task.templates), "version": task.version}
+            for task in all_tasks().values()
+        ])  # fmt: skip
+        return
     t = Table(title="Tasks")
     for col in ("name", "domain", "type", "test", "train", "metrics", "templates", "v"):
         t.add_column(col)
@@ -126,16 +155,19 @@ def _tokenizer(model: str) -> Any:
     if not is_complete(path) and spec.kind != "dir":
         err.print(f"[dim]({model} not pulled yet: run `harness models pull` for token counts)[/dim]", soft_wrap=True)
         return None
-    from transformers import AutoTokenizer
+    from harness.tokenizer import counting_tokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    return counting_tokenizer(path)
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(output: OutputFormat = "table") -> None:
     """Built-in aliases and cached models."""
     from harness.models import list_models
 
+    if _format(output) == "json":
+        _print_json(list_models())
+        return
     t = Table(title="Models")
     for col in ("name", "source", "license", "cached"):
         t.add_column(col)
@@ -252,9 +284,11 @@ def compare(
         typer.Option(help="Requests per arm timed one at a time for the p50/p95 latency a user waits (0: none)."),
     ] = None,
     tasks_dir: TasksDir = None,
+    output: OutputFormat = "table",
 ) -> None:
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     _more_tasks(tasks_dir)
+    as_json = _format(output) == "json"
     from dataclasses import replace
 
     from harness.compare import compare as run_compare
@@ -310,7 +344,14 @@ def compare(
             )
         out.print(f"checks passed; the run would go to {pre.run_dir}", soft_wrap=True)
         return
-    run_dir, _ = run_compare(p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size)
+    run_dir, summaries = run_compare(
+        p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size, show=not as_json
+    )
+    if as_json:
+        from harness.report import metrics_json
+
+        _print_json({"run": str(run_dir), "tasks": metrics_json(summaries)})
+        return
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
 
 
@@ -659,10 +700,12 @@ def report(
     usd_per_error: Annotated[
         float | None, typer.Option(help="What one wrong answer costs you (tasks scored right/wrong).")
     ] = None,
+    output: OutputFormat = "table",
 ) -> None:
     """Rebuild the report from stored results alone (no model); several runs merge into one."""
-    from harness.report import print_rich, summarise, write_reports
+    from harness.report import metrics_json, print_rich, summarise, write_reports
 
+    as_json = _format(output) == "json"
     if volume is not None and not 0 < volume < float("inf"):
         raise UserError(f"--volume must be a positive number of requests a month, got {volume}")
     if usd_per_error is not None and not 0 <= usd_per_error < float("inf"):
@@ -670,6 +713,9 @@ def report(
     summaries, manifests = summarise(run_dirs, volume, usd_per_error)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else Path("results") / "merged")
     write_reports(target, summaries, manifests)
+    if as_json:
+        _print_json({"report": str(target / "report.html"), "tasks": metrics_json(summaries)})
+        return
     print_rich(summaries)
     out.print(f"report: {target / 'report.html'}")
 
@@ -753,8 +799,12 @@ def main() -> None:
         else:
             if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
                 raise
+            from harness import engine_log
+
+            log = engine_log.last()
+            seen = f"; the engine's own output is in {log}" if log is not None and log.is_file() else ""
             err.print(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback{seen})",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

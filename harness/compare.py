@@ -6,7 +6,6 @@ Orchestration only; it calls the runner, the recipe and the report, each doing i
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import platform
 import random
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import data as data_mod
+from harness import engine_log
 from harness.adapters import adapter_hash
 from harness.analysis import TaskSummary
 from harness.backends import check_backend, make_backend
@@ -26,7 +26,7 @@ from harness.errors import UserError
 from harness.faults import checkpoint
 from harness.identity import check_run_id, check_same, digest
 from harness.latency import probe
-from harness.models import cache_root, content_hash, parse_spec, resolve
+from harness.models import cache_root, content_hash, file_sha256, parse_spec, resolve
 from harness.plan import Plan
 from harness.prompts import template_hashes
 from harness.report import print_rich, summarise, write_reports
@@ -199,12 +199,13 @@ def compare(
     backend_options: dict[str, Any] | None = None,
     use_cache: bool = True,
     batch_size: int = 128,
+    show: bool = True,
 ) -> tuple[Path, list[TaskSummary]]:
     pre = preflight(plan, results_root, backend_kind, run_id, backend_options or {})
     items, pools, val_items, spaces, retention = pre.items, pre.pools, pre.val_items, pre.spaces, pre.retention
     identity, run_dir = pre.identity, pre.run_dir
     timings: dict[str, float] = {}
-    with locked(run_dir):
+    with locked(run_dir), engine_log.logging_to(run_dir / engine_log.ENGINE_LOG):
         existing = run_dir / MANIFEST
         previous = read_json(existing) if existing.is_file() else None
         if previous is not None:
@@ -354,18 +355,18 @@ def compare(
         first = (previous or {}).get("timings")
         session = {"timings": first, "timings_resumed": timings} if first else {"timings": timings}
         write_json(existing, {**manifest, **session})
-    print_rich(summaries)
+    if show:  # the table and verdicts on stdout; `--format json` prints the metrics instead
+        print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
 
 
-@functools.cache
 def model_tokenizer(model_dir: Path) -> Any:
     """The model's tokenizer, loaded once per run: the data check, the context checks, the many-shot
     fill and the format spread's fit all count tokens with it."""
-    from transformers import AutoTokenizer
+    from harness.tokenizer import counting_tokenizer
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    return counting_tokenizer(model_dir)
 
 
 def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir: Path, max_len: int) -> Plan:
@@ -579,19 +580,40 @@ def retention_jobs(
 
 def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool = True) -> dict[str, Any]:
     """Data checks recorded in the manifest; token lengths of training examples on a seeded sample of
-    training rows, only when the run trains (a prompt-only run is not warned about truncation)."""
+    training rows, only when the run trains (a prompt-only run is not warned about truncation).
+    Kept in the cache under everything it reads (both splits, the adapter template, the tokenizer's
+    files): near-duplicate search over 10,000 rows takes seconds that a rerun need not pay again."""
+    from harness import datacheck
     from harness.datacheck import check, example_lengths
 
     task = get_task(task_name)
     train_rows = data_mod.load_split(task, task.train_split)
     test_rows = data_mod.load_split(task, task.test_split)
+    tokenizer_files = sorted(p for p in model_dir.glob("*") if p.name.startswith(("tokenizer", "chat_template")))
+    key = digest({
+        "task": task.name, "version": task.version, "train": data_mod.samples_hash(train_rows),
+        "test": data_mod.samples_hash(test_rows), "templates": template_hashes(task), "sample": sample,
+        "trains": trains, "tokenizer": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tokenizer_files],
+        "model": str(model_dir), "code": file_sha256(Path(datacheck.__file__)),
+    })  # fmt: skip
+    cached = cache_root() / "datacheck" / f"{task.name}-{key}.json"
+    if cached.is_file():
+        try:
+            found = read_json(cached)
+            if isinstance(found, dict):
+                return found
+        except UserError:
+            pass  # a torn cache file is recomputed and replaced
     lengths: list[int] = []
     if trains:
         tokenizer = model_tokenizer(model_dir)
         lengths = example_lengths(
             task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
         )
-    return asdict(check(task, train_rows, test_rows, lengths))
+    out = asdict(check(task, train_rows, test_rows, lengths))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cached, out)
+    return out
 
 
 def _progress_updater(progress: Any, bar: Any) -> Any:

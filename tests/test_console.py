@@ -37,3 +37,17 @@ def test_a_piped_report_table_never_breaks_a_number(capsys):
     assert "…" not in out
     cis = re.findall(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", out)
     assert len(cis) == 5  # three arms' accuracy and two paired differences, each whole on one line
+
+
+def test_json_output_of_the_listings_and_a_clear_error_for_an_unknown_format():
+    import json
+
+    tasks = json.loads(_harness("tasks", "--format", "json"))
+    assert {t["name"] for t in tasks} == set(registry())
+    banking = next(t for t in tasks if t["name"] == "banking77")
+    assert len(banking["labels"]) == 77 and banking["metrics"] and "zero_shot" in banking["templates"]
+    models = json.loads(_harness("models", "list", "--format", "json"))
+    assert any(m["name"] == "smollm2-135m-instruct" for m in models) and all("cached" in m for m in models)
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "tasks", "--format", "xml"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == "error: --format must be one of table, json, got 'xml'"

@@ -28,3 +28,26 @@ def test_data_check_finds_duplicates_conflicts_overlap_and_long_rows():
 def test_near_duplicates_ignore_distinct_texts():
     assert near_duplicate_pairs(["alpha beta", "gamma delta", "epsilon zeta"]) == 0
     assert near_duplicate_pairs(["one"]) == 0
+
+
+def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, cache_dir, tmp_path, monkeypatch):
+    import json
+
+    import harness.datacheck
+    from harness.compare import data_check
+    from tests.tiny_model import make_model_dir
+
+    model = make_model_dir(tmp_path / "tiny")
+    first = data_check("twitter_fin_sentiment", model)
+    calls = []
+    real = harness.datacheck.check
+    monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert data_check("twitter_fin_sentiment", model) == json.loads(json.dumps(first)) and not calls
+    train = fixture_data / "twitter_fin_sentiment" / "train.jsonl"
+    rows = train.read_text().splitlines()
+    train.write_text("\n".join([*rows, rows[0].replace('"id": "', '"id": "copy-')]) + "\n")
+    again = data_check("twitter_fin_sentiment", model)
+    assert calls == [1] and again["n_train"] == first["n_train"] + 1 and again["exact_duplicates"] == 1 + first[
+        "exact_duplicates"
+    ]
+    assert data_check("twitter_fin_sentiment", model, trains=False) and calls == [1, 1]  # no lengths: its own entry

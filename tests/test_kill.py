@@ -60,7 +60,7 @@ variants = [{{name = "zero_shot", template = "zero_shot"}},
     return root, plan, env
 
 
-def compare(setup, run_id, fault=None):
+def compare(setup, run_id, fault=None, extra=()):
     root, plan, env = setup
     if fault:
         env = {**env, "HARNESS_FAULT": fault}
@@ -80,6 +80,7 @@ def compare(setup, run_id, fault=None):
         "--run-id",
         run_id,
         "--no-cache",
+        *extra,
     ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -124,6 +125,10 @@ def test_killed_run_resumes_to_identical_results(setup, reference, fault):
 
 
 def test_same_plan_same_seeds_identical_metrics(setup, reference):
-    again = compare(setup, "again")
-    assert again.returncode == 0
+    """A second run from scratch, asked for JSON: stdout is one JSON document, the run's metrics."""
+    again = compare(setup, "again", extra=("--format", "json"))
+    assert again.returncode == 0, again.stderr[-2000:]
     assert load(setup[0] / "results" / "again") == reference
+    printed = json.loads(again.stdout)
+    assert printed["run"] == str(setup[0] / "results" / "again")
+    assert printed["tasks"] == reference[1]  # json.loads took all of stdout: no table beside it

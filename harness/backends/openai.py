@@ -121,12 +121,12 @@ class OpenAIBackend:
         max_len: int = 4096,
         limits: Limits | None = None,
     ):
-        from transformers import AutoTokenizer
+        from harness.tokenizer import counting_tokenizer
 
         self.url, self.overflow, self.workers, self.max_len = url.rstrip("/"), overflow, workers, max_len
         self.limits = limits or Limits()
         self.client = httpx.Client(timeout=self.limits.timeout(), limits=httpx.Limits(max_connections=workers))
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them
         self.served_model = served_model
         self._loaded: dict[str, str] = {}
         self._lock = threading.Lock()  # request threads must not load the same adapter twice

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import adapters
+from harness import adapters, engine_log
 from harness.backends import ADAPTER_MODES, watchdog
 from harness.backends.base import fit_context
 from harness.chat import encode_chat
@@ -73,9 +73,9 @@ class VLLMBackend:
         self._watchdog: Any = None
         self._engine_key: tuple[str, bool] | None = None
         self._lora_ids: dict[str, int] = {}
-        from transformers import AutoTokenizer
+        from harness.tokenizer import counting_tokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them
         self.engine_start_s = 0.0
 
     def _get_engine(self, model: Path, lora: bool, n_requests: int) -> Any:
@@ -85,17 +85,18 @@ class VLLMBackend:
         self.close()
         if not _cuda():
             configure_cpu_env()
-        from vllm import LLM
-
         eager = self.eager if self.eager is not None else (not _cuda() and n_requests < EAGER_BELOW)
         start = time.perf_counter()
-        self._engine = LLM(
-            model=str(model), tokenizer=str(self.model_dir), dtype=self.dtype,  # type: ignore[arg-type]
-            enforce_eager=eager,
-            max_model_len=self.max_model_len, seed=self.seed, enable_lora=lora,
-            max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
-            gpu_memory_utilization=0.5 if _cuda() else 0.9,
-        )  # fmt: skip
+        with engine_log.captured():  # the engine's processes inherit the log as stdout and stderr
+            from vllm import LLM
+
+            self._engine = LLM(
+                model=str(model), tokenizer=str(self.model_dir), dtype=self.dtype,  # type: ignore[arg-type]
+                enforce_eager=eager,
+                max_model_len=self.max_model_len, seed=self.seed, enable_lora=lora,
+                max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
+                gpu_memory_utilization=0.5 if _cuda() else 0.9,
+            )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
         watchdog.stop(self._watchdog)
         self._engine_pids = watchdog.engine_processes()

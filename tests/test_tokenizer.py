@@ -1,0 +1,60 @@
+"""The counting tokenizer gives transformers' token ids without importing torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.chat import encode_chat
+from harness.tokenizer import counting_tokenizer
+from harness.train.examples import tokenize_pair
+from harness.types import Message
+from tests.tiny_model import make_model_dir
+
+CHATS = [
+    (Message("user", "What is the sentiment of this finance tweet? $ACME up"),),
+    (Message("system", "Label market sentiment"), Message("user", "Tweet: $WIDG down")),
+    (Message("user", "unknown words here, Bullish!"), Message("assistant", "Neutral"), Message("user", "$GADG flat")),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("tok") / "tiny")
+
+
+def test_same_ids_as_transformers_with_and_without_an_answer(tiny):
+    from transformers import AutoTokenizer
+
+    ref, light = AutoTokenizer.from_pretrained(tiny), counting_tokenizer(tiny)
+    assert type(light).__name__ == "CountingTokenizer"
+    for chat in CHATS:
+        assert encode_chat(light, chat) == encode_chat(ref, chat)
+        assert tokenize_pair(light, chat, "Bearish", 64) == tokenize_pair(ref, chat, "Bearish", 64)
+    assert light.eos_token_id == ref.eos_token_id
+    assert light("$ACME up")["input_ids"] == ref("$ACME up")["input_ids"]
+
+
+def test_a_folder_without_a_fast_tokenizer_gets_transformers_tokenizer(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    import transformers
+
+    slow = shutil.copytree(tiny, tmp_path / "slow")
+    (slow / "tokenizer.json").unlink()
+    loaded = []
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda path: loaded.append(path) or "hf")
+    assert counting_tokenizer(slow) == "hf" and loaded == [slow]
+    assert type(counting_tokenizer(tiny)).__name__ == "CountingTokenizer"
+
+
+def test_counting_tokens_imports_no_torch(tiny):
+    code = (
+        "import sys; from pathlib import Path; from harness.chat import encode_chat; from harness.types import Message;"
+        f"from harness.tokenizer import counting_tokenizer; t = counting_tokenizer(Path({str(tiny)!r}));"
+        "n = len(encode_chat(t, [Message('user', '$ACME up')])); print(n, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 3 and out[1] == "False"

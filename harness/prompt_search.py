@@ -259,7 +259,7 @@ def run(
     folder = out_root / search_id(
         task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s, "points": digest}
     )
-    log = TrialLog(folder / "trials.jsonl", on_trial)
+    log = TrialLog(folder / "trials.jsonl", on_trial, f"prompt search {task.name} ({method})", min(budget, len(points)))
     done, trials, record = log.done, log.trials, log.record
 
     def spent() -> bool:

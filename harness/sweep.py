@@ -138,13 +138,17 @@ class TrialLog:
     """A search's trials.jsonl: finished trials by settings, each appended (fsynced) as it finishes,
     so an interrupted search resumes and a trial is never recorded twice."""
 
-    def __init__(self, path: Path, on_trial: Callable[[Trial], None] | None = None):
+    def __init__(
+        self, path: Path, on_trial: Callable[[Trial], None] | None = None, label: str = "", budget: int | None = None
+    ):
+        from harness.progress import Bar
         from harness.results import SampleWriter, read_samples
 
         self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, Trial)}
         self.trials: list[Trial] = list(self.done.values())
         self.on_trial = on_trial
         self._writer = SampleWriter(path)
+        self._bar = Bar(label, budget, min(len(self.trials), budget)) if label and budget else None
 
     def record(self, trial: Trial) -> None:
         key = json.dumps(trial.params, sort_keys=True)
@@ -152,11 +156,15 @@ class TrialLog:
             self.done[key] = trial
             self.trials.append(trial)
             self._writer.append([asdict(trial)])
+            if self._bar is not None:
+                self._bar.advance()
         if self.on_trial:
             self.on_trial(trial)
 
     def close(self) -> None:
         self._writer.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def sweep_id(
@@ -210,7 +218,7 @@ def run(
         "templates": template_hashes(task), "backend": backend, "task_version": task.version,
     }  # fmt: skip
     folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {}, conditions)
-    log = TrialLog(folder / "trials.jsonl", on_trial)
+    log = TrialLog(folder / "trials.jsonl", on_trial, f"adapter sweep {task.name} ({method})", budget)
     done, trials, record = log.done, log.trials, log.record
 
     evaluate = _TrialRunner(task.name, base_cfg, val_limit, backend)

@@ -239,3 +239,21 @@ def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_p
     assert sorted((t.params["lr"], t.metric, round(t.train_loss, 5)) for t in par.trials) == sorted(
         (t.params["lr"], t.metric, round(t.train_loss, 5)) for t in seq.trials
     )
+
+
+def test_a_search_shows_its_trials_against_the_budget_and_resumes_the_count(tmp_path, capsys):
+    from harness.sweep import Trial, TrialLog
+
+    def trial(n: int) -> Trial:
+        return Trial(n, {"lr": n}, 0.5, None, None, 1.0, 1.0, "")
+
+    log = TrialLog(tmp_path / "trials.jsonl", None, "prompt search twitter (random)", 4)
+    log.record(trial(0))
+    log.record(trial(0))  # already recorded: not counted twice
+    log.close()
+    first = capsys.readouterr().err
+    assert "prompt search twitter (random)" in first and "1/4" in first
+    resumed = TrialLog(tmp_path / "trials.jsonl", None, "prompt search twitter (random)", 4)
+    resumed.record(trial(1))
+    resumed.close()
+    assert "2/4" in capsys.readouterr().err

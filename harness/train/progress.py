@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from harness.console import make_console
 from harness.faults import checkpoint
 from harness.train.examples import Example
 
@@ -36,6 +37,7 @@ class ProgressCallback(TrainerCallback):  # type: ignore[misc]
             TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(),
             transient=False,
+            console=make_console(stderr=True),  # stdout stays for tables and --format json
         )
         self._progress.start()
         self._task = self._progress.add_task(self.label, total=state.max_steps, completed=state.global_step, info="")

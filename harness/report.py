@@ -240,20 +240,56 @@ def _tests(s: TaskSummary) -> str:
     return ", ".join(sorted({r.test for r in s.rows if r.test})) or "none"
 
 
-def print_rich(summaries: Sequence[TaskSummary]) -> None:
+# Columns a narrow terminal drops first; the arm, its metric and its difference always stay.
+DROP_ORDER = (
+    "compl tok", "prompt tok", "wait p50/p95 ms", "device ms/request", "side", "train $", "$/1k req",
+    "break-even requests", "p",
+)  # fmt: skip
+
+
+def fitted_table(console: Any, df: Any, title: str) -> tuple[Any, list[str]]:
+    """The table at the console's width: low-priority columns dropped (DROP_ORDER) until it fits,
+    a name may fold, a number or an interval is never broken across lines."""
+    from rich.measure import Measurement
     from rich.table import Table
 
+    from harness.console import UNBOUNDED
+
+    def build(keep: list[str]) -> Table:
+        t = Table(title=title)
+        for c in keep:
+            t.add_column(c, overflow="fold", no_wrap=c != "variant")
+        for _, row in df.iterrows():
+            t.add_row(*[str(row[c]) for c in keep])
+        return t
+
+    columns, hidden = [str(c) for c in df.columns], []
+    t = build(columns)
+    natural = console.options.update_width(UNBOUNDED)  # a measure is capped at the width it is given
+    for c in DROP_ORDER:
+        if Measurement.get(console, natural, t).maximum <= console.width:
+            break
+        if c in columns:
+            columns.remove(c)
+            hidden.append(c)
+            t = build(columns)
+    return t, hidden
+
+
+def print_rich(summaries: Sequence[TaskSummary]) -> None:
     from harness.console import make_console
 
     console = make_console()
     for s in summaries:
-        df = table(s)
-        t = Table(title=f"{s.task} — {s.metric}, {s.n_items} test items (95% CI; Δ paired vs best prompt)")
-        for c in df.columns:
-            t.add_column(str(c), overflow="fold")
-        for _, row in df.iterrows():
-            t.add_row(*[str(x) for x in row])
+        title = f"{s.task} — {s.metric}, {s.n_items} test items (95% CI; Δ paired vs best prompt)"
+        t, hidden = fitted_table(console, table(s), title)
         console.print(t)
+        if hidden:
+            console.print(
+                f"(hidden to fit {console.width} columns: {', '.join(hidden)}; every column is in report.md)",
+                markup=False,
+                style="dim",
+            )
         console.print(f"[bold]Verdict:[/bold] {s.verdict}")
         for line in selection_lines(s):
             console.print(line, markup=False)

@@ -51,3 +51,24 @@ def test_json_output_of_the_listings_and_a_clear_error_for_an_unknown_format():
     cmd = [sys.executable, "-c", "from harness.cli import main; main()", "tasks", "--format", "xml"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.strip() == "error: --format must be one of table, json, got 'xml'"
+
+
+def test_a_narrow_terminal_drops_low_priority_columns_and_never_breaks_a_number():
+    import io
+
+    from rich.console import Console
+
+    from harness.report import DROP_ORDER, fitted_table, table
+    from tests.test_cards import PRICES, _summary
+
+    df = table(_summary(PRICES))
+    for width, dropped in ((80, True), (400, False)):
+        console = Console(width=width, force_terminal=True, file=io.StringIO(), color_system=None)
+        t, hidden = fitted_table(console, df, "title")
+        console.print(t)
+        text = console.file.getvalue()
+        assert all(len(line) <= width for line in text.splitlines())
+        assert len(re.findall(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", text)) == 5  # every interval whole on one line
+        assert bool(hidden) == dropped and hidden == [c for c in DROP_ORDER if c in hidden]
+        assert "variant" not in hidden and not any(c.startswith("Δ") for c in hidden)
+    assert hidden == [] and "compl tok" in text

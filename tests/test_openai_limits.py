@@ -50,8 +50,8 @@ def silent_server() -> Iterator[str]:
 
 
 @contextmanager
-def scripted_server(answers: list[tuple[int, bytes]]) -> Iterator[tuple[str, list[str]]]:
-    """Answers each request with the next (status, body); the last one repeats."""
+def scripted_server(answers: list[tuple[int, bytes]], delay_s: float = 0.0) -> Iterator[tuple[str, list[str]]]:
+    """Answers each request with the next (status, body), after delay_s; the last one repeats."""
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -60,6 +60,7 @@ def scripted_server(answers: list[tuple[int, bytes]]) -> Iterator[tuple[str, lis
             if length:
                 self.rfile.read(length)
             seen.append(self.path)
+            time.sleep(delay_s)
             status, body = answers[min(len(seen) - 1, len(answers) - 1)]
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -166,3 +167,16 @@ def test_retries_on_503_then_succeeds_and_invalid_answers_are_one_line(model_dir
 def test_limits_are_checked(options, message):
     with pytest.raises(UserError, match=message):
         oa.limits_from(options)
+
+
+def test_latency_is_the_batch_time_per_request_as_vllm_measures_it(model_dir):
+    """8 requests answered in 0.3 s each by 8 concurrent workers: the server spent ~0.3 s on the
+    batch, so each request's share is ~0.04 s, not the 0.3 s each one waited."""
+    with scripted_server([(200, COMPLETION)], delay_s=0.3) as (url, seen):
+        backend = oa.OpenAIBackend(model_dir, url=url, served_model="served", workers=8)
+        start = time.perf_counter()
+        outs = backend.generate([_request()] * 8)
+        wall = time.perf_counter() - start
+        backend.close()
+    assert len(seen) == 8 and len({c.latency_s for c in outs}) == 1
+    assert outs[0].latency_s == pytest.approx(wall / 8, rel=0.05) and outs[0].latency_s < 0.3 / 2

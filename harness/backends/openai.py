@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +185,16 @@ class OpenAIBackend:
             raise UserError(f"{self.url}/v1/completions answered without a completion: {str(out)[:120]}") from None
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        """Each request's latency_s is the batch's wall time over its size, as the vLLM backend
+        measures it: the server's time per request at this concurrency, what the cost columns
+        price. A request's own round trip (queueing behind the other workers) is the latency
+        probe's business (harness.latency), where requests go one at a time."""
         self._model_name()
+        start = time.perf_counter()
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self._one, range(len(requests)), requests))
+            done = list(pool.map(self._one, range(len(requests)), requests))
+        share = (time.perf_counter() - start) / max(1, len(done))
+        return [replace(c, latency_s=share) for c in done]
 
     def close(self) -> None:
         self.client.close()

@@ -345,6 +345,9 @@ def compare(
                             evaluator(*job)
         finally:
             backend.close()
+        # engines started by this session (0 when every answer was cached) and their start-up time
+        timings["engine_starts"] = int(getattr(raw, "engine_starts", 0))
+        timings["engine_start_s"] = round(float(getattr(raw, "engine_start_s", 0.0)), 1)
         write_json(existing, manifest)
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
         checkpoint("before-report")

@@ -47,7 +47,9 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
     rows = train.read_text().splitlines()
     train.write_text("\n".join([*rows, rows[0].replace('"id": "', '"id": "copy-')]) + "\n")
     again = data_check("twitter_fin_sentiment", model)
-    assert calls == [1] and again["n_train"] == first["n_train"] + 1 and again["exact_duplicates"] == 1 + first[
-        "exact_duplicates"
-    ]
+    assert (
+        calls == [1]
+        and again["n_train"] == first["n_train"] + 1
+        and again["exact_duplicates"] == 1 + first["exact_duplicates"]
+    )
     assert data_check("twitter_fin_sentiment", model, trains=False) and calls == [1, 1]  # no lengths: its own entry

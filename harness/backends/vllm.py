@@ -77,6 +77,7 @@ class VLLMBackend:
 
         self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them
         self.engine_start_s = 0.0
+        self.engine_starts = 0  # how many engines this backend started: a run's manifest keeps it
 
     def _get_engine(self, model: Path, lora: bool, n_requests: int) -> Any:
         key = (str(model), lora)
@@ -98,6 +99,7 @@ class VLLMBackend:
                 gpu_memory_utilization=0.5 if _cuda() else 0.9,
             )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
+        self.engine_starts += 1
         watchdog.stop(self._watchdog)
         self._engine_pids = watchdog.engine_processes()
         self._watchdog = watchdog.start(self._engine_pids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -125,12 +126,22 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     assert "Verdict" in (run / "report.md").read_text() and "data:image/png" in (run / "report.html").read_text()
     assert "Chosen on 24 validation items" in (run / "report.md").read_text()
     assert "Verdict:" in done.stdout + done.stderr
+    # the engines' own output is in the run's engine.log, not on the console
+    console_text = done.stdout + done.stderr
+    vllm_line = r"(WARNING|INFO|DEBUG) \d\d-\d\d \d\d:\d\d:\d\d \[[\w./]+:\d+\]"  # vLLM's own log format
+    assert not re.search(vllm_line, console_text), console_text[:3000]
+    log = (run / "engine.log").read_text()
+    assert re.search(r" (WARNING|INFO) vllm", log) and "EngineCore" in log
+    # at most one engine for the base model's arms (the noise floor always asks it) and one for the
+    # adapter merged into a copy of the base, which its answers may all come from the cache without
+    assert 1 <= manifest["timings"]["engine_starts"] <= 2 and manifest["timings"]["engine_start_s"] > 1
 
     start = time.perf_counter()
     again = _cli(args)  # unchanged: every record, trial and adapter exists, no engine starts
     assert again.returncode == 0 and time.perf_counter() - start < 90
     assert json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"] == metrics
     assert len((run / "samples.jsonl").read_text().splitlines()) == len(records)
+    assert json.loads((run / "manifest.json").read_text())["timings_resumed"]["engine_starts"] == 0
 
     rebuilt = _cli(["report", str(run), "--out", str(tmp_path / "rebuilt")])
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]

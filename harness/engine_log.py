@@ -38,10 +38,12 @@ def last() -> Path | None:
 
 
 def _quiet_transformers() -> None:
-    # transformers adds its own stderr handler when it is imported; only its file handler stays
+    # transformers adds its own stderr handler when it is imported, and draws tqdm bars of its own
+    # ("Loading weights"): only its file handler stays, and the harness's bars
     if "transformers" in sys.modules:
         with contextlib.suppress(Exception):
             sys.modules["transformers"].logging.disable_default_handler()
+            sys.modules["transformers"].logging.disable_progress_bar()
 
 
 def _logging_config(path: Path, level: str) -> dict[str, object]:
@@ -59,7 +61,8 @@ def _logging_config(path: Path, level: str) -> dict[str, object]:
 def use(path: Path) -> None:
     """Send this process's engine output, and that of engines it starts from now on, to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _current.append((path, {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH",)}))
+    _current.append((path, {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "HF_HUB_DISABLE_PROGRESS_BARS")}))
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when transformers is imported later
     _last.append(path)
     if os.environ.get("VLLM_CONFIGURE_LOGGING") != "0" and "VLLM_LOGGING_CONFIG_PATH" not in os.environ:
         # vLLM reads this when it is imported, here and in every engine process it starts; the log

@@ -28,6 +28,8 @@ def test_engine_processes_native_writes_and_logging_reach_the_log_not_the_consol
             logging.getLogger("vllm.engine").warning("WARNING from the engine logger")
             logging.getLogger("transformers.modeling").warning("a transformers warning")
             import warnings; warnings.warn("a python warning")
+            import transformers
+            print("bars", transformers.utils.logging.is_progress_bar_enabled())  # "Loading weights" tqdm
             console.print("verdict line")
         print("after the run")
         import os; print("env", os.environ.get("VLLM_LOGGING_CONFIG_PATH"))
@@ -43,6 +45,7 @@ def test_engine_processes_native_writes_and_logging_reach_the_log_not_the_consol
     assert "progress 3/10" in done.stderr and "verdict line" in done.stderr
     assert "print inside" in done.stdout and "after the run" in done.stdout
     assert "env None" in done.stdout  # the run's logging config does not outlive the run
+    assert "bars False" in done.stdout
 
 
 def test_a_failing_engine_start_names_the_log(tmp_path):

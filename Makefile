@@ -25,11 +25,14 @@ demo: install
 	$(BIN)/harness models pull
 	$(BIN)/harness compare --plan experiments/demo.toml
 
+# The unit tier in parallel (its tests are independent: own tmp dirs, caches and ports); the slow
+# tier one test at a time, since each real engine or training run wants every core.
 test: install
-	$(BIN)/python -m pytest -q -m "not gpu" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow and not gpu" -n auto --durations=10
+	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=15
 
 test-unit: install
-	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+	$(BIN)/python -m pytest -q -m "not slow and not gpu" -n auto
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=15

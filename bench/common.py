@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.hardware import describe
+
 
 def write_result(
     name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = "results/bench"
@@ -28,6 +30,7 @@ def write_result(
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "hardware": describe(),  # CPU model, AVX/bf16 flags, usable cores, load average
         "rows": rows,
         **(extra or {}),
     }

@@ -6,7 +6,6 @@ Orchestration only; it calls the runner, the recipe and the report, each doing i
 from __future__ import annotations
 
 import datetime as dt
-import platform
 import random
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import data as data_mod
-from harness import engine_log
+from harness import engine_log, hardware
 from harness.adapters import adapter_hash
 from harness.analysis import TaskSummary
 from harness.backends import check_backend, make_backend
@@ -655,8 +654,7 @@ def build_manifest(
     return {
         "run_id": run_dir.name, "plan_name": plan.name, "plan_digest": plan.digest(), "plan": asdict(plan),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "git_sha": git_sha(),
-        "versions": _versions(), "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                                              "cpus": __import__("os").cpu_count()},
+        "versions": _versions(), "hardware": hardware.describe(),
         "model": plan.model, "model_dir": str(model_dir), "model_hash": content_hash(model_dir),
         "backend": backend_kind, "seed": plan.seed, "prices": asdict(plan.prices), "tasks": tasks,
     }  # fmt: skip

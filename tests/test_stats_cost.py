@@ -82,3 +82,13 @@ def test_break_even():
 def test_token_prices_add_up():
     p = cost.Prices(device_usd_per_hour=0, usd_per_1k_prompt_tokens=0.5, usd_per_1k_completion_tokens=1.5)
     assert cost.cost_per_request(p, 10, 1000, 1000) == pytest.approx(2.0)
+
+
+def test_the_cpu_flags_that_decide_speed_are_read_from_cpuinfo():
+    from harness.hardware import cpu_model_and_flags
+
+    avx2_only = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
+    assert cpu_model_and_flags(avx2_only) == ("AMD EPYC 7B13", ["avx", "avx2", "fma"])
+    sapphire = "model name : Intel(R) Xeon(R)\nflags : avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    model, flags = cpu_model_and_flags(sapphire)
+    assert model == "Intel(R) Xeon(R)" and flags == ["avx", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]

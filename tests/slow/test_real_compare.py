@@ -76,6 +76,7 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     for key in ("git_sha", "versions", "hardware", "model_hash", "plan", "tasks", "timings"):
         assert manifest[key], key
+    assert "avx2" in manifest["hardware"]["cpu_flags"] and manifest["hardware"]["cpus_usable"] >= 1
     task = manifest["tasks"]["twitter_fin_sentiment"]
     assert task["n_items"] == 30 and task["test_data_hash"] and task["template_hashes"]["zero_shot"]
     assert task["adapters"]["lora_n32"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543
@@ -194,15 +195,24 @@ def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
         "--retention",
         "",
     ]
-    ref = _cli([*base, "--run-id", "ref"])
+    # The reference run fills a fresh response cache; the run to be killed answers from it (no
+    # engine start: the kill comes before anything the cache cannot answer); the resumed session
+    # bypasses the cache, so every answer after the kill comes from the real engine.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(model_dir.parent)
+    with_cache = [a for a in base if a != "--no-cache"]
+    ref = _cli([*with_cache, "--run-id", "ref"], env={"HARNESS_CACHE": str(cache)})
     assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = _cli([*base, "--run-id", "k"], env={"HARNESS_FAULT": "after-batch:2"})
+    killed = _cli([*with_cache, "--run-id", "k"], env={"HARNESS_FAULT": "after-batch:2", "HARNESS_CACHE": str(cache)})
     assert killed.returncode == -9
     # One validation batch (4 items), then one test batch, then the kill.
     assert len((tmp_path / "res" / "k" / "validation.jsonl").read_text().splitlines()) == 4
     assert len((tmp_path / "res" / "k" / "samples.jsonl").read_text().splitlines()) == 4
-    resumed = _cli([*base, "--run-id", "k"])
+    resumed = _cli([*base, "--run-id", "k"], env={"HARNESS_CACHE": str(cache)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads((tmp_path / "res" / "k" / "manifest.json").read_text())
+    assert manifest["timings"]["engine_starts"] == 1  # the killed session never wrote its timings
 
     def load(name):
         run = tmp_path / "res" / name

@@ -8,7 +8,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-BASE = {"train_size": 32, "epochs": 1, "rank": 8, "alpha": 16, "batch_size": 8, "val_fraction": 0.0}
+# Small on purpose: six trainings and six validation passes (three in order, three under Ray).
+BASE = {"train_size": 16, "epochs": 1, "rank": 8, "alpha": 16, "batch_size": 8, "val_fraction": 0.0}
 
 
 def _run(tmp, executor):
@@ -22,7 +23,7 @@ def _run(tmp, executor):
         budget=3,
         seed=0,
         base=BASE,
-        val_limit=48,
+        val_limit=24,
         executor=executor,
         backend="hf",
         out_root=tmp / executor,
@@ -48,7 +49,7 @@ def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, 
     assert sorted(t["params"]["lr"] for t in stored) == [1e-5, 1e-3, 4e-3]
     for t in stored:
         config = json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]
-        assert config["lr"] == t["params"]["lr"] and config["train_size"] == 32
+        assert config["lr"] == t["params"]["lr"] and config["train_size"] == 16
     top = max(stored, key=lambda t: t["metric"])
     assert seq.best.params == top["params"] and seq.best.metric == top["metric"]
     assert seq.median == pytest.approx(statistics.median(t["metric"] for t in stored))

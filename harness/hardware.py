@@ -1,0 +1,41 @@
+"""What the machine is, for every manifest and benchmark: figures from machines of one kind differ
+(AVX-512 or only AVX2, bf16 instructions or none), so each figure says where it came from."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+# The instruction-set flags that decide CPU speed here: vector width and bf16/int8 support.
+FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni",
+                     "amx_bf16", "amx_tile", "amx_int8")  # fmt: skip
+
+
+def cpu_model_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
+    """The model name and the flags of interest from /proc/cpuinfo's text (first processor)."""
+    model, flags = "", set[str]()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return model, [f for f in FLAGS_OF_INTEREST if f in flags]
+
+
+def describe() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()}
+    try:
+        model, flags = cpu_model_and_flags(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+        info.update(cpu_model=model, cpu_flags=flags, bf16_instructions=any("bf16" in f for f in flags))
+    except OSError:  # not Linux: the platform's words are all there is
+        pass
+    with contextlib.suppress(AttributeError):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError):
+        info["load_1min"] = round(os.getloadavg()[0], 2)  # others' work on the machine while it ran
+    return info

@@ -26,7 +26,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     rank: int = 16
     alpha: int = 32
-    dropout: float = 0.05
+    dropout: float = 0.0
     target_modules: tuple[str, ...] = ("all-linear",)
     batch_size: int = 8
     grad_accum: int = 1

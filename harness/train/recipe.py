@@ -135,7 +135,7 @@ def build_trainer(
     callbacks: list[Any],
 ) -> Any:
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
     precision = ("bf16" if cuda else "fp32") if cfg.precision == "auto" else cfg.precision
@@ -154,7 +154,7 @@ def build_trainer(
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed, data_seed=cfg.seed,
         bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=1 if not cuda else 10,
-        report_to=[], disable_tqdm=True,
+        report_to=[], disable_tqdm=True, prediction_loss_only=True,  # validation keeps its loss, no logits
         save_strategy="steps", save_steps=max(5, steps_per_epoch // 2), save_total_limit=1,
         eval_strategy="epoch" if val_ex else "no", remove_unused_columns=False, dataloader_num_workers=0,
         use_cpu=not cuda, full_determinism=not cuda, weight_decay=0.0,
@@ -167,7 +167,7 @@ def build_trainer(
 
         args.save_strategy = "epoch"  # type: ignore[assignment]
         callbacks = [*callbacks, EarlyStoppingCallback(cfg.early_stopping_patience)]
-    return Trainer(
+    return _completion_trainer()(
         model=model,
         args=args,
         train_dataset=_Dataset(train_ex),  # type: ignore[arg-type]
@@ -175,6 +175,32 @@ def build_trainer(
         data_collator=lambda b: collate(b, pad),
         callbacks=callbacks,
     )
+
+
+def _completion_trainer() -> Any:
+    """transformers' Trainer with the loss computed on completion positions only (harness.train.loss):
+    the logits of every prompt position were most of a training run's memory."""
+    from transformers import Trainer
+
+    from harness.train.loss import completion_loss
+
+    class CompletionTrainer(Trainer):  # type: ignore[misc]
+        # divided by the labelled tokens of the whole accumulated batch, as transformers' own loss
+        loss_is_scaled_for_ga = True
+
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if num_items_in_batch is not None and hasattr(num_items_in_batch, "to"):
+                num_items_in_batch = num_items_in_batch.to(inputs["labels"].device)
+            loss = completion_loss(
+                model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], num_items_in_batch
+            )
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # the count was summed over processes
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return CompletionTrainer
 
 
 def load_lora_model(cfg: TrainConfig, model_dir: Path) -> tuple[Any, Any]:

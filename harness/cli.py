@@ -659,6 +659,13 @@ def size(
     ] = 0.3,
     alpha: float = 0.05,
     power: float = 0.8,
+    icc: Annotated[
+        float,
+        typer.Option(
+            help="For tasks whose items share a source (contract_nli's contracts): the intra-cluster correlation "
+            "of the paired differences, 0-1. The design effect it gives scales the items needed."
+        ),
+    ] = 0.1,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Test items a paired comparison needs to detect a difference of EFFECT points."""
@@ -678,12 +685,30 @@ def size(
         raise UserError(f"--discordance must be in (0, 1] and at least the effect ({effect / 100:g}), got {discordance:g}")
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise UserError(f"--alpha and --power must be between 0 and 1, got {alpha:g} and {power:g}")
+    if not 0 <= icc <= 1:
+        raise UserError(f"--icc must be between 0 and 1, got {icc:g}")
     n = items_needed(effect / 100, discordance, alpha, power)
     have = count_rows(t, t.test_split)
     proxy = " (macro-F1 approximated by per-item correctness)" if m.item_key is None else ""
+    clustered = ""
+    if t.cluster_field and have is not None:
+        import math
+        from collections import Counter
+
+        from harness.data import load_split
+        from harness.stats import design_effect
+
+        sizes = list(Counter(str(s.fields[t.cluster_field]) for s in load_split(t, t.test_split)).values())
+        de = design_effect(sizes, icc)
+        clustered = (
+            f"; its items come in {len(sizes):,} {t.cluster_field}s (size-weighted mean "
+            f"{sum(x * x for x in sizes) / sum(sizes):.1f} items each): at an intra-cluster correlation of "
+            f"{icc:g} the design effect is {de:.2f}, so {math.ceil(n * de):,} items"
+        )
     out.print(
         f"{task}: {n:,} test items detect a {effect:g}-point difference in {m.name}{proxy} with a paired test "
         f"(alpha {alpha:g}, power {power:g}) when the two arms differ on {discordance:.0%} of items"
+        + clustered
         + (f"; its {t.test_split} split has {have:,}" if have is not None else ""),
         soft_wrap=True,
         markup=False,

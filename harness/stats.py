@@ -320,6 +320,19 @@ def items_needed(effect: float, discordance: float, alpha: float = 0.05, power: 
     return int(np.ceil(n))
 
 
+def design_effect(cluster_sizes: Sequence[int], icc: float) -> float:
+    """Kish's design effect for items that come in clusters (hypotheses of one contract): how many
+    times more items a test needs than with independent items, 1 + (m - 1) * icc, with m the
+    size-weighted mean cluster size sum(m_i^2) / sum(m_i), which unequal clusters push up."""
+    if not 0 <= icc <= 1:
+        raise ValueError("icc must be in [0, 1]")
+    sizes = [m for m in cluster_sizes if m > 0]
+    if not sizes:
+        return 1.0
+    weighted = sum(m * m for m in sizes) / sum(sizes)
+    return 1 + (weighted - 1) * icc
+
+
 def permutation_test(
     a: Sequence[Scored],
     b: Sequence[Scored],

@@ -115,3 +115,25 @@ def test_contract_nli_clusters_by_contract_and_a_missing_cluster_field_is_refuse
     assert task.cluster_field == "contract" and s.fields["contract"] == "cnli-span-test-7"
     with pytest.raises(UserError, match="cluster_field 'document' is not a text or number field"):
         to_samples(replace(task, cluster_field="document"), [(1, row)], "test.jsonl", "line")
+
+
+def test_design_effect_by_hand_and_in_harness_size(fixture_data):
+    import subprocess
+    import sys
+
+    from harness.stats import design_effect
+
+    assert design_effect([10] * 5, 0.1) == pytest.approx(1.9)  # 1 + (10 - 1) * 0.1
+    # unequal clusters: m = (2^2 + 8^2) / (2 + 8) = 6.8, so 1 + 5.8 * 0.5
+    assert design_effect([2, 8], 0.5) == pytest.approx(3.9)
+    assert design_effect([1, 1, 1], 0.9) == 1.0 and design_effect([5, 5], 0.0) == 1.0
+
+    def size(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-c", "from harness.cli import main; main()", "size", "contract_nli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    done = size("--effect", "5")
+    assert done.returncode == 0, done.stderr
+    assert "936 test items" in done.stdout and "contracts" in done.stdout and "design effect" in done.stdout
+    bad = size("--effect", "5", "--icc", "1.5")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --icc must be between 0 and 1, got 1.5"

@@ -25,10 +25,24 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     return list(tokenizer(text)["input_ids"])
 
 
-def device_count() -> int:
-    try:
-        import torch
+def cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch (2 s on 2 cores) where the installed torch
+    is a CPU-only build: a fully cached rerun needs no torch at all."""
+    from importlib import metadata
 
-        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
-    except ImportError:
+    try:
+        if metadata.version("torch").endswith("+cpu"):
+            return False
+    except metadata.PackageNotFoundError:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def device_count() -> int:
+    if not cuda_available():
         return 1
+    import torch
+
+    return max(1, torch.cuda.device_count())

@@ -2,8 +2,8 @@
 
 Every command that checks prompts against the context (compare's preflight, the many-shot fill,
 the format spread's fit, preview) counts tokens exactly as the engine will: the chat template
-rendered by transformers' own renderer, the text encoded by the `tokenizers` library from the
-model's tokenizer.json, special tokens not added (what `apply_chat_template` does). Importing
+rendered in transformers' own jinja environment, the text encoded by the `tokenizers` library from
+the model's tokenizer.json, special tokens not added (what `apply_chat_template` does). Importing
 `AutoTokenizer` pulls in torch and the auto-model machinery, about 4 s on 2 cores: a cached
 rerun paid that for nothing. A folder without tokenizer.json (a slow, sentencepiece-only
 tokenizer) gets transformers' tokenizer, which counts the same tokens more slowly.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,52 @@ class CountingTokenizer:
     def apply_chat_template(
         self, chat: Sequence[dict[str, str]], tokenize: bool = True, add_generation_prompt: bool = False
     ) -> Any:
-        from transformers.utils.chat_template_utils import render_jinja_template
-
         if not self.chat_template:
             raise ValueError("this tokenizer has no chat template")
-        out: Any = render_jinja_template(  # (texts, generation spans), though annotated as a str
-            conversations=[list(chat)],
-            chat_template=self.chat_template,
-            add_generation_prompt=add_generation_prompt,
-            **self._special,
-        )
-        text = out[0][0]
+        text = _render(self.chat_template, list(chat), add_generation_prompt, self._special)
         return self(text, add_special_tokens=False)["input_ids"] if tokenize else text
+
+
+@functools.cache
+def _compiled(template: str) -> Any:
+    """The chat template in the environment transformers renders it in (its chat_template_utils:
+    sandboxed, trim_blocks, lstrip_blocks, loop controls, its tojson, raise_exception and
+    strftime_now), compiled once: importing transformers for this alone cost a second per command."""
+    import datetime
+    import json as _json
+
+    import jinja2
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(
+        x: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None, sort_keys: bool = False
+    ) -> str:
+        return _json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    return env.from_string(template)
+
+
+def _render(template: str, chat: list[dict[str, str]], add_generation_prompt: bool, special: dict[str, Any]) -> str:
+    if re.search(r"\{%-?\s*generation\s*-?%\}", template):
+        # a template marking assistant spans for training masks: transformers' own extension renders it
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        out: Any = render_jinja_template(  # (texts, generation spans), though annotated as a str
+            conversations=[chat], chat_template=template, add_generation_prompt=add_generation_prompt, **special
+        )
+        return str(out[0][0])
+    rendered = _compiled(template).render(
+        messages=chat, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **special
+    )
+    return str(rendered)
 
 
 def _token_text(value: Any) -> str | None:

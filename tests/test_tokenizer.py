@@ -50,11 +50,32 @@ def test_a_folder_without_a_fast_tokenizer_gets_transformers_tokenizer(tiny, tmp
     assert type(counting_tokenizer(tiny)).__name__ == "CountingTokenizer"
 
 
-def test_counting_tokens_imports_no_torch(tiny):
+def test_counting_tokens_and_asking_for_cuda_import_no_torch(tiny):
+    # the installed torch is the CPU build (Makefile): its version says so without importing it
     code = (
         "import sys; from pathlib import Path; from harness.chat import encode_chat; from harness.types import Message;"
         f"from harness.tokenizer import counting_tokenizer; t = counting_tokenizer(Path({str(tiny)!r}));"
-        "n = len(encode_chat(t, [Message('user', '$ACME up')])); print(n, 'torch' in sys.modules)"
+        "n = len(encode_chat(t, [Message('user', '$ACME up')]));"
+        "from harness.chat import cuda_available, device_count; assert not cuda_available() and device_count() == 1;"
+        "print(n, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) > 3 and out[1] == "False"
+
+
+def test_a_template_marking_generation_spans_renders_as_transformers_does(tiny, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    marked = shutil.copytree(tiny, tmp_path / "marked")
+    template = (
+        "{% for m in messages %}<|im_start|> {{ m.role }} {% if m.role == 'assistant' %}{% generation %}"
+        "{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %} <|im_end|> {% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
+    )
+    (marked / "chat_template.jinja").write_text(template)
+    ref, light = AutoTokenizer.from_pretrained(marked), counting_tokenizer(marked)
+    for chat in CHATS:
+        assert encode_chat(light, chat) == encode_chat(ref, chat)
+        assert tokenize_pair(light, chat, "Bearish", 64) == tokenize_pair(ref, chat, "Bearish", 64)

@@ -19,7 +19,7 @@ from typing import Any
 from harness import adapters, engine_log
 from harness.backends import ADAPTER_MODES, watchdog
 from harness.backends.base import fit_context
-from harness.chat import encode_chat
+from harness.chat import cuda_available, encode_chat
 from harness.errors import UserError
 from harness.types import Completion, Request
 
@@ -27,9 +27,7 @@ EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for l
 
 
 def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 def configure_cpu_env() -> None:

@@ -38,6 +38,7 @@ class Card:
     volume: float
     volume_given: bool
     break_even: float | None  # requests; None: never (or no adapter)
+    break_even_interval: tuple[float, float | None] | None = None  # 95%; high None: never
 
 
 def card(s: TaskSummary) -> Card:
@@ -48,7 +49,17 @@ def card(s: TaskSummary) -> Card:
     months = s.at_volume[0].months if s.at_volume else 12.0
     be = next((r.break_even for r in s.rows if r.variant == s.best_adapter), None)
     requests = float(be.requests) if be is not None and be.requests is not None else None
-    return Card(s.task, verdict_head, _confidence(s), arms, months, given or DEFAULT_VOLUME, given is not None, requests)
+    interval = be.interval if be is not None and requests is not None else None
+    return Card(
+        s.task, verdict_head, _confidence(s), arms, months, given or DEFAULT_VOLUME, given is not None, requests, interval
+    )
+
+
+def _interval(c: Card) -> str:
+    if c.break_even_interval is None:
+        return ""
+    low, high = c.break_even_interval
+    return f" (95% CI {low:,.0f} to {'never' if high is None else f'{high:,.0f}'})"
 
 
 def _confidence(s: TaskSummary) -> str:
@@ -101,7 +112,10 @@ def markdown(c: Card) -> list[str]:
         )
         lines.append(f"- At {at}: {each}.")
         if c.break_even is not None:
-            lines.append(f"- Break-even: {c.break_even:,.0f} requests, {figs['break-even-months']} months at that traffic.")
+            lines.append(
+                f"- Break-even: {c.break_even:,.0f} requests{_interval(c)}, {figs['break-even-months']} months at that "
+                "traffic."
+            )
         else:
             lines.append("- Break-even: never (see the verdict).")
     return [*lines, ""]
@@ -171,7 +185,8 @@ def html_card(c: Card) -> str:
             f"</tr>{rows}</table>",
             "<p>Break-even: "
             + (
-                f"{c.break_even:,.0f} requests, <b data-fig='break-even-months'>{figs['break-even-months']}</b> months "
+                f"{c.break_even:,.0f} requests{html.escape(_interval(c))}, "
+                f"<b data-fig='break-even-months'>{figs['break-even-months']}</b> months "
                 "at this traffic.</p>"
                 if c.break_even is not None
                 else "never (see the verdict).</p>"

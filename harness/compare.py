@@ -32,6 +32,7 @@ from harness.report import print_rich, summarise, write_reports
 from harness.results import MANIFEST, check_writable, locked, read_json, write_json
 from harness.run import Variant, evaluate, seeded_prompts
 from harness.tasks import get_task
+from harness.tokenizer import counting_tokenizer
 from harness.train.config import from_mapping
 from harness.train.recipe import split_train_val, train
 
@@ -363,14 +364,6 @@ def compare(
     return run_dir, summaries
 
 
-def model_tokenizer(model_dir: Path) -> Any:
-    """The model's tokenizer, loaded once per run: the data check, the context checks, the many-shot
-    fill and the format spread's fit all count tokens with it."""
-    from harness.tokenizer import counting_tokenizer
-
-    return counting_tokenizer(model_dir)
-
-
 def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir: Path, max_len: int) -> Plan:
     """Each many-shot variant gets the number of shots the context holds for every test and
     validation item, counted with the model's tokenizer, before any training."""
@@ -379,7 +372,7 @@ def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir
     from harness.chat import encode_chat
     from harness.many_shot import resolve
 
-    tokenizer = model_tokenizer(model_dir)
+    tokenizer = counting_tokenizer(model_dir)
     tasks = []
     for tp in plan.tasks:
         task = get_task(tp.name)
@@ -449,7 +442,7 @@ def search_points(
     from harness import prompt_search as ps
     from harness.chat import encode_chat
 
-    tokenizer = model_tokenizer(model_dir)
+    tokenizer = counting_tokenizer(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
 
 
@@ -608,7 +601,7 @@ def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool 
             pass  # a torn cache file is recomputed and replaced
     lengths: list[int] = []
     if trains:
-        tokenizer = model_tokenizer(model_dir)
+        tokenizer = counting_tokenizer(model_dir)
         lengths = example_lengths(
             task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
         )
@@ -724,7 +717,7 @@ def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int
     from harness.chat import encode_chat
     from harness.run import build_requests
 
-    tokenizer = model_tokenizer(model_dir)
+    tokenizer = counting_tokenizer(model_dir)
 
     def fits(variant: Variant) -> bool:
         return all(
@@ -742,7 +735,7 @@ def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir
     from harness.chat import encode_chat
     from harness.run import build_requests
 
-    tokenizer = model_tokenizer(model_dir)
+    tokenizer = counting_tokenizer(model_dir)
     for v in variants:
         for samples in item_sets:
             for i, (s, r) in enumerate(zip(samples, build_requests(task, v, samples, pool, seed), strict=True)):

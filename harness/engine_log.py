@@ -26,6 +26,7 @@ ENGINE_LOG = "engine.log"
 _ENGINE_LOGGERS = ("vllm", "transformers", "torch", "py.warnings", "ray", "datasets", "accelerate", "peft")
 _current: list[tuple[Path, dict[str, str | None]]] = []  # (log, the environment it replaced)
 _last: list[Path] = []
+_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
 
 def current() -> Path | None:
@@ -50,7 +51,7 @@ def _logging_config(path: Path, level: str) -> dict[str, object]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"engine": {"format": "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"engine": {"format": _FORMAT}},
         "handlers": {
             "engine": {"class": "logging.FileHandler", "filename": str(path), "formatter": "engine", "encoding": "utf-8"}
         },
@@ -72,7 +73,7 @@ def use(path: Path) -> None:
         config.write_text(json.dumps(_logging_config(path, level)), encoding="utf-8")
         os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(_FORMAT))
     handler.set_name(f"harness-engine-log:{path}")
     logging.captureWarnings(True)
     for name in _ENGINE_LOGGERS:

@@ -194,8 +194,8 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
 
     from harness.results import staged_dir
 
-    # transformers' own tqdm bars (de-quantizing, loading, writing shards) would print beside the
-    # pull's bar, and as raw carriage-return frames into a piped log
+    # transformers' own tqdm bars (loading, writing shards) would print beside the pull's bar, and as
+    # raw carriage-return frames into a piped log; the GGUF converter's plain tqdm bar still prints
     transformers.utils.logging.disable_progress_bar()
     with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

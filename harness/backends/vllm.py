@@ -26,10 +26,6 @@ from harness.types import Completion, Request
 EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for long evaluations
 
 
-def _cuda() -> bool:
-    return cuda_available()
-
-
 def configure_cpu_env() -> None:
     """Bind every available core to the worker (vLLM reserves one for the front end by default,
     which halves throughput on a 2-core machine) and keep the KV cache modest."""
@@ -58,12 +54,12 @@ class VLLMBackend:
         # vLLM logs every engine step at INFO; a user reading progress and verdicts needs warnings only.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         self.model_dir = model_dir
-        self.mode = ("lora" if _cuda() else "merged") if adapter_mode == "auto" else adapter_mode
+        self.mode = ("lora" if cuda_available() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank
         self.overflow, self.seed = overflow, seed
         # CPU: float32, like the transformers reference, so merged adapters keep their small deltas;
         # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
-        self.dtype = dtype if dtype != "auto" else ("bfloat16" if _cuda() else "float32")
+        self.dtype = dtype if dtype != "auto" else ("bfloat16" if cuda_available() else "float32")
         # what decides the answers besides the request: the response cache keeps these apart
         self.cache_tag = f"vllm/{self.dtype}/{self.mode}"
         self._engine: Any = None
@@ -82,9 +78,9 @@ class VLLMBackend:
         if self._engine_key == key:
             return self._engine
         self.close()
-        if not _cuda():
+        if not cuda_available():
             configure_cpu_env()
-        eager = self.eager if self.eager is not None else (not _cuda() and n_requests < EAGER_BELOW)
+        eager = self.eager if self.eager is not None else (not cuda_available() and n_requests < EAGER_BELOW)
         start = time.perf_counter()
         with engine_log.captured():  # the engine's processes inherit the log as stdout and stderr
             from vllm import LLM
@@ -94,7 +90,7 @@ class VLLMBackend:
                 enforce_eager=eager,
                 max_model_len=self.max_model_len, seed=self.seed, enable_lora=lora,
                 max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
-                gpu_memory_utilization=0.5 if _cuda() else 0.9,
+                gpu_memory_utilization=0.5 if cuda_available() else 0.9,
             )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
         self.engine_starts += 1

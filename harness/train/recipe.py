@@ -7,6 +7,7 @@ Multi-GPU: `accelerate launch -m harness.cli train TASK ...` runs the same code 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import platform
@@ -177,9 +178,10 @@ def build_trainer(
     )
 
 
+@functools.cache
 def _completion_trainer() -> Any:
     """transformers' Trainer with the loss computed on completion positions only (harness.train.loss):
-    the logits of every prompt position were most of a training run's memory."""
+    no logits over the vocabulary for prompt positions, which carry no loss."""
     from transformers import Trainer
 
     from harness.train.loss import completion_loss

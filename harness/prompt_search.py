@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError, closest
-from harness.prompts import LABEL_ORDERS, SELECTIONS
+from harness.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
 from harness.run import Variant
 from harness.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
 from harness.tasks import Task
@@ -48,7 +48,7 @@ def default_space(task: Task, pool_size: int) -> dict[str, list[Any]]:
     space: dict[str, list[Any]] = {
         "template": templates,
         "shots": [k for k in DEFAULT_SHOTS if k <= pool_size],
-        "selection": [s for s in SELECTIONS if labelled or s != "balanced"],
+        "selection": [s for s in PER_ITEM_SELECTIONS if labelled or s != "balanced"],
         "cue": list(DEFAULT_CUES),
     }
     if labelled:

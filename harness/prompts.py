@@ -33,7 +33,9 @@ from harness.formats import Layout, perturb
 from harness.tasks import Task, builtin_dir
 from harness.types import Message, Sample
 
-SELECTIONS = ("random", "balanced", "similar")
+SELECTIONS = ("random", "balanced", "similar", "fixed")
+# per-item draws: the prompt search's default space (a `fixed` set is one draw, asked for by name)
+PER_ITEM_SELECTIONS = ("random", "balanced", "similar")
 LABEL_ORDERS = ("given", "reversed", "sorted", "shuffled")
 
 
@@ -225,6 +227,17 @@ class ShotSelector:
             raise UserError(f"--shots {k} is larger than the training pool ({len(pool)} examples)")
         self.task, self.pool, self.k, self.method, self.seed = task, list(pool), k, method, seed
         self._vectorizer = None
+        self._fixed: list[Sample] = []
+        if method == "fixed" and k:
+            # One set for every item, balanced over labels where there are labels, in one order: the
+            # shots are then a prefix every request shares, which the engine computes once (prefix
+            # caching). One spare stands in for an item that is itself in the set.
+            from harness.data import round_robin
+
+            rng = random.Random(f"{seed}:fixed")
+            spare = min(k + 1, len(self.pool))
+            self._fixed = round_robin(self.pool, spare, rng) if task.labels else rng.sample(self.pool, spare)
+            rng.shuffle(self._fixed)
         if method == "similar" and k:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -237,6 +250,8 @@ class ShotSelector:
     def select(self, sample: Sample) -> tuple[Sample, ...]:
         if self.k == 0:
             return ()
+        if self.method == "fixed":
+            return tuple([s for s in self._fixed if s.id != sample.id][: self.k])
         rng = random.Random(f"{self.seed}:{sample.id}")
         candidates = [s for s in self.pool if s.id != sample.id]
         if self.method == "random":

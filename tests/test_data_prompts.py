@@ -140,6 +140,24 @@ def test_selection_balanced_covers_labels():
     assert len({s.id for s in shots}) == 6
 
 
+def test_selection_fixed_is_one_balanced_set_for_every_item_never_the_item_itself():
+    task = get_task("twitter_fin_sentiment")
+    pool = _samples(["Neutral"] * 20 + ["Bullish"] * 3 + ["Bearish"] * 3)
+    sel = prompts.ShotSelector(task, pool, 6, "fixed", seed=3)
+    outside = [Sample(f"q{i}", {"text": f"q{i}"}, "Neutral") for i in range(5)]
+    drawn = {tuple(s.id for s in sel.select(q)) for q in outside}
+    assert len(drawn) == 1  # the same examples in the same order: a prefix every request shares
+    common = sel.select(outside[0])
+    assert sorted(s.target for s in common) == ["Bearish", "Bearish", "Bullish", "Bullish", "Neutral", "Neutral"]
+    inside = common[2]  # an item of the pool that is in the set gets the set without itself
+    own = [s.id for s in sel.select(inside)]
+    assert inside.id not in own and len(own) == 6 and set(own) >= {s.id for s in common} - {inside.id}
+    other = prompts.ShotSelector(task, pool, 6, "fixed", seed=4).select(outside[0])
+    assert [s.id for s in other] != [s.id for s in common]  # a draw per seed
+    first, second = (prompts.render(task, "few_shot", q, sel.select(q)) for q in outside[:2])
+    assert first[:-1] == second[:-1] and first[-1] != second[-1]  # only the question differs
+
+
 def test_selection_similar_puts_nearest_last():
     task = get_task("twitter_fin_sentiment")
     pool = [

@@ -78,6 +78,14 @@ def _best(candidates: Sequence[str], score: Mapping[str, tuple[float, float]]) -
     return min(candidates, key=lambda v: (-score[v][0], score[v][1], v))
 
 
+def best_per_side(sides: Mapping[str, str], val: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+    """Per side, the arm validation chooses, by the rule `select` applies."""
+    by_side: dict[str, list[str]] = defaultdict(list)
+    for v, side in sides.items():
+        by_side[side].append(v)
+    return {side: _best(members, val) for side, members in by_side.items()}
+
+
 def select(
     sides: Mapping[str, str],
     test: Mapping[str, float],

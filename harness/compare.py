@@ -305,14 +305,15 @@ def compare(
                     manifest["tasks"][tp.name]["variants"] = [asdict(v) for v in variants]
                 val_recs = evaluator(task, variants, val_items[tp.name], pools[tp.name], "validation")
                 evaluator(task, variants, items[tp.name], pools[tp.name], "test")
-                probe(task, variants, items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe, plan.seed)
+                chosen[tp.name] = select_prompt(task, variants, val_recs)
+                manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
+                probe(task, [chosen[tp.name]], items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe,
+                      plan.seed)  # fmt: skip
                 anchor = noise_anchor(variants)
                 if anchor is not None:  # same prompts, another order and batch composition
                     shuffled = list(items[tp.name])
                     random.Random(f"noise:{plan.seed}").shuffle(shuffled)
                     noise_evaluator(task, [replace(anchor, name=f"noise:{anchor.name}")], shuffled, pools[tp.name], "noise")
-                chosen[tp.name] = select_prompt(task, variants, val_recs)
-                manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
                 if tp.formats:  # the selected prompt in other meaning-preserving formats, on the test items
                     from harness.format_spread import describe, spread_variants
 
@@ -336,10 +337,10 @@ def compare(
                     arms = adapter_arms(task, variant, facts, chosen[tp.name] if tp.prompt_search else None)
                     manifest["tasks"][tp.name]["adapters"].update({v.name: f for v, f in arms})
                     write_json(existing, manifest)
-                    evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
+                    arm_val = evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
                     evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
-                    probe(task, [v for v, _ in arms], items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe,
-                          plan.seed)  # fmt: skip
+                    probe(task, selectable(task, arms, arm_val), items[tp.name], pools[tp.name], raw, run_dir,
+                          plan.latency_probe, plan.seed)  # fmt: skip
                     for job in adapter_retention:  # while this adapter's engine is up
                         if job[1][0].adapter == variant.adapter:
                             evaluator(*job)
@@ -348,6 +349,8 @@ def compare(
         # engines started by this session (0 when every answer was cached) and their start-up time
         timings["engine_starts"] = int(getattr(raw, "engine_starts", 0))
         timings["engine_start_s"] = round(float(getattr(raw, "engine_start_s", 0.0)), 1)
+        if getattr(raw, "served_url", None):  # base-model requests went to a running `harness serve`
+            timings["served_by"] = raw.served_url
         write_json(existing, manifest)
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
         checkpoint("before-report")
@@ -498,6 +501,19 @@ def select_prompt(task: Any, variants: list[Variant], val_records: list[dict[str
     val, n = validation_scores(val_records, task.primary_metric, task.labels, names)
     chosen = select({v: "prompt" for v in names}, dict.fromkeys(names, 0.0), val, n).prompt
     return next(v for v in variants if v.name == chosen)
+
+
+def selectable(task: Any, arms: list[tuple[Variant, dict[str, Any]]], val_records: list[dict[str, Any]]) -> list[Variant]:
+    """Of one adapter's arms, those the report can select (the best on validation of each side):
+    the latency probe times only these, since a user waits on the arm they deploy."""
+    from harness.selection import best_per_side, validation_scores
+
+    names = [v.name for v, _ in arms]
+    val, _ = validation_scores(val_records, task.primary_metric, task.labels, names)
+    if not all(n in val for n in names):
+        return [v for v, _ in arms]
+    best = set(best_per_side({v.name: str(f.get("side", "adapter")) for v, f in arms}, val).values())
+    return [v for v, _ in arms if v.name in best]
 
 
 def adapter_arms(

@@ -206,11 +206,17 @@ trials = 2
     assert f"Format spread of {spread['of']} (the same test items" in report
     assert all(v["describe"] in report for v in spread["variants"])  # one table row per format, said in words
     assert f"Format spread of {spread['of']} (the same test items" in (run_dir / "report.html").read_text()
-    # the latency probe: every arm's 6 test items, each sent alone, p50/p95 in the table
+    # the latency probe: 6 test items, each sent alone, for every arm the report can select (one
+    # prompt, and per adapter the best of its decodings and its combined arm), p50/p95 in the table
     waits = [json.loads(x) for x in (run_dir / "latency.jsonl").read_text().splitlines()]
-    arms = {r.variant for r in summaries[0].rows}
-    assert {r["variant"] for r in waits} == arms and len(waits) == 6 * len(arms)
-    assert all(r.wait_p50 is not None and r.wait_p95 is not None for r in summaries[0].rows)
+    picked = summaries[0].selection
+    assert picked is not None
+    chosen = {picked.prompt, picked.adapter, picked.combined} - {None}
+    probed = {r["variant"] for r in waits}
+    assert chosen <= probed and len(waits) == 6 * len(probed)
+    assert sum(r.side == "prompt" and r.variant in probed for r in summaries[0].rows) == 1
+    timed = {r.variant for r in summaries[0].rows if r.wait_p50 is not None and r.wait_p95 is not None}
+    assert timed == probed and len(timed) < len(summaries[0].rows)  # the arms nobody would deploy are not timed
 
 
 def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_path):

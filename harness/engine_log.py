@@ -113,9 +113,11 @@ def _terminal_stream(fd: int, like: object) -> io.TextIOWrapper:
 
 
 @contextlib.contextmanager
-def captured() -> Iterator[None]:
+def captured(keep_console: bool = True) -> Iterator[None]:
     """Descriptors 1 and 2 on the log for the block (engine start: its processes inherit them);
-    the consoles keep the terminal through `sys.stdout`/`sys.stderr`. A no-op without a log."""
+    the consoles keep the terminal through `sys.stdout`/`sys.stderr`, unless `keep_console` is
+    False: an engine started in this process writes its bars through `sys.stderr` itself, and a
+    progress bar redrawn during the start lands in the log once. A no-op without a log."""
     path = current()
     if path is None:
         yield
@@ -133,7 +135,7 @@ def captured() -> Iterator[None]:
             stream = getattr(sys, name)
             # only the process's own streams write to the descriptors; a test's capture or an
             # embedding program's stream keeps getting what it got
-            if stream is getattr(sys, f"__{name}__") and stream is not None:
+            if keep_console and stream is getattr(sys, f"__{name}__") and stream is not None:
                 setattr(sys, name, _terminal_stream(saved[fd], stream))
                 swapped.append(name)
         for fd in (1, 2):

@@ -48,6 +48,25 @@ def test_engine_processes_native_writes_and_logging_reach_the_log_not_the_consol
     assert "bars False" in done.stdout
 
 
+def test_an_in_process_engines_own_python_writes_reach_the_log(tmp_path):
+    """An engine in this process draws its weight-loading bar through sys.stderr itself."""
+    log = tmp_path / "engine.log"
+    done = _run(f"""
+        import sys
+        from pathlib import Path
+        from harness import engine_log
+        with engine_log.logging_to(Path({str(log)!r})):
+            with engine_log.captured(keep_console=False):
+                print("Loading safetensors checkpoint shards: 100%", file=sys.stderr)
+                print("engine stdout line")
+            print("verdict line")
+        """)
+    assert done.returncode == 0, done.stderr
+    assert "Loading safetensors" in log.read_text() and "engine stdout line" in log.read_text()
+    assert "Loading" not in done.stderr and "engine stdout" not in done.stdout
+    assert "verdict line" in done.stdout
+
+
 def test_a_failing_engine_start_names_the_log(tmp_path):
     log = tmp_path / "engine.log"
     done = _run(f"""

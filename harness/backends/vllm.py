@@ -48,6 +48,7 @@ class VLLMBackend:
         overflow: str = "error",
         seed: int = 0,
         dtype: str = "auto",
+        prefix_caching: bool = True,
     ):
         if adapter_mode not in ADAPTER_MODES:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
@@ -57,6 +58,9 @@ class VLLMBackend:
         self.mode = ("lora" if cuda_available() else "merged") if adapter_mode == "auto" else adapter_mode
         self.eager, self.max_model_len, self.max_lora_rank = eager, max_model_len, max_lora_rank
         self.overflow, self.seed = overflow, seed
+        # Requests of one variant share their instruction and label list (and a fixed shot set): the
+        # engine computes that prefix once per batch instead of once per request (bench/prefix_cache.py).
+        self.prefix_caching = prefix_caching
         # CPU: float32, like the transformers reference, so merged adapters keep their small deltas;
         # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
         self.dtype = dtype if dtype != "auto" else ("bfloat16" if cuda_available() else "float32")
@@ -64,9 +68,12 @@ class VLLMBackend:
         self.cache_tag = f"vllm/{self.dtype}/{self.mode}"
         self._engine: Any = None
         self._engine_pids: list[int] = []
+        self._torch_threads = 0
         self._watchdog: Any = None
         self._engine_key: tuple[str, bool] | None = None
         self._lora_ids: dict[str, int] = {}
+        self._served: Any = None  # None: not looked for yet; False: no `harness serve` to use
+        self.served_url: str | None = None
         from harness.tokenizer import counting_tokenizer
 
         self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them
@@ -81,21 +88,34 @@ class VLLMBackend:
         if not cuda_available():
             configure_cpu_env()
         eager = self.eager if self.eager is not None else (not cuda_available() and n_requests < EAGER_BELOW)
+        # On CPU the engine runs in this process: an engine core and a worker process each import
+        # torch and vLLM afresh, which made a start take 23-25 s and a close 5 s on 2 cores, against
+        # 3-6 s and 2 s in-process (bench/engine_start.py). Compare starts one per merged adapter.
+        in_process = not cuda_available()
         start = time.perf_counter()
-        with engine_log.captured():  # the engine's processes inherit the log as stdout and stderr
+        # the engine's processes inherit the log as stdout and stderr; in-process, its Python writes go there too
+        with engine_log.captured(keep_console=not in_process):
+            import torch
             from vllm import LLM
 
+            self._torch_threads = torch.get_num_threads()
+            executor: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
+            if in_process:
+                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             self._engine = LLM(
                 model=str(model), tokenizer=str(self.model_dir), dtype=self.dtype,  # type: ignore[arg-type]
                 enforce_eager=eager,
                 max_model_len=self.max_model_len, seed=self.seed, enable_lora=lora,
+                enable_prefix_caching=self.prefix_caching,
                 max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
                 gpu_memory_utilization=0.5 if cuda_available() else 0.9,
+                **executor,
             )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
         self.engine_starts += 1
         watchdog.stop(self._watchdog)
-        self._engine_pids = watchdog.engine_processes()
+        # an in-process engine dies with this process: only engine processes need a watchdog
+        self._engine_pids = [] if in_process else watchdog.engine_processes()
         self._watchdog = watchdog.start(self._engine_pids)
         self._engine_key = key
         return self._engine
@@ -132,6 +152,11 @@ class VLLMBackend:
             for i, r in enumerate(requests):
                 groups[r.adapter].append(i)
         for adapter, idx in groups.items():
+            remote = self._server() if not any(requests[i].adapter for i in idx) else None
+            if remote is not None:
+                for i, done in zip(idx, remote.generate([requests[i] for i in idx]), strict=True):
+                    results[i] = done
+                continue
             from vllm.lora.request import LoRARequest
 
             use_lora = self.mode == "lora" and any(r.adapter for r in requests)
@@ -161,11 +186,37 @@ class VLLMBackend:
                 )
         return [r for r in results if r is not None]
 
+    def _server(self) -> Any:
+        """The warm engine of a running `harness serve` with this backend's settings, looked for once."""
+        if self._served is None:
+            from harness import serve
+
+            found = serve.running(self.model_dir, self.dtype, self.max_model_len, self.seed)
+            self._served = False
+            if found is not None:
+                from harness.backends.openai import OpenAIBackend
+
+                # enough requests in flight for the server to batch them as the offline engine would
+                self._served = OpenAIBackend(
+                    self.model_dir, url=found.url, overflow=self.overflow, workers=64, max_len=self.max_model_len
+                )
+                self.served_url = found.url
+                from harness.console import make_console
+
+                make_console(stderr=True).print(
+                    f"base-model requests go to the warm engine of `harness serve` at {found.url}",
+                    markup=False, highlight=False, soft_wrap=True,
+                )  # fmt: skip
+        return self._served or None
+
     def _lora_id(self, adapter: str | None) -> int:
         assert adapter is not None
         return self._lora_ids.setdefault(adapter, len(self._lora_ids) + 1)
 
     def close(self) -> None:
+        if self._served:
+            self._served.close()
+            self._served = None
         if self._engine is not None:
             engine, self._engine, self._engine_key = self._engine, None, None
             # Older/newer engines shut down on garbage collection instead.
@@ -173,5 +224,9 @@ class VLLMBackend:
                 engine.llm_engine.engine_core.shutdown()
             del engine
             gc.collect()
+            if self._torch_threads:  # an in-process engine sets torch's threads for serving; training needs them back
+                import torch
+
+                torch.set_num_threads(self._torch_threads)
         watchdog.stop(self._watchdog)
         self._watchdog, self._engine_pids = None, []

@@ -93,6 +93,7 @@ def test_openai_backend_against_real_vllm_serve(model_dir, trained_adapter, item
 
     port = _free_port()
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # set by this session's in-process engines
     cmd = [
         sys.executable,
         "-m",

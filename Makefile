@@ -49,6 +49,8 @@ lint: install
 bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/eval_throughput.py
+	$(BIN)/python bench/engine_start.py
+	$(BIN)/python bench/prefix_cache.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

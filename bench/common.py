@@ -14,15 +14,16 @@ from harness.hardware import describe
 def write_result(
     name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = "results/bench"
 ) -> Path:
-    from rich.console import Console
     from rich.table import Table
+
+    from harness.console import make_console
 
     table = Table(title=name)
     for col in rows[0]:
         table.add_column(col)
     for row in rows:
         table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
-    Console().print(table)
+    make_console().print(table)  # piped or logged: whole columns, nothing cut to '…'
     out = Path(out_dir) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {

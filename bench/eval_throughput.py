@@ -42,9 +42,12 @@ def main() -> None:
     params = [backend._sampling(r) for r in requests]
     walls: dict[str, list[float]] = {"raw vLLM": [], "harness": []}
     for _ in range(ROUNDS):
+        # each pass computes its prompts afresh: the other path's pass would otherwise leave them cached
+        engine.reset_prefix_cache()
         t0 = time.perf_counter()
         engine.generate(prompts, params, use_tqdm=False)
         walls["raw vLLM"].append(time.perf_counter() - t0)
+        engine.reset_prefix_cache()
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             records = evaluate(task, [variant], items, pool, backend, Path(tmp), batch_size=len(items))

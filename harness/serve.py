@@ -13,6 +13,7 @@ model or settings differ, or whose port does not answer is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,9 +87,7 @@ def matches(served: Served, model_dir: Path, dtype: str, max_model_len: int, see
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive, but not ours to use
+    except OSError:  # gone, or another user's process: not ours to use
         return False
     return True
 
@@ -134,6 +133,7 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
         # the API server needs its engine in a process of its own, whatever this process's engines do
         env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
         server = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    served = Served(url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed)
     state = state_path()
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -143,7 +143,6 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
             if time.monotonic() > deadline:
                 raise UserError(f"the vLLM server did not answer within {STARTUP_S:.0f} s; see {log}")
             time.sleep(1.0)
-        served = Served(url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed)
         tmp = state.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(served)))
         os.replace(tmp, state)
@@ -151,14 +150,9 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
         server.wait()
         raise UserError(f"the vLLM server stopped (exit status {server.returncode}); see {log}")
     finally:
-        if state.is_file():
-            try:
-                if parse_state(json.loads(state.read_text())) == Served(
-                    url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed
-                ):
-                    state.unlink()
-            except (OSError, ValueError):
-                pass
+        with contextlib.suppress(OSError, ValueError):  # only this server's announcement is taken back
+            if parse_state(json.loads(state.read_text())) == served:
+                state.unlink()
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:

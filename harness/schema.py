@@ -93,6 +93,7 @@ class TrainTable(Strict):
     seed: int | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
     early_stopping_patience: PositiveInt | None = None
+    pack: bool | None = None
 
     def settings(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -111,6 +111,30 @@ def test_same_seed_same_loss_curve(tiny, cache_dir):
     assert adapter_hash(second.path) == hash_a  # the same adapter
 
 
+def test_training_leaves_the_process_as_it_found_it(tiny, monkeypatch):
+    """Kernels are deterministic while training and nothing fills new tensors with NaN; afterwards the
+    process is as before, since compare serves vLLM in it next (transformers' full_determinism left
+    both switched on for good)."""
+    import torch
+    import torch.utils.deterministic
+    import transformers
+
+    seen = []
+
+    real_train = transformers.Trainer.train
+
+    def spying_train(self, *a, **kw):
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory))
+        return real_train(self, *a, **kw)
+
+    monkeypatch.setattr(transformers.Trainer, "train", spying_train)
+    assert not torch.are_deterministic_algorithms_enabled() and torch.utils.deterministic.fill_uninitialized_memory
+    train(_cfg(tiny), progress=False)
+    assert seen == [(True, False)]
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory
+
+
 def test_bad_training_input(tiny):
     with pytest.raises(UserError, match=r"larger than the training split .*6 rows available"):
         train(_cfg(tiny, train_size=50), progress=False)
@@ -172,3 +196,61 @@ def test_a_batch_goes_through_in_micro_batches_on_cpu_as_one_update(tiny, cache_
         )
         assert trainer.args.per_device_train_batch_size == micro == trainer.args.per_device_eval_batch_size
         assert trainer.args.gradient_accumulation_steps == steps and micro * steps == batch * accum
+
+
+def test_packed_rows_give_the_padded_loss_and_gradients(tiny):
+    """A micro-batch packed into one unpadded row (position ids restarting per example) gives the
+    padded batch's loss and LoRA gradients: no token attends across examples, none learns to predict
+    the next example's first token. A row whose mask leaked across examples would differ."""
+    import torch
+
+    from harness.train import recipe
+    from harness.train.examples import collate_packed
+    from harness.train.loss import completion_loss
+
+    tok = make_tokenizer()
+    examples = [
+        tokenize_pair(tok, [Message("user", text)], answer, 64)
+        for text, answer in [("Tweet: $ACME up", "Bullish"), ("down flat again today", "Bearish"), ("x", "Neutral")]
+    ]
+    packed = collate_packed(examples)
+    assert packed["input_ids"].shape == (1, sum(len(e.input_ids) for e in examples))
+    assert "attention_mask" not in packed
+    starts = [0, len(examples[0].input_ids), len(examples[0].input_ids) + len(examples[1].input_ids)]
+    assert [packed["position_ids"][0, s].item() for s in starts] == [0, 0, 0]
+    assert all(packed["labels"][0, s].item() == IGNORE for s in starts)
+    n_labelled = sum(e.n_completion for e in examples)
+
+    torch.manual_seed(0)
+    model, _ = recipe.load_lora_model(_cfg(tiny, rank=4), tiny)
+    for p in model.parameters():  # LoRA's B starts at zero: give the adapter a non-trivial value
+        if p.requires_grad:
+            p.data.normal_(0, 0.05)
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = completion_loss(
+            model, batch["input_ids"], batch.get("attention_mask"), batch["labels"], None, batch.get("position_ids")
+        )
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    padded_loss, padded_grads = loss_and_grads(collate(examples, tok.pad_token_id))
+    packed_loss, packed_grads = loss_and_grads(packed)
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
+    for a, b in zip(padded_grads, packed_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # one packed row whose examples could see each other gives another loss: the test can fail
+    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])
+    assert loss_and_grads(leaky)[0] != pytest.approx(padded_loss, rel=1e-4)
+    assert n_labelled == int((packed["labels"][0, 1:] != IGNORE).sum())
+
+
+def test_pack_is_a_setting_that_keys_the_adapter_only_when_on():
+    a, b = TrainConfig(task="t"), TrainConfig(task="t", pack=True)
+    assert a.key("d", "t", "m") != b.key("d", "t", "m")
+    # adapters trained before the setting existed keep their key (this value is the key before it)
+    assert a.key("d", "t", "m") == "0fcb1aaccb1983b4"
+    assert from_mapping({"task": "t", "pack": True}).pack is True
+    with pytest.raises(UserError, match="pack"):
+        from_mapping({"task": "t", "pack": "yes"})

@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU (bf16 measured slower on this CPU)
     early_stopping_patience: int | None = None  # epochs without validation-loss improvement
+    pack: bool = False  # each micro-batch as one unpadded row, attention kept within each example
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "epochs", "lr", "warmup_ratio", "dropout"):
@@ -60,7 +61,10 @@ class TrainConfig:
                 raise UserError(message)
 
     def key(self, data_hash: str, template_hash: str, model_hash: str) -> str:
-        payload = {**asdict(self), "data": data_hash, "template": template_hash, "model": model_hash, "recipe": 1}
+        settings = asdict(self)
+        if not self.pack:  # added later: adapters trained before it keep their keys
+            del settings["pack"]
+        payload = {**settings, "data": data_hash, "template": template_hash, "model": model_hash, "recipe": 1}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 

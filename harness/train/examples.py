@@ -64,3 +64,21 @@ def collate(batch: Sequence[Example | dict[str, Any]], pad_id: int) -> dict[str,
     labels = [list(e.labels) + [IGNORE] * (width - len(e.labels)) for e in examples]
     mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in examples]
     return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+def collate_packed(batch: Sequence[Example | dict[str, Any]]) -> dict[str, Any]:
+    """The batch as one row without padding: position ids restart at each example, and with no
+    attention mask transformers reads those restarts as a block-causal mask (masking_utils'
+    packed-sequence detection), so no token attends across an example. Each example's first label is
+    ignored so that no token is trained to predict the next example's start."""
+    import torch
+
+    examples = [e if isinstance(e, Example) else Example(tuple(e["input_ids"]), tuple(e["labels"])) for e in batch]
+    ids = [t for e in examples for t in e.input_ids]
+    labels = [t for e in examples for t in (IGNORE, *e.labels[1:])]
+    positions = [i for e in examples for i in range(len(e.input_ids))]
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([positions]),
+    }

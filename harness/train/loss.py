@@ -16,11 +16,19 @@ from typing import Any
 from harness.train.examples import IGNORE
 
 
-def completion_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any, num_items: Any = None) -> Any:
+def completion_loss(
+    model: Any, input_ids: Any, attention_mask: Any, labels: Any, num_items: Any = None, position_ids: Any = None
+) -> Any:
+    """attention_mask None with position_ids: packed examples (harness.train.examples.collate_packed)."""
     import torch.nn.functional as F
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under peft's wrapper
-    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    decoder = base.get_decoder()
+    # use_cache=False: a KV cache has no use in training, and with one transformers skips its
+    # packed-sequence detection, letting packed examples attend to each other.
+    hidden = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+    ).last_hidden_state
     target = labels[:, 1:]
     keep = target != IGNORE
     logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()

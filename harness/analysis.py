@@ -260,6 +260,10 @@ def summarise_task(
             for m in info["metrics"][1:]
         }
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
+    majority = majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]])
+    if majority is not None:
+        chosen = {v: aligned[v] for v in (best_prompt, best_adapter) if v}
+        verdict = f"{verdict} {baseline_sentence(metric, majority[0], chosen, seed, clusters)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     noise = noise_floor(aligned, noise_records)
     spread = format_spread(
@@ -324,7 +328,7 @@ def summarise_task(
         confusion,
         disagreements,
         epoch_losses({k: v for k, v in adapters.items() if _side(v) == "adapter" and not v.get("constrained")}),
-        majority=majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]]),
+        majority=majority,
         selection=selection,
         selection_note=note,
         efforts=efforts,
@@ -575,6 +579,37 @@ def majority_baseline(info: Mapping[str, Any], metric: str, golds: Sequence[str]
         return None
     label = max(counts, key=lambda k: counts[k])
     return label, sum(g == label for g in golds) / len(golds)
+
+
+def baseline_sentence(
+    metric: str,
+    label: str,
+    chosen: Mapping[str, Sequence[Mapping[str, Any]]],
+    seed: int = 0,
+    clusters: Sequence[str] | None = None,
+) -> str:
+    """The chosen arms that do not clear the majority-class baseline detectably, said in the verdict:
+    an adapter that "pays off" against a weak prompt while scoring what always answering the commonest
+    label scores has learned the label prior, not the task. Paired on the same items with the
+    metric's own test (accuracy-type metrics only: the constant answer's macro-F1 is no floor)."""
+    if metric not in BINARY_METRICS or not chosen:
+        return ""
+    first = next(iter(chosen.values()))
+    constant = [Scored(label, r["gold"], {"correct": float(r["gold"] == label)}) for r in first]
+    share = sum(x.scores["correct"] for x in constant) / len(constant)
+    short: dict[str, str] = {}
+    for name, records in chosen.items():
+        pc = paired_compare(constant, scored(records), metric, seed=seed, clusters=clusters)
+        if not _significant(pc.p_value, pc.diff) or pc.diff.value <= 0:
+            p = f", {pc.test} p = {pc.p_value:.2g}" if pc.p_value is not None else ""
+            short[name] = f"{name} {_pct(pc.diff.value, metric)} ({_span(pc.diff, metric)}{p})"
+    if not short:
+        return ""
+    who = "Neither chosen arm clears" if len(short) == len(chosen) > 1 else f"{next(iter(short))} does not clear"
+    return (
+        f"{who} the majority-class baseline detectably: always answering {label!r} scores "
+        f"{share * 100:.1f}% on these items; against it, " + "; ".join(short.values()) + "."
+    )
 
 
 def epoch_losses(adapters: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:

@@ -219,6 +219,37 @@ def test_majority_baseline_and_holm_in_verdict():
     assert "exact McNemar p = 1 after Holm correction" in s.verdict
 
 
+def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
+    """60 items, 40 with gold 'a' (the commonest training label). The adapter learned the prior
+    (always 'a': 40 right) and "pays off" against a prompt right on 20 only; the verdict must say
+    that it does not beat always answering 'a'. An adapter right on 58 clears it and no word is said."""
+
+    def rec(i, variant, pred):
+        gold = "a" if i < 40 else "b"
+        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
+
+    prompt = [rec(i, "zero_shot", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
+    info = {
+        "metrics": ["accuracy"],
+        "labels": ["a", "b"],
+        "kind": "classification",
+        "data_check": {"label_counts": {"a": 70, "b": 30}},
+    }
+    adapters = {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}
+    prior = prompt + [rec(i, "lora_n64", "a") for i in range(60)]
+    s = summarise_task("t", info, prior, adapters, Prices())
+    assert s.verdict.startswith("Fine-tuning pays off")
+    assert (
+        "Neither chosen arm clears the majority-class baseline detectably: always answering 'a' scores 66.7% on "
+        "these items; against it, zero_shot -33.3 points (95% CI" in s.verdict
+    )
+    assert "lora_n64 +0.0 points (95% CI 0.0 to 0.0, exact McNemar p = 1)." in s.verdict
+    good = prompt + [rec(i, "lora_n64", "a" if i < 40 else ("b" if i < 58 else "a")) for i in range(60)]
+    s = summarise_task("t", info, good, adapters, Prices())
+    assert "zero_shot does not clear the majority-class baseline" in s.verdict
+    assert "lora_n64 +" not in s.verdict.split("majority-class baseline")[1]
+
+
 def test_retention_sentences():
     from harness.analysis import summarise_retention
 

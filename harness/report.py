@@ -302,7 +302,7 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
         if s.learning_curve:
             curve = ", ".join(f"n={n}: {_fmt_metric(s.metric, m)}" for n, m, _, _ in s.learning_curve)
             console.print(
-                f"Learning curve: {curve}; smallest size that beats the best prompt: "
+                f"Learning curve: {curve}; smallest size at which most seeds' adapters beat the best prompt: "
                 f"{s.smallest_winning_size or 'none of those tried'}"
             )
         console.print()
@@ -350,7 +350,8 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
             ]
             lines += [
                 "",
-                f"Smallest size that significantly beats the best prompt: "
+                f"Smallest size at which most of its seeds' adapters significantly beat the best prompt "
+                f"(the curve is the mean over seeds; the verdict compares the adapter chosen on validation): "
                 f"{s.smallest_winning_size or 'none of those tried'}.",
                 "",
             ]

@@ -193,6 +193,11 @@ def test_analysis_verdict_fine_tuning_pays_off():
     assert row.break_even is not None and row.break_even.requests == 42_353
     assert "the one-off cost is recovered after 42,353 requests" in s.verdict
     assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
+    from harness.report import to_markdown
+
+    md = to_markdown([s], [{}])
+    assert "Smallest size at which most of its seeds' adapters significantly beat the best prompt (the curve" in md
+    assert "the adapter chosen on validation): 256." in md
     assert len(s.disagreements) == 50
 
 

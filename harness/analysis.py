@@ -263,7 +263,7 @@ def summarise_task(
     majority = majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]])
     if majority is not None:
         chosen = {v: aligned[v] for v in (best_prompt, best_adapter) if v}
-        verdict = f"{verdict} {baseline_sentence(metric, majority[0], chosen, seed, clusters)}".strip()
+        verdict = f"{verdict} {baseline_sentence(metric, majority, chosen, seed, clusters)}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     noise = noise_floor(aligned, noise_records)
     spread = format_spread(
@@ -583,7 +583,7 @@ def majority_baseline(info: Mapping[str, Any], metric: str, golds: Sequence[str]
 
 def baseline_sentence(
     metric: str,
-    label: str,
+    majority: tuple[str, float],
     chosen: Mapping[str, Sequence[Mapping[str, Any]]],
     seed: int = 0,
     clusters: Sequence[str] | None = None,
@@ -594,9 +594,8 @@ def baseline_sentence(
     metric's own test (accuracy-type metrics only: the constant answer's macro-F1 is no floor)."""
     if metric not in BINARY_METRICS or not chosen:
         return ""
-    first = next(iter(chosen.values()))
-    constant = [Scored(label, r["gold"], {"correct": float(r["gold"] == label)}) for r in first]
-    share = sum(x.scores["correct"] for x in constant) / len(constant)
+    label, share = majority  # (the commonest training label, its share of these items)
+    constant = [Scored(label, r["gold"], {"correct": float(r["gold"] == label)}) for r in next(iter(chosen.values()))]
     short: dict[str, str] = {}
     for name, records in chosen.items():
         pc = paired_compare(constant, scored(records), metric, seed=seed, clusters=clusters)

@@ -54,10 +54,14 @@ def build_examples(task: Task, template: str, samples: Sequence[Sample], tokeniz
     return out
 
 
+def _examples(batch: Sequence[Example | dict[str, Any]]) -> list[Example]:
+    return [e if isinstance(e, Example) else Example(tuple(e["input_ids"]), tuple(e["labels"])) for e in batch]
+
+
 def collate(batch: Sequence[Example | dict[str, Any]], pad_id: int) -> dict[str, Any]:
     import torch
 
-    examples = [e if isinstance(e, Example) else Example(tuple(e["input_ids"]), tuple(e["labels"])) for e in batch]
+    examples = _examples(batch)
 
     width = max(len(e.input_ids) for e in examples)
     ids = [list(e.input_ids) + [pad_id] * (width - len(e.input_ids)) for e in examples]
@@ -73,7 +77,7 @@ def collate_packed(batch: Sequence[Example | dict[str, Any]]) -> dict[str, Any]:
     ignored so that no token is trained to predict the next example's start."""
     import torch
 
-    examples = [e if isinstance(e, Example) else Example(tuple(e["input_ids"]), tuple(e["labels"])) for e in batch]
+    examples = _examples(batch)
     ids = [t for e in examples for t in e.input_ids]
     labels = [t for e in examples for t in (IGNORE, *e.labels[1:])]
     positions = [i for e in examples for i in range(len(e.input_ids))]

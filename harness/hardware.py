@@ -12,6 +12,9 @@ from typing import Any
 # The instruction-set flags that decide CPU speed here: vector width and bf16/int8 support.
 FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni",
                      "amx_bf16", "amx_tile", "amx_int8")  # fmt: skip
+# Settings that cap the instruction set torch's kernels, oneDNN and MKL use below what the CPU has
+# (how an AVX2-only machine's kernels are tried on an AVX-512 one): a figure taken under one says so.
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def cpu_model_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
@@ -34,6 +37,9 @@ def describe() -> dict[str, Any]:
         info.update(cpu_model=model, cpu_flags=flags, bf16_instructions=any("bf16" in f for f in flags))
     except OSError:  # not Linux: the platform's words are all there is
         pass
+    caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
+    if caps:
+        info["isa_caps"] = caps
     with contextlib.suppress(AttributeError):
         info["cpus_usable"] = len(os.sched_getaffinity(0))
     with contextlib.suppress(OSError):

@@ -92,3 +92,14 @@ def test_the_cpu_flags_that_decide_speed_are_read_from_cpuinfo():
     sapphire = "model name : Intel(R) Xeon(R)\nflags : avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
     model, flags = cpu_model_and_flags(sapphire)
     assert model == "Intel(R) Xeon(R)" and flags == ["avx", "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+
+
+def test_a_capped_instruction_set_is_recorded_with_the_figures(monkeypatch):
+    from harness.hardware import describe
+
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    assert "isa_caps" not in describe()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "")  # set but empty caps nothing
+    assert describe()["isa_caps"] == {"ATEN_CPU_CAPABILITY": "avx2"}

@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/eval_throughput.py
 	$(BIN)/python bench/engine_start.py
 	$(BIN)/python bench/prefix_cache.py
+	$(BIN)/python bench/warm_reeval.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,158 @@
+"""A prompt author's loop: edit a template, run `harness compare` again; cold engine vs `harness serve`.
+
+What the author waits for is the command's wall time, so each pass runs the CLI as they would:
+`harness compare --plan plan.toml` on a prompt-only plan (one few-shot variant, `fixed` shots: one
+set every request shares, which vLLM's prefix cache computes once; BENCH_N test items and 8
+validation items; no format spread, no latency probe). Before each pass the template's instruction
+gets a new wording (and with it every prompt, the shots' turns included), so no answer is cached.
+
+- cold: HARNESS_NO_SERVE=1, compare starts its own engine (in-process, as by default);
+- warm: through a `harness serve` started once before the first warm pass (its start is reported
+  on its own; a prompt author pays it once a session);
+- cached: the last plan run again unchanged (no model call: start-up and report only).
+
+The task is the built-in twitter_fin_sentiment under another name with its templates copied (as a
+researcher adds a task), its data linked; the response cache is a fresh one with the model linked
+in. Paths alternate over rounds; the best wall of each counts. Writes results/bench/warm_reeval.json.
+
+    BENCH_N=400 BENCH_ROUNDS=2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+N_ITEMS = int(os.environ.get("BENCH_N", "400"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = "twitter_fin_sentiment"
+NAME = "author_tweets"
+WORDINGS = (  # a new instruction for every pass: an author trying wordings
+    "Label the market sentiment of finance news tweets as {listed}, as in the examples.",
+    "Classify each finance tweet's sentiment for the market: {listed}.",
+    "For each tweet about markets, answer with its sentiment: {listed}.",
+    "Read the finance news tweet and say whether it is {listed}.",
+    "Market sentiment of the tweet, one of {listed}:",
+    "Decide if this finance tweet reads {listed} for the market.",
+    "Tag the tweet's market sentiment ({listed}).",
+    "Sentiment of a finance news tweet for investors: {listed}.",
+)
+TEMPLATE = '{{% set system = "{instruction}" | replace("{{listed}}", labels[:-1] | join(", ") ~ " or " ~ labels[-1]) %}}\nTweet: {{{{ text }}}}\n'  # noqa: E501
+
+
+def setup(work: Path) -> dict[str, str]:
+    """Task folder, prompts, data and cache for the bench; the environment its commands run in."""
+    from harness.models import cache_root
+
+    tasks = work / "tasks"
+    tasks.mkdir()
+    source = (ROOT / "tasks" / f"{SOURCE}.py").read_text()
+    (tasks / f"{NAME}.py").write_text(source.replace(f'name="{SOURCE}"', f'name="{NAME}"'))
+    shutil.copytree(ROOT / "prompts" / SOURCE, work / "prompts" / NAME)
+    data = work / "data"
+    data.mkdir()
+    (data / NAME).symlink_to(Path(os.environ["HARNESS_DATA_DIR"]).resolve() / SOURCE)
+    cache = work / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(cache_root() / "models")
+    plan = (
+        f'name = "warm_reeval"\nlimit = {N_ITEMS}\nval_limit = 8\nlatency_probe = 0\n\n'
+        f'[[task]]\nname = "{NAME}"\nformats = 0\nvariants = [\n'
+        '  { name = "few_shot_6", template = "few_shot", shots = 6, selection = "fixed" },\n]\n'
+    )
+    (work / "plan.toml").write_text(plan)
+    return {**os.environ, "HARNESS_CACHE": str(cache), "HARNESS_DATA_DIR": str(data), "HARNESS_TASKS_PATH": str(tasks)}
+
+
+def edit(work: Path, n: int) -> None:
+    (work / "prompts" / NAME / "few_shot.j2").write_text(TEMPLATE.format(instruction=WORDINGS[n % len(WORDINGS)]))
+
+
+def compare(work: Path, env: dict[str, str], run: int) -> tuple[float, dict]:
+    """The command's wall time, and the phases its manifest records."""
+    cmd = [str(Path(sys.executable).parent / "harness"), "compare", "--plan", str(work / "plan.toml"),
+           "--results", str(work / "results"), "--run-id", f"r{run}"]  # fmt: skip
+    start = time.perf_counter()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if out.returncode:
+        sys.exit(f"compare failed ({out.returncode}):\n{out.stderr[-3000:]}{out.stdout[-2000:]}")
+    return wall, json.loads((work / "results" / f"r{run}" / "manifest.json").read_text())["timings"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
+    from harness import serve
+    from harness.backends.vllm import VLLMBackend
+    from harness.models import resolve
+
+    cmd = [str(Path(sys.executable).parent / "harness"), "serve", "--port", str(free_port())]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    os.environ["HARNESS_CACHE"] = env["HARNESS_CACHE"]  # serve.running reads the bench's own cache
+    settings = VLLMBackend(resolve())
+    while serve.running(settings.model_dir, settings.dtype, settings.max_model_len, settings.seed) is None:
+        if proc.poll() is not None:
+            sys.exit(f"harness serve exited ({proc.returncode}); see {log}")
+        time.sleep(0.5)
+    return proc, time.perf_counter() - start
+
+
+def main() -> None:
+    from bench.common import write_result
+
+    work = Path(tempfile.mkdtemp(prefix="warm_reeval_"))
+    server = None
+    try:
+        env = setup(work)
+        cold_env = {**env, "HARNESS_NO_SERVE": "1"}
+        walls: dict[str, list[float]] = {"cold": [], "warm": [], "cached": []}
+        phases: dict[str, list[dict]] = {"cold": [], "warm": [], "cached": []}
+        run, server_start_s = 0, 0.0
+        for _ in range(ROUNDS):
+            for path in ("cold", "warm"):
+                if path == "warm" and server is None:
+                    server, server_start_s = start_server(env, work / "serve.log")
+                edit(work, run)
+                wall, timings = compare(work, env if path == "warm" else cold_env, run)
+                walls[path].append(wall)
+                phases[path].append(timings)
+                run += 1
+        wall, timings = compare(work, cold_env, run)  # the last template again, a new run: all cached
+        walls["cached"].append(wall)
+        phases["cached"].append(timings)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    cold = min(walls["cold"])
+    rows = [
+        {"path": p, "items": N_ITEMS, "best_wall_s": min(w), "x_cold": cold / min(w),
+         "all_walls_s": " ".join(f"{x:.1f}" for x in w)}
+        for p, w in walls.items()
+    ]  # fmt: skip
+    settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}
+    extra = {"settings": settings, "server_start_s": server_start_s,
+             "ratio_cold_over_warm": cold / min(walls["warm"]), "phases": phases}  # fmt: skip
+    write_result("warm_reeval", rows, extra)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

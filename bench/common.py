@@ -18,6 +18,9 @@ def write_result(
 
     from harness.console import make_console
 
+    hardware = describe()  # CPU model, AVX/bf16 flags, usable cores, load average, any instruction-set cap
+    if "isa_caps" in hardware:  # a capped run never overwrites the machine's own figures
+        name += "_capped_" + "_".join(sorted({v.lower() for v in hardware["isa_caps"].values()}))
     table = Table(title=name)
     for col in rows[0]:
         table.add_column(col)
@@ -31,7 +34,7 @@ def write_result(
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": platform.machine(),
         "processor": platform.processor(),
-        "hardware": describe(),  # CPU model, AVX/bf16 flags, usable cores, load average
+        "hardware": hardware,
         "rows": rows,
         **(extra or {}),
     }

@@ -311,7 +311,7 @@ def summarise_task(
     disagreements: tuple[dict[str, Any], ...] = ()
     if best_adapter:
         disagreements = tuple(
-            {"item": a["item"], "gold": a["gold"], best_prompt: b["prediction"], best_adapter: a["prediction"]}
+            {"item": a["item"], "gold": a["gold"], best_prompt: shown_answer(b), best_adapter: shown_answer(a)}
             for a, b in zip(aligned[best_adapter], aligned[best_prompt], strict=True)
             if a["prediction"] != b["prediction"]
         )
@@ -829,6 +829,15 @@ def seed_sentence(
         against, n = f"each seed's adapter against {prompt}", len(group)
     tail = f" and loses in {losses}" if losses else ""
     return f"{out}; the adapter beats the prompt in {wins} of {n} seeds{tail} ({against})."
+
+
+def shown_answer(record: Mapping[str, Any]) -> str:
+    """An answer as a reader sees it: the prediction, or what the model said when it gave none
+    (a table showed 'nan' for an output that is not a label)."""
+    if record.get("prediction") is not None:
+        return str(record["prediction"])
+    said = " ".join(str(record.get("output") or "").split())
+    return f'(not an answer: "{said[:40]}{"…" if len(said) > 40 else ""}")' if said else "(no output)"
 
 
 def disagreement(metric: str, adapter: Row, others: Mapping[str, Paired], name: str, prompt: str) -> str:

@@ -294,3 +294,17 @@ def test_every_prompt_is_checked_against_the_context_before_training(fixture_dat
     check_context(task, [zero, few], (items,), pool, model, 4096, 0)  # fits
     with pytest.raises(UserError, match=r"variant few of twitter_fin_sentiment, item t-va-1: request 0 needs \d+ prompt"):
         check_context(task, [zero, few], (items,), pool, model, 100, 0)  # zero-shot needs 69 of them
+
+
+def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
+    from harness.analysis import shown_answer
+
+    records = [_record(f"i{i}", "few_shot", True) for i in range(3)]
+    records += [_record(f"i{i}", "lora_n8", False) for i in range(3)]
+    records[0] = {**records[0], "prediction": None, "output": "convert_to_euro\n"}
+    records[1] = {**records[1], "prediction": None, "output": ""}
+    info = {"metrics": ["accuracy"], "labels": ["a", "b"], "kind": "classification"}
+    s = summarise_task("t", info, records, {"lora_n8": {"train_size": 8}}, Prices())
+    shown = {d["item"]: d["few_shot"] for d in s.disagreements}
+    assert shown == {"i0": '(not an answer: "convert_to_euro")', "i1": "(no output)", "i2": "a"}
+    assert shown_answer({"prediction": None, "output": "x" * 50}) == f'(not an answer: "{"x" * 40}…")'

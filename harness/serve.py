@@ -47,7 +47,14 @@ def state_path() -> Path:
 
 
 def server_command(
-    model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, eager: bool
+    model_dir: Path,
+    host: str,
+    port: int,
+    dtype: str,
+    max_model_len: int,
+    seed: int,
+    eager: bool,
+    block_size: int | None = None,
 ) -> list[str]:
     """vLLM's OpenAI-compatible server with the settings the vllm backend gives its own engine."""
     cmd = [
@@ -56,6 +63,8 @@ def server_command(
         "--dtype", dtype, "--max-model-len", str(max_model_len), "--seed", str(seed),
         "--enable-prefix-caching", "--disable-uvicorn-access-log",
     ]  # fmt: skip
+    if block_size:
+        cmd += ["--block-size", str(block_size)]
     return [*cmd, "--enforce-eager"] if eager else cmd
 
 
@@ -116,7 +125,7 @@ def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Serve
 
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
-    from harness.backends.vllm import configure_cpu_env
+    from harness.backends.vllm import CPU_KV_BLOCK, configure_cpu_env
     from harness.chat import cuda_available
 
     if not 1 <= port <= 65535:
@@ -127,7 +136,10 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
     if not cuda_available():
         configure_cpu_env()
     url = f"http://{host}:{port}"
-    cmd = server_command(model_dir, host, port, dtype, max_model_len, seed, eager=not cuda_available())
+    cpu = not cuda_available()
+    cmd = server_command(
+        model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=CPU_KV_BLOCK if cpu else None
+    )
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         # the API server needs its engine in a process of its own, whatever this process's engines do

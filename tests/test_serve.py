@@ -34,12 +34,21 @@ def _announce(url: str, model_dir, pid: int | None = None, **changes) -> None:
 
 
 def test_the_server_runs_with_the_backends_engine_settings(model_dir):
-    cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True)
+    cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True, block_size=32)
     joined = " ".join(cmd)
-    for part in ("--dtype float32", "--max-model-len 4096", "--seed 0", "--port 8765", "--enable-prefix-caching"):
+    parts = (
+        "--dtype float32",
+        "--max-model-len 4096",
+        "--seed 0",
+        "--port 8765",
+        "--enable-prefix-caching",
+        "--block-size 32",
+    )
+    for part in parts:
         assert part in joined
     assert cmd[-1] == "--enforce-eager"
-    assert "--enforce-eager" not in serve.server_command(model_dir, "127.0.0.1", 1, "bfloat16", 2048, 3, eager=False)
+    gpu = serve.server_command(model_dir, "127.0.0.1", 1, "bfloat16", 2048, 3, eager=False)
+    assert "--enforce-eager" not in gpu and "--block-size" not in gpu  # vLLM's own block size on CUDA
 
 
 def test_only_a_live_answering_server_with_the_same_settings_is_used(model_dir):
@@ -85,3 +94,30 @@ def test_no_server_means_the_backend_keeps_its_own_engine(model_dir):
 
     backend = VLLMBackend(model_dir, dtype="float32")
     assert backend._server() is None and backend.served_url is None
+
+
+def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32(model_dir, monkeypatch):
+    """vLLM's CPU default of 128-token blocks recomputes up to 127 tokens of every shared prefix;
+    compare's own engine and `harness serve` both ask for 32."""
+    import types
+
+    from harness.backends import vllm as backend_mod
+
+    made: list[dict] = []
+
+    class LLM:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    monkeypatch.setattr(backend_mod, "configure_cpu_env", lambda: None)
+    for name in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_LOGGING_LEVEL"):  # set by the backend: put back after
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    backend = backend_mod.VLLMBackend(model_dir)
+    backend._get_engine(model_dir, False, 10)
+    backend._engine = None  # nothing real to shut down
+    assert made[0]["block_size"] == backend_mod.CPU_KV_BLOCK == 32 and made[0]["enable_prefix_caching"]
+    assert made[0]["dtype"] == "float32"
+    monkeypatch.setattr(serve.subprocess, "Popen", lambda cmd, **kw: (_ for _ in ()).throw(RuntimeError(" ".join(cmd))))
+    with pytest.raises(RuntimeError, match="--block-size 32"):
+        serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")

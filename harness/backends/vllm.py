@@ -35,6 +35,15 @@ def configure_cpu_env() -> None:
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
 
 
+# vLLM's CPU backend stores the KV cache in blocks of 128 tokens, and prefix caching reuses whole
+# blocks only: of a 400-token shared prefix (the shots of a `fixed` set, banking77's label list) the
+# last partial block is computed again for every request. Blocks of 32 (the CPU backend's preferred
+# multiple) reuse all but <32 tokens of it. Measured in-process, 2 AMD EPYC cores, same answers:
+# twitter few_shot_6 'fixed', 200 requests 34.4 -> 17.0 s; banking77 zero-shot, 100 requests 23.3 ->
+# 12.9 s; banking77 few_shot_8 'similar' (no shared shots), 50 requests 23.9 -> 23.9 s.
+CPU_KV_BLOCK = 32
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -99,7 +108,9 @@ class VLLMBackend:
             from vllm import LLM
 
             self._torch_threads = torch.get_num_threads()
-            executor: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
+            options: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
+            if not cuda_available():
+                options["block_size"] = CPU_KV_BLOCK
             if in_process:
                 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             self._engine = LLM(
@@ -109,7 +120,7 @@ class VLLMBackend:
                 enable_prefix_caching=self.prefix_caching,
                 max_lora_rank=self.max_lora_rank if lora else None, max_loras=4 if lora else None,
                 gpu_memory_utilization=0.5 if cuda_available() else 0.9,
-                **executor,
+                **options,
             )  # fmt: skip
         self.engine_start_s += time.perf_counter() - start
         self.engine_starts += 1

@@ -125,7 +125,7 @@ def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Serve
 
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
-    from harness.backends.vllm import CPU_KV_BLOCK, configure_cpu_env
+    from harness.backends.vllm import configure_cpu_env, kv_block_size
     from harness.chat import cuda_available
 
     if not 1 <= port <= 65535:
@@ -133,13 +133,11 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
     current = running(model_dir, dtype, max_model_len, seed)
     if current is not None:
         raise UserError(f"harness serve already runs at {current.url} (process {current.pid})")
-    if not cuda_available():
+    cpu = not cuda_available()
+    if cpu:
         configure_cpu_env()
     url = f"http://{host}:{port}"
-    cpu = not cuda_available()
-    cmd = server_command(
-        model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=CPU_KV_BLOCK if cpu else None
-    )
+    cmd = server_command(model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=kv_block_size())
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         # the API server needs its engine in a process of its own, whatever this process's engines do

@@ -5,8 +5,9 @@ import json
 
 def test_a_capped_run_writes_beside_the_machines_own_figures(tmp_path, monkeypatch):
     from bench.common import write_result
+    from harness.hardware import ISA_CAPS
 
-    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+    for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)
     plain = write_result("train", [{"path": "recipe", "tokens_per_s": 207.1}], out_dir=str(tmp_path))
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")

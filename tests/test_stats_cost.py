@@ -95,9 +95,9 @@ def test_the_cpu_flags_that_decide_speed_are_read_from_cpuinfo():
 
 
 def test_a_capped_instruction_set_is_recorded_with_the_figures(monkeypatch):
-    from harness.hardware import describe
+    from harness.hardware import ISA_CAPS, describe
 
-    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+    for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)
     assert "isa_caps" not in describe()
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")

@@ -44,6 +44,11 @@ def configure_cpu_env() -> None:
 CPU_KV_BLOCK = 32
 
 
+def kv_block_size() -> int | None:
+    """The KV block size compare's engine and `harness serve` ask for: 32 on CPU, vLLM's own on CUDA."""
+    return None if cuda_available() else CPU_KV_BLOCK
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -109,8 +114,8 @@ class VLLMBackend:
 
             self._torch_threads = torch.get_num_threads()
             options: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
-            if not cuda_available():
-                options["block_size"] = CPU_KV_BLOCK
+            if block := kv_block_size():
+                options["block_size"] = block
             if in_process:
                 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             self._engine = LLM(

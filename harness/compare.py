@@ -27,7 +27,7 @@ from harness.identity import check_run_id, check_same, digest
 from harness.latency import probe
 from harness.models import cache_root, content_hash, file_sha256, parse_spec, resolve
 from harness.plan import Plan
-from harness.prompts import template_hashes
+from harness.prompts import template_hash, template_hashes
 from harness.report import print_rich, summarise, write_reports
 from harness.results import MANIFEST, check_writable, locked, read_json, write_json
 from harness.run import Variant, evaluate, seeded_prompts
@@ -592,8 +592,9 @@ def retention_jobs(
 def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool = True) -> dict[str, Any]:
     """Data checks recorded in the manifest; token lengths of training examples on a seeded sample of
     training rows, only when the run trains (a prompt-only run is not warned about truncation).
-    Kept in the cache under everything it reads (both splits, the adapter template, the tokenizer's
-    files): near-duplicate search over 10,000 rows takes seconds that a rerun need not pay again."""
+    Kept in the cache under everything it reads (both splits, the adapter template when it trains,
+    the tokenizer's files) and nothing else: near-duplicate search over 10,000 rows takes ~9 s that a
+    prompt author, editing another template between runs, need not pay again."""
     from harness import datacheck
     from harness.datacheck import check, example_lengths
 
@@ -603,7 +604,8 @@ def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool 
     tokenizer_files = sorted(p for p in model_dir.glob("*") if p.name.startswith(("tokenizer", "chat_template")))
     key = digest({
         "task": task.name, "version": task.version, "train": data_mod.samples_hash(train_rows),
-        "test": data_mod.samples_hash(test_rows), "templates": template_hashes(task), "sample": sample,
+        "test": data_mod.samples_hash(test_rows), "sample": sample,
+        "adapter_template": template_hash(task, task.adapter_template) if trains else None,
         "trains": trains, "tokenizer": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tokenizer_files],
         "model": str(model_dir), "code": file_sha256(Path(datacheck.__file__)),
     })  # fmt: skip

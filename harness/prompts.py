@@ -94,15 +94,17 @@ def load_template(task: Task, name: str) -> jinja2.Template:
         raise UserError(f"template {task.name}/{name}.j2 line {exc.lineno}: {exc.message}") from None
 
 
-def template_hashes(task: Task) -> dict[str, str]:
-    """Every template of the task by content hash: an edited wording changes what it names."""
+def template_hash(task: Task, name: str) -> str:
+    """One template's content hash: an edited wording changes what it names."""
     from harness.models import file_sha256
 
-    out = {}
-    for t in sorted(task.templates):
-        src = Path(load_template(task, t).filename or "")
-        out[t] = file_sha256(src)[:16] if src.is_file() else "?"
-    return out
+    src = Path(load_template(task, name).filename or "")
+    return file_sha256(src)[:16] if src.is_file() else "?"
+
+
+def template_hashes(task: Task) -> dict[str, str]:
+    """Every template of the task by content hash."""
+    return {t: template_hash(task, t) for t in sorted(task.templates)}
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,39 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
         and again["exact_duplicates"] == 1 + first["exact_duplicates"]
     )
     assert data_check("twitter_fin_sentiment", model, trains=False) and calls == [1, 1]  # no lengths: its own entry
+
+
+def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_data, cache_dir, tmp_path, monkeypatch):
+    """Only the adapter template goes into training examples: editing another one (as a prompt author
+    does between runs) must not redo the near-duplicate search; editing the adapter's must, when it trains."""
+    import dataclasses
+    import shutil
+
+    import harness.compare
+    import harness.datacheck
+    from harness.compare import data_check
+    from harness.tasks import get_task
+    from tests.tiny_model import make_model_dir
+
+    model = make_model_dir(tmp_path / "tiny")
+    task = get_task("twitter_fin_sentiment")
+    assert task.prompts_dir is not None and task.adapter_template != "few_shot"
+    prompts = tmp_path / "prompts"
+    shutil.copytree(task.prompts_dir, prompts)
+    monkeypatch.setattr(harness.compare, "get_task", lambda name: dataclasses.replace(task, prompts_dir=prompts))
+    calls = []
+    real = harness.datacheck.check
+    monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data_check(task.name, model, trains=False)
+    data_check(task.name, model, trains=True)
+    assert calls == [1, 1]
+    (prompts / "few_shot.j2").write_text((prompts / "few_shot.j2").read_text() + "{# a new wording #}\n")
+    data_check(task.name, model, trains=False)
+    data_check(task.name, model, trains=True)
+    assert calls == [1, 1]  # both kept
+    adapter = prompts / f"{task.adapter_template}.j2"
+    adapter.write_text(adapter.read_text() + "{# a new wording #}\n")
+    data_check(task.name, model, trains=False)
+    assert calls == [1, 1]  # a prompt-only run reads no template
+    data_check(task.name, model, trains=True)
+    assert calls == [1, 1, 1]  # the training examples' lengths are measured again

@@ -34,20 +34,34 @@ def _key(task: Task, s: Sample) -> str:
     return normalise_text(str(s.fields.get(task.input_field, "")))
 
 
-def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR) -> int:
+def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR, chunk: int = 1024) -> int:
+    """Distinct inputs whose nearest other input has TF-IDF cosine >= threshold, counted as pairs.
+
+    By hand rather than sklearn's NearestNeighbors: its brute-force cosine search took 5.7 s of 9 s
+    on 10,000 rows (distances clipped and partitioned in float64), and where two inputs share one
+    vector (the same words in another order) it could return a row as its own nearest other
+    neighbour, counting a pair of one (28 of banking77's 1,077). Rows are L2-normalised, so a
+    chunk's cosines against all rows are one sparse product."""
     if len(texts) < 2:
         return 0
+    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.neighbors import NearestNeighbors
 
     unique = sorted(set(texts))
     if len(unique) < 2:
         return 0
     # Character n-grams: robust to a changed word or typo, where word TF-IDF over-weights the rare word.
-    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(unique)
-    nn = NearestNeighbors(n_neighbors=2, metric="cosine", algorithm="brute").fit(matrix)
-    dist, idx = nn.kneighbors(matrix)
-    pairs = {tuple(sorted((i, int(idx[i, 1])))) for i in range(len(unique)) if 1 - dist[i, 1] >= threshold}
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=np.float32).fit_transform(unique)
+    columns = matrix.T.tocsr()
+    pairs: set[tuple[int, int]] = set()
+    for start in range(0, len(unique), chunk):
+        sims = (matrix[start : start + chunk] @ columns).toarray()
+        rows = np.arange(sims.shape[0])
+        sims[rows, rows + start] = -1.0  # never its own neighbour
+        nearest = sims.argmax(axis=1)
+        for i in np.flatnonzero(sims[rows, nearest] >= threshold):
+            a, b = start + int(i), int(nearest[i])
+            pairs.add((min(a, b), max(a, b)))
     return len(pairs)
 
 

@@ -25,6 +25,18 @@ def test_data_check_finds_duplicates_conflicts_overlap_and_long_rows():
     assert any("leakage" in w for w in r.warnings) and any("conflicting" in w for w in r.warnings)
 
 
+def test_near_duplicates_pair_distinct_inputs_never_an_input_with_itself():
+    """Word order does not change character n-grams within words: these two share one vector, and
+    each is the other's nearest neighbour (one pair), never its own."""
+    texts = ["card payment fee charged why", "why card payment fee charged", "exchange rate wrong abroad"]
+    assert near_duplicate_pairs(texts) == 1
+    triple = ["fee card top up", "top up card fee", "card fee up top", "where is my new card"]
+    assert near_duplicate_pairs(triple) == 2  # 0-1, and 2's nearest of the tied 0 and 1: a pair each
+    # chunk edges: the same answer whether rows are compared 1 or 1024 at a time
+    many = [f"transfer {i} pending since {i % 7} days" for i in range(40)] + texts
+    assert near_duplicate_pairs(many, chunk=1) == near_duplicate_pairs(many, chunk=3) == near_duplicate_pairs(many)
+
+
 def test_near_duplicates_ignore_distinct_texts():
     assert near_duplicate_pairs(["alpha beta", "gamma delta", "epsilon zeta"]) == 0
     assert near_duplicate_pairs(["one"]) == 0

@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/engine_start.py
 	$(BIN)/python bench/prefix_cache.py
 	$(BIN)/python bench/warm_reeval.py
+	$(BIN)/python bench/precision.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -10,10 +10,18 @@ from typing import Any
 
 from harness.hardware import describe
 
+OUT_DIR = "results/bench"
 
-def write_result(
-    name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = "results/bench"
-) -> Path:
+
+def engine_log(name: str, out_dir: str = OUT_DIR) -> Any:
+    """Send the in-process engines' own output to OUT_DIR/NAME.engine.log, as compare sends a run's to
+    its engine.log: the console keeps the benchmark's table."""
+    from harness import engine_log as log
+
+    return log.logging_to(Path(out_dir) / f"{name}.engine.log")
+
+
+def write_result(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = OUT_DIR) -> Path:
     from rich.table import Table
 
     from harness.console import make_console

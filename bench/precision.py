@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_result
+from bench.common import engine_log, write_result
 
 N_ITEMS = int(os.environ.get("BENCH_N", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
@@ -88,4 +88,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with engine_log("precision"):
+        main()

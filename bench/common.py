@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from harness.hardware import describe
 OUT_DIR = "results/bench"
 
 
-def engine_log(name: str, out_dir: str = OUT_DIR) -> Any:
+def engine_log(name: str, out_dir: str = OUT_DIR) -> AbstractContextManager[Path]:
     """Send the in-process engines' own output to OUT_DIR/NAME.engine.log, as compare sends a run's to
     its engine.log: the console keeps the benchmark's table."""
     from harness import engine_log as log

@@ -36,7 +36,7 @@ def check(
     with_adapter = build_requests(task, Variant("adapter", template, adapter=str(adapter)), items, ())
     base_reqs = build_requests(task, Variant("base", template), items, ())
     outputs: dict[str, list[str]] = {}
-    hf: Any = make_backend("hf", model_dir)
+    hf: Any = make_backend("hf", model_dir, adapter_mode="lora")  # peft's own layers: the reference
     outputs["hf+peft"] = [c.text for c in hf.generate(with_adapter)]
     outputs["hf base"] = [c.text for c in hf.generate(base_reqs)]
     hf.close()

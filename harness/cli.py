@@ -356,7 +356,7 @@ def compare(
             raise UserError(f"--limit must be positive, got {limit}")
         p = replace(p, limit=limit)
     options: dict[str, Any] = {"overflow": overflow}
-    if backend == "vllm":
+    if backend in ("vllm", "hf"):
         options["adapter_mode"] = adapter_mode
     if backend == "openai":
         options.update(_remote(url, connect_timeout, read_timeout, retries))

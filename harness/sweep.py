@@ -167,6 +167,15 @@ class TrialLog:
             self._bar.close()
 
 
+def trial_backend(backend: str, cuda: bool) -> tuple[str, dict[str, str]]:
+    """The backend that scores trials' adapters, and its options. `auto`: vLLM with LoRA kernels on
+    CUDA; on CPU transformers with each trial's adapter merged into a float32 copy of the weights
+    (one vLLM engine per trial would cost a merge to disk and a start, 5-6 s, for ~100 items)."""
+    kind = backend if backend != "auto" else ("vllm" if cuda else "hf")
+    # on CUDA transformers runs bf16, where a merge would round small deltas away
+    return kind, {"adapter_mode": "lora" if kind == "vllm" or cuda else "merged"}
+
+
 def sweep_id(
     task: str, space: Space, method: str, budget: int, seed: int, base: Mapping[str, Any], conditions: Mapping[str, Any]
 ) -> str:
@@ -215,7 +224,8 @@ def run(
     conditions = {
         "train_data": data.samples_hash(data.load_split(task, task.train_split)),
         "validation": data.samples_hash(data.validation_items(task, val_limit)),
-        "templates": template_hashes(task), "backend": backend, "task_version": task.version,
+        # what scores the trials, resolved: a sweep resumed on another path must not reuse their scores
+        "templates": template_hashes(task), "backend": _scoring_path(backend), "task_version": task.version,
     }  # fmt: skip
     folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {}, conditions)
     log = TrialLog(folder / "trials.jsonl", on_trial, f"adapter sweep {task.name} ({method})", budget)
@@ -246,6 +256,13 @@ def run(
         },
     )
     return folder, summary
+
+
+def _scoring_path(backend: str) -> str:
+    from harness.chat import cuda_available
+
+    kind, options = trial_backend(backend, cuda_available())
+    return f"{kind}/{options['adapter_mode']}"
 
 
 def _require_ray() -> None:
@@ -347,10 +364,10 @@ class _TrialRunner:
         items = data.validation_items(task, self.val_limit)
         model_dir = resolve(cfg.model)
         if self._backend is None:
-            import torch
+            from harness.chat import cuda_available
 
-            kind = self.backend_kind if self.backend_kind != "auto" else ("vllm" if torch.cuda.is_available() else "hf")
-            inner = make_backend(kind, model_dir, **({"adapter_mode": "lora"} if kind == "vllm" else {}))
+            kind, options = trial_backend(self.backend_kind, cuda_available())
+            inner = make_backend(kind, model_dir, **options)
             self._backend = CachedBackend(
                 inner, ResponseCache(cache_root() / "responses.sqlite"), content_hash(model_dir), {}
             )

@@ -44,3 +44,27 @@ def test_constrained_choice_on_hf(tiny_adapter):
         [Request((Message("user", "Tweet: up"),), Decoding(max_tokens=4, choices=("Bullish", "Bearish")))]
     )
     assert c.text in ("Bullish", "Bearish")
+
+
+def test_merged_adapter_answers_as_peft_and_leaves_the_base_untouched(tiny_adapter):
+    model_dir, adapter = tiny_adapter
+    peft_layers = HFBackend(model_dir, adapter_mode="lora")
+    merged = HFBackend(model_dir, adapter_mode="merged")
+    assert peft_layers.cache_tag == "hf/float32" and merged.cache_tag == "hf/float32/merged"
+    prompts = [Request((Message("user", f"Tweet: $ACME {w}"),), Decoding(max_tokens=4)) for w in ("up", "down", "flat")]
+    tuned = [Request(r.messages, r.decoding, str(adapter)) for r in prompts]
+    base_before = merged.generate(prompts)
+    assert [c.text for c in merged.generate(tuned)] == [c.text for c in peft_layers.generate(tuned)]
+    assert [c.text for c in merged.generate(tuned)] != [c.text for c in base_before]
+    assert [c.text for c in merged.generate(prompts)] == [c.text for c in base_before]
+
+
+def test_batches_sorted_by_length_answer_each_request_in_its_own_place(tiny_adapter):
+    model_dir, _ = tiny_adapter
+    words = ["up", "down " * 9, "flat", "x " * 30, "y " * 5, "z"]
+    reqs = [Request((Message("user", f"Tweet: {w}"),), Decoding(max_tokens=3)) for w in words]
+    batched = HFBackend(model_dir, batch_size=2).generate(reqs)
+    one_by_one = HFBackend(model_dir, batch_size=1)
+    for r, c in zip(reqs, batched, strict=True):
+        [alone] = one_by_one.generate([r])
+        assert (c.prompt_tokens, c.text) == (alone.prompt_tokens, alone.text)

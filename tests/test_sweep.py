@@ -134,6 +134,24 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
         )  # fmt: skip
     assert folder3 != folder and sorted(fresh) == [0, 1, 2] and {t.metric for t in s3.trials} == {0.25}
 
+    # the same sweep where trials would be scored another way (hf in bf16 with peft's layers on
+    # CUDA, merged float32 weights here) is another sweep, not a resume of these scores
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
+        mp.setattr("harness.chat.cuda_available", lambda: True)
+        folder4, _ = sweep.run(
+            "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
+            out_root=tmp_path / "sweeps",
+        )  # fmt: skip
+    assert folder4 != folder3 and sorted(fresh) == [0, 0, 1, 1, 2, 2]
+
+
+def test_trials_are_scored_by_the_fast_path_of_the_machine():
+    assert sweep.trial_backend("auto", cuda=True) == ("vllm", {"adapter_mode": "lora"})
+    assert sweep.trial_backend("auto", cuda=False) == ("hf", {"adapter_mode": "merged"})
+    assert sweep.trial_backend("hf", cuda=True) == ("hf", {"adapter_mode": "lora"})  # no merge into bf16
+    assert sweep.trial_backend("vllm", cuda=False) == ("vllm", {"adapter_mode": "lora"})
+
 
 def test_sweep_bad_input(synthetic_task, tmp_path):
     space = sweep.parse_space({"lr": [1e-3]})

@@ -39,7 +39,7 @@ def make_backend(kind: str, model_dir: Path, **options: Any) -> Backend:
     if kind == "hf":
         from harness.backends.hf import HFBackend
 
-        return HFBackend(model_dir, **{k: v for k, v in options.items() if k in ("overflow", "batch_size")})
+        return HFBackend(model_dir, **{k: v for k, v in options.items() if k in ("overflow", "batch_size", "adapter_mode")})
     if kind == "openai":
         from harness.backends.openai import OpenAIBackend, limits_from
 

@@ -258,6 +258,14 @@ def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_p
             executor="ray",
             out_root=tmp_path / "ray",
         )
+        import torch
+
+        def threads(number, params):  # what a trial trains with, where Ray runs it
+            return sweep.Trial(number, params, float(torch.get_num_threads()), None, None, 0.0, 0.0, "")
+
+        # by default a Ray task gets one thread: a trial then sums in another order than in sequence
+        [seen] = sweep._execute(threads, [(0, {})], "ray")
+        assert seen.metric == min(torch.get_num_threads(), int(ray.cluster_resources()["CPU"]))
     finally:
         ray.shutdown()
     assert sorted((t.params["lr"], t.metric, round(t.train_loss, 5)) for t in par.trials) == sorted(

@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/prefix_cache.py
 	$(BIN)/python bench/warm_reeval.py
 	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/hf_scoring.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -65,7 +65,7 @@ class PlainPeft:
                     do_sample=False,
                     pad_token_id=pad,
                 )
-            texts += [self.tok.decode(row[width:], skip_special_tokens=True) for row in out.tolist()]
+            texts += [str(self.tok.decode(row[width:], skip_special_tokens=True)) for row in out.tolist()]
         self.base = model.unload()  # the base without LoRA layers, for the next adapter
         return texts
 

@@ -388,6 +388,7 @@ class _TrialRunner:
         self._backend.adapter_hash[str(trained.path)] = adapter_hash(trained.path)
         variant = Variant("trial", trained.manifest["template"], adapter=str(trained.path))
         completions = self._backend.generate(build_requests(task, variant, items, ()))
+        getattr(self._backend.inner, "release_adapter", lambda: None)()  # the next trial trains without it
         from harness.chat import device_count
 
         # Each completion carries its share of its batch's wall time (cached ones, the time they first took).

@@ -57,6 +57,9 @@ def test_merged_adapter_answers_as_peft_and_leaves_the_base_untouched(tiny_adapt
     assert [c.text for c in merged.generate(tuned)] == [c.text for c in peft_layers.generate(tuned)]
     assert [c.text for c in merged.generate(tuned)] != [c.text for c in base_before]
     assert [c.text for c in merged.generate(prompts)] == [c.text for c in base_before]
+    merged.release_adapter()  # what a sweep does between trials: the copy goes, and comes back on demand
+    assert merged._merged is None
+    assert [c.text for c in merged.generate(tuned)] == [c.text for c in peft_layers.generate(tuned)]
 
 
 def test_batches_sorted_by_length_answer_each_request_in_its_own_place(tiny_adapter):

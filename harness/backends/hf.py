@@ -82,6 +82,14 @@ class HFBackend:
         self.model.set_adapter(name)
         return self.model
 
+    def release_adapter(self) -> None:
+        """Drop the merged copy (a second set of weights) until an adapter is asked for again: a
+        sweep calls this after scoring a trial, so the next trial trains without it in memory."""
+        import gc
+
+        self._merged = None
+        gc.collect()
+
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         import contextlib
 

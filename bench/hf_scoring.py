@@ -5,9 +5,9 @@ the trial's adapter. The plain loop is what a user would write (and what the hf 
 unmerged LoRA layers, batches of 16 in the items' order, left-padded. The hf backend merges the
 adapter into a float32 copy of the weights and batches prompts of like length, 32 at a time.
 
-Two adapters, trained here (cached): a working one (`lr 1e-3`) whose answers are a label and end,
-and one barely moved from the base (`lr 1e-5`) whose answers run to the 24-token budget, as the
-weak trials of a sweep do. Both paths run in one process, alternating over rounds; the best wall
+Two adapters, trained here (cached): one whose answers end after a few tokens (`lr 1e-3`: 4.4 a
+item at BENCH_TRAIN=32) and one barely moved from the base (`lr 1e-5`) whose answers run on toward
+the 24-token budget (20.7 a item), as a sweep's weak trials do. Both paths run in one process, alternating over rounds; the best wall
 of each counts, and the two paths' predictions (what the metric reads) are compared item by item.
 Writes results/bench/hf_scoring.json.
 

@@ -7,9 +7,9 @@ adapter into a float32 copy of the weights and batches prompts of like length, 3
 
 Two adapters, trained here (cached): one whose answers end after a few tokens (`lr 1e-3`: 4.4 a
 item at BENCH_TRAIN=32) and one barely moved from the base (`lr 1e-5`) whose answers run on toward
-the 24-token budget (20.7 a item), as a sweep's weak trials do. Both paths run in one process, alternating over rounds; the best wall
-of each counts, and the two paths' predictions (what the metric reads) are compared item by item.
-Writes results/bench/hf_scoring.json.
+the 24-token budget (20.7 a item), as a sweep's weak trials do. Both paths run in one process,
+alternating over rounds; the best wall of each counts, and the two paths' predictions (what the
+metric reads) are compared item by item. Writes results/bench/hf_scoring.json.
 
     BENCH_N=100 BENCH_ROUNDS=2 BENCH_TRAIN=32
 """

@@ -63,10 +63,9 @@ class HFBackend:
         if self.mode == "merged":
             if self._merged is None or self._merged[0] != adapter:
                 import copy
-                import gc
 
-                self._merged = None
-                gc.collect()
+                if self._merged is not None:
+                    self.release_adapter()  # the old copy goes before the new one is made
                 # a copy, so the base weights stay exactly the base's for base requests and the next adapter
                 merged = PeftModel.from_pretrained(copy.deepcopy(self.model), adapter).merge_and_unload()
                 self._merged = (adapter, merged.eval())

@@ -46,6 +46,21 @@ def test_constrained_choice_on_hf(tiny_adapter):
     assert c.text in ("Bullish", "Bearish")
 
 
+def test_constrained_choice_batches_prompts_of_several_lengths(tiny_adapter):
+    model_dir, adapter = tiny_adapter
+    choices = ("Bullish", "Bearish", "Neutral news")  # the last is two tokens of the tiny vocabulary
+    reqs = [
+        Request((Message("user", f"Tweet: {w}"),), Decoding(max_tokens=6, choices=choices), a)
+        for w in ("up", "down " * 7, "flat " * 3)
+        for a in (None, str(adapter))
+    ]
+    batched = HFBackend(model_dir, batch_size=4).generate(reqs)  # rows padded to the longest in each batch
+    one_by_one = HFBackend(model_dir, batch_size=1)
+    for r, c in zip(reqs, batched, strict=True):
+        [alone] = one_by_one.generate([r])
+        assert c.text in choices and c.text == alone.text
+
+
 def test_merged_adapter_answers_as_peft_and_leaves_the_base_untouched(tiny_adapter):
     model_dir, adapter = tiny_adapter
     peft_layers = HFBackend(model_dir, adapter_mode="lora")

@@ -171,9 +171,10 @@ def trial_backend(backend: str, cuda: bool) -> tuple[str, dict[str, str]]:
     """The backend that scores trials' adapters, and its options. `auto`: vLLM with LoRA kernels on
     CUDA; on CPU transformers with each trial's adapter merged into a float32 copy of the weights
     (one vLLM engine per trial would cost a merge to disk and a start, 5-6 s, for ~100 items)."""
+    from harness.backends.hf import resolve_adapter_mode
+
     kind = backend if backend != "auto" else ("vllm" if cuda else "hf")
-    # on CUDA transformers runs bf16, where a merge would round small deltas away
-    return kind, {"adapter_mode": "lora" if kind == "vllm" or cuda else "merged"}
+    return kind, {"adapter_mode": "lora" if kind == "vllm" else resolve_adapter_mode("auto", cuda)}
 
 
 def sweep_id(

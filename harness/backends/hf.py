@@ -29,6 +29,12 @@ def choice_constraint(tokenizer: Any, choices: Sequence[str], prompt_len: int) -
     return allowed
 
 
+def resolve_adapter_mode(requested: str, cuda: bool) -> str:
+    """`auto`: peft's layers on CUDA (bf16, where a merge would round small deltas away), the
+    adapter merged into a float32 copy of the weights on CPU."""
+    return ("lora" if cuda else "merged") if requested == "auto" else requested
+
+
 class HFBackend:
     name = "hf"
 
@@ -42,9 +48,8 @@ class HFBackend:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         # "lora": peft's layers, adapter unmerged (the reference check-adapter holds vLLM to);
         # "merged": the adapter folded into a copy of the weights (96 prompts, 24 greedy tokens, 16
-        # rows a batch: 24.0 s against 34.5 s on CPU). A merge into bf16 would round small deltas
-        # away, so auto merges in float32 only.
-        self.mode = ("merged" if dtype == torch.float32 else "lora") if adapter_mode == "auto" else adapter_mode
+        # rows a batch: 24.0 s against 34.5 s on CPU).
+        self.mode = resolve_adapter_mode(adapter_mode, self.device == "cuda")
         # answers served in bf16 and in float32 differ, merged and unmerged too: the cache keeps them apart
         self.cache_tag = f"hf/{str(dtype).removeprefix('torch.')}" + ("/merged" if self.mode == "merged" else "")
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -181,16 +181,28 @@ def render(
 
 
 def render_with_turn(
-    task: Task, template: str, sample: Sample, shots: Sequence[Sample] = (), fmt: PromptFormat = PLAIN
+    task: Task,
+    template: str,
+    sample: Sample,
+    shots: Sequence[Sample] = (),
+    fmt: PromptFormat = PLAIN,
+    shot_users: MutableMapping[str, str] | None = None,
 ) -> tuple[tuple[Message, ...], Turn]:
     """The messages and the sample's rendered turn, whose settings (budget, stop, temperature)
-    decide the request's decoding: one rendering for both."""
+    decide the request's decoding: one rendering for both.
+
+    `shot_users` keeps each shot's rendered user turn by its id across calls with the same task,
+    template and format: a `fixed` set of 6 shots was rendered again for every request, 6 of every
+    7 renderings of a few-shot evaluation."""
     turn = render_turn(task, template, sample, fmt)
     messages: list[Message] = []
     if turn.system:
         messages.append(Message("system", turn.system))
+    memo: MutableMapping[str, str] = {} if shot_users is None else shot_users
     for shot in shots:
-        messages.append(Message("user", render_turn(task, template, shot, fmt).user))
+        if shot.id not in memo:
+            memo[shot.id] = render_turn(task, template, shot, fmt).user
+        messages.append(Message("user", memo[shot.id]))
         messages.append(Message("assistant", task.completion(shot, turn.style)))
     messages.append(Message("user", turn.user))
     return tuple(messages), turn

@@ -54,9 +54,10 @@ def build_requests(
     selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, draw) if variant.shots else None
     fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
     out = []
+    shot_users: dict[str, str] = {}  # one template and format here: a shot's turn renders once
     for s in items:
         shots = selector.select(s) if selector else ()
-        messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt)
+        messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt, shot_users)
         out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
     return out
 

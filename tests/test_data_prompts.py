@@ -196,3 +196,27 @@ def test_validation_carve_never_overlaps_test_and_is_seed_free():
     assert "p3" not in {s.id for s in val}
     assert data.carve_validation(task, pool, test) == (rest, val)
     assert data.carve_validation(task, pool[:5], test) == (tuple(pool[:5]), ())
+
+
+@pytest.mark.parametrize(("selection", "casing"), [("fixed", "given"), ("similar", "given"), ("fixed", "upper")])
+def test_requests_render_each_shot_once_and_say_what_rendering_it_every_time_says(monkeypatch, selection, casing):
+    from harness.run import Variant, build_requests
+
+    task = get_task("twitter_fin_sentiment")
+    pool = tuple(Sample(f"p{i}", {"text": f"shares of firm {i} move {'up' * (i % 3)}"}, lab)
+                 for i, lab in enumerate(["Neutral", "Bullish", "Bearish"] * 4))  # fmt: skip
+    items = tuple(Sample(f"q{i}", {"text": f"question {i}"}, "Neutral") for i in range(5))
+    layout = prompts.Layout(casing=casing)
+    variant = Variant("f", "few_shot", shots=3, selection=selection, label_order="shuffled", layout=layout.encode())
+    fmt = prompts.PromptFormat("", "shuffled", 0, layout)
+    expected = [prompts.render(task, "few_shot", s, prompts.ShotSelector(task, pool, 3, selection).select(s), fmt)
+                for s in items]  # fmt: skip
+    calls: list[str] = []
+    real = prompts.render_turn
+    monkeypatch.setattr(prompts, "render_turn", lambda t, tm, s, f=prompts.PLAIN: calls.append(s.id) or real(t, tm, s, f))
+    got = [r.messages for r in build_requests(task, variant, items, pool)]
+    assert got == expected
+    shots_rendered = [c for c in calls if c.startswith("p")]
+    assert len(shots_rendered) == len(set(shots_rendered))  # each shot once, whatever the selection
+    if selection == "fixed":
+        assert len(shots_rendered) == 3  # not 3 for each of the 5 requests

@@ -220,3 +220,20 @@ def test_requests_render_each_shot_once_and_say_what_rendering_it_every_time_say
     assert len(shots_rendered) == len(set(shots_rendered))  # each shot once, whatever the selection
     if selection == "fixed":
         assert len(shots_rendered) == 3  # not 3 for each of the 5 requests
+
+
+def test_similar_selection_keeps_the_order_of_score_then_pool_position_and_fits_a_pool_once():
+    task = get_task("twitter_fin_sentiment")
+    texts = ["oil falls", "oil falls", "tech rally", "bank fees rise", "oil falls sharply", "zzz", "yyy", "oil"]
+    pool = [Sample(f"p{i}", {"text": t}, "Neutral") for i, t in enumerate(texts)]
+    sel = prompts.ShotSelector(task, pool, 4, "similar")
+    assert prompts.ShotSelector(task, list(pool), 2, "similar")._matrix is sel._matrix  # one fit per pool
+    for question in [Sample("q", {"text": "oil falls"}, "Neutral"), pool[1], Sample("r", {"text": "nothing alike"}, "x")]:
+        scores = (sel._matrix @ sel._vectorizer.transform([question.fields["text"]]).T).toarray().ravel()
+        order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))  # the rule, written out
+        expected = [pool[i] for i in order if pool[i].id != question.id][:4]
+        assert sel.select(question) == tuple(reversed(expected))
+    # ties at equal score go by pool order: p0 before p1 for "oil falls"; p1 never picks itself
+    assert [s.id for s in sel.select(Sample("q", {"text": "oil falls"}, "Neutral"))][-2:] == ["p1", "p0"]
+    assert "p1" not in [s.id for s in sel.select(pool[1])]
+    assert [s.id for s in sel.select(Sample("r", {"text": "nothing alike"}, "x"))] == ["p3", "p2", "p1", "p0"]

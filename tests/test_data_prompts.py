@@ -44,6 +44,32 @@ def test_empty_split(fixture_data):
         data.load_split(get_task("twitter_fin_sentiment"), "validation")
 
 
+def test_a_split_is_read_once_until_its_file_changes_and_only_for_the_same_task(fixture_data, monkeypatch):
+    import dataclasses
+    import os
+
+    task = get_task("twitter_fin_sentiment")
+    rows = [
+        json.dumps({"id": i, "text": t, "label": lab}) for i, t, lab in [("a", "up", "Bullish"), ("b", "flat", "Neutral")]
+    ]
+    _write(fixture_data, task.name, "validation", rows)
+    reads: list[str] = []
+    real = data.parse_jsonl
+    monkeypatch.setattr(data, "parse_jsonl", lambda raw, path: reads.append(path.name) or real(raw, path))
+    first = data.load_split(task, "validation")
+    assert data.load_split(task, "validation") is first and len(reads) == 1
+    path = fixture_data / task.name / "validation.jsonl"
+    path.write_text("\n".join(rows[:1]) + "\n")  # edited between two reads: the new rows, not the old
+    assert [s.id for s in data.load_split(task, "validation")] == ["a"] and len(reads) == 2
+    stamp, size = path.stat().st_mtime_ns, path.stat().st_size
+    path.write_text(rows[0].replace('"a"', '"z"') + "\n")  # same size, same mtime: still the new rows
+    os.utime(path, ns=(stamp, stamp))
+    assert path.stat().st_size == size
+    assert [s.id for s in data.load_split(task, "validation")] == ["z"] and len(reads) == 3
+    other = dataclasses.replace(task, labels=("Bullish", "Neutral", "Bearish", "Other"))  # same name, another task
+    assert data.load_split(other, "validation")[0].id == "z" and len(reads) == 4
+
+
 def test_missing_data_without_hub_source(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
     with pytest.raises(UserError, match="set HARNESS_DATA_DIR"):

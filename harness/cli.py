@@ -332,8 +332,6 @@ def compare(
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
     sizes = _sizes(train_sizes)
-    if search_trials < 0:
-        raise UserError(f"--search-trials must be 0 or more, got {search_trials}")
     if no_train and sizes:
         raise UserError("--no-train and --train-sizes contradict each other; give one")
     p = load_plan(plan) if plan else default_plan(list(tasks or []), sizes or (256,), search_trials=search_trials)
@@ -341,8 +339,6 @@ def compare(
     p = with_formats(p, formats)
     p = with_volume(p, volume)
     if latency_probe is not None:
-        if not 0 <= latency_probe <= 1000:
-            raise UserError(f"--latency-probe must be from 0 to 1000, got {latency_probe}")
         p = replace(p, latency_probe=latency_probe)
     if variants is not None:
         p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
@@ -352,16 +348,12 @@ def compare(
         others = tuple(r.strip() for r in retention.split(",") if r.strip())
         p = replace(p, tasks=tuple(replace(tp, retention=check_retention(tp.name, others)) for tp in p.tasks))
     if limit is not None:
-        if limit <= 0:
-            raise UserError(f"--limit must be positive, got {limit}")
         p = replace(p, limit=limit)
     options: dict[str, Any] = {"overflow": overflow}
     if backend in ("vllm", "hf"):
         options["adapter_mode"] = adapter_mode
     if backend == "openai":
         options.update(_remote(url, connect_timeout, read_timeout, retries))
-    if batch_size <= 0:
-        raise UserError(f"--batch-size must be positive, got {batch_size}")
     if dry_run:
         from harness.compare import preflight
 
@@ -398,14 +390,18 @@ def _remote(url: str, connect_timeout: float, read_timeout: float, retries: int)
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
-    if not text:
+    if text is None:
         return None
     try:
         sizes = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise UserError(f"--train-sizes must be comma-separated integers, got {text!r}") from None
-    if not sizes or any(s <= 0 for s in sizes):
+    if not sizes:
+        raise UserError(f"--train-sizes names no size, got {text!r}")
+    if any(s <= 0 for s in sizes):
         raise UserError(f"--train-sizes must be positive integers, got {text!r}")
+    if len(set(sizes)) < len(sizes):  # a size twice would train and report one arm twice
+        raise UserError(f"--train-sizes values must be distinct, got {text!r}")
     return sizes
 
 
@@ -455,8 +451,6 @@ def sweep(
     get_task(task)
     if side not in ("adapter", "prompt"):
         raise UserError(f"--side must be adapter or prompt, got {side!r}")
-    if val_limit <= 0:
-        raise UserError(f"--val-limit must be positive, got {val_limit}")
     base: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     plan_model = None
@@ -473,11 +467,20 @@ def sweep(
         method, trials = section.get("method", method), int(section.get("trials", trials))
         if side == "prompt" and max_device_s is None:
             max_device_s = section.get("max_device_s")
+    prompt_cli = {
+        "template": template, "shots": shots, "selection": selection, "cue": cue,
+        "label_order": label_order, "constrained": constrained, "max_device_s": max_device_s,
+    }  # fmt: skip
+    cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
+    other, ignored = ("adapter", cli_space) if side == "prompt" else ("prompt", prompt_cli)
+    given = [k for k, v in ignored.items() if v is not None]
+    if given:  # never a search that silently left out a setting the user asked to vary
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        what = f"is {'an' if other == 'adapter' else 'a'} {other}-side setting" if len(given) == 1 else (
+            f"are {other}-side settings")  # fmt: skip
+        raise UserError(f"{flags} {what}, which --side {side} would leave out (use --side {other})")
     if side == "prompt":
-        prompt_cli = {
-            "template": template, "shots": shots, "selection": selection, "cue": cue,
-            "label_order": label_order, "constrained": constrained,
-        }  # fmt: skip
+        del prompt_cli["max_device_s"]
         raw.update({k: v for k, v in prompt_cli.items() if v is not None})
         folder, summary = _prompt_sweep(
             task,
@@ -493,7 +496,6 @@ def sweep(
             results,
         )
     else:
-        cli_space = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
         raw.update({k: v for k, v in cli_space.items() if v})
         space = sw.parse_space(raw)
         folder, summary = sw.run(
@@ -694,12 +696,12 @@ def size(
     alpha: float = 0.05,
     power: float = 0.8,
     icc: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="For tasks whose items share a source (contract_nli's contracts): the intra-cluster correlation "
-            "of the paired differences, 0-1. The design effect it gives scales the items needed."
+            "of the paired differences, 0-1 (default 0.1). The design effect it gives scales the items needed."
         ),
-    ] = 0.1,
+    ] = None,
     tasks_dir: TasksDir = None,
 ) -> None:
     """Test items a paired comparison needs to detect a difference of EFFECT points."""
@@ -713,14 +715,10 @@ def size(
     m = metric(t.primary_metric)
     if not m.points:
         raise UserError(f"harness size works in points of a proportion; {task}'s metric {m.name} is not one")
-    if not 0 < effect <= 100:
-        raise UserError(f"--effect must be above 0 and at most 100 points, got {effect:g}")
-    if not 0 < discordance <= 1 or effect / 100 > discordance:
-        raise UserError(f"--discordance must be in (0, 1] and at least the effect ({effect / 100:g}), got {discordance:g}")
-    if not 0 < alpha < 1 or not 0 < power < 1:
-        raise UserError(f"--alpha and --power must be between 0 and 1, got {alpha:g} and {power:g}")
-    if not 0 <= icc <= 1:
-        raise UserError(f"--icc must be between 0 and 1, got {icc:g}")
+    if effect / 100 > discordance:  # the ranges of each are checked by harness.options
+        raise UserError(f"--discordance must be at least the effect ({effect / 100:g}), got {discordance:g}")
+    if icc is not None and not t.cluster_field:  # else a correlation the user gave would change nothing, silently
+        raise UserError(f"--icc is for tasks whose items share a source; {task}'s items are independent")
     n = items_needed(effect / 100, discordance, alpha, power)
     have = count_rows(t, t.test_split)
     proxy = " (macro-F1 approximated by per-item correctness)" if m.item_key is None else ""
@@ -733,6 +731,7 @@ def size(
         from harness.stats import design_effect
 
         sizes = list(Counter(str(s.fields[t.cluster_field]) for s in load_split(t, t.test_split)).values())
+        icc = 0.1 if icc is None else icc
         de = design_effect(sizes, icc)
         clustered = (
             f"; its items come in {len(sizes):,} {t.cluster_field}s (size-weighted mean "
@@ -765,10 +764,6 @@ def report(
     from harness.report import metrics_json, print_rich, summarise, write_reports
 
     as_json = _format(output) == "json"
-    if volume is not None and not 0 < volume < float("inf"):
-        raise UserError(f"--volume must be a positive number of requests a month, got {volume}")
-    if usd_per_error is not None and not 0 <= usd_per_error < float("inf"):
-        raise UserError(f"--usd-per-error must be 0 or more, got {usd_per_error}")
     summaries, manifests = summarise(run_dirs, volume, usd_per_error)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else Path("results") / "merged")
     write_reports(target, summaries, manifests)
@@ -789,8 +784,6 @@ def gate(
     exit 2 when the two runs share nothing to compare."""
     from harness.gate import run_gate
 
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
     failures = run_gate(candidate, baseline, alpha, out)
     if failures:
         raise typer.Exit(1)
@@ -811,12 +804,23 @@ def check_adapter(
     from harness.adapters import check_files
     from harness.check import check
 
-    if n <= 0:
-        raise UserError(f"-n must be positive, got {n}")
     check_files(adapter)
     ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
     if not ok:
         raise typer.Exit(1)
+
+
+def _guard_commands() -> None:
+    """Every command checks its options by their declared rules (harness.options) before it runs."""
+    from harness.options import guarded
+
+    for group in (app, models_app):
+        for info in group.registered_commands:
+            if info.callback is not None:
+                info.callback = guarded(info.callback)
+
+
+_guard_commands()
 
 
 def main() -> None:

@@ -53,7 +53,11 @@ ALIASES: dict[str, WheelSource] = {
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+    """HARNESS_CACHE, else ~/.cache/harness: a folder (missing is fine, it is made when written)."""
+    root = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
+    if root.exists() and not root.is_dir():
+        raise UserError(f"HARNESS_CACHE={root} is a file; point it at a folder (made if missing) or unset it")
+    return root
 
 
 def models_dir() -> Path:
@@ -70,6 +74,8 @@ def parse_spec(spec: str) -> ModelSpec:
     """Classify a spec without touching the network. Pure apart from checking the filesystem."""
     if spec in ALIASES:
         return ModelSpec("alias", spec)
+    if not spec.strip():  # Path("") is the current folder: never take it for a model directory
+        raise _unknown(spec)
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -80,12 +86,15 @@ def parse_spec(spec: str) -> ModelSpec:
             raise UserError(f"{spec} is not a model directory (no config.json in it)")
         return ModelSpec("dir", str(path.resolve()))
     if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
-        known = ", ".join(sorted(ALIASES))
-        raise UserError(
-            f"unknown model {spec!r}: not a built-in alias ({known}), a model directory, "
-            "a .gguf file or a hub id like org/name"
-        )
+        raise _unknown(spec)
     return ModelSpec("hub", spec)
+
+
+def _unknown(spec: str) -> UserError:
+    return UserError(
+        f"unknown model {spec!r}: not a built-in alias ({', '.join(sorted(ALIASES))}), a model directory, "
+        "a .gguf file or a hub id like org/name"
+    )
 
 
 def is_complete(directory: Path) -> bool:

@@ -253,8 +253,13 @@ def write(t: Inferred, root: Path) -> tuple[Path, Path]:
 
 def write_files(root: Path, name: str, task_src: str, template_src: str, command: str) -> tuple[Path, Path]:
     """ROOT/tasks/NAME.py and ROOT/prompts/NAME/zero_shot.j2, where --tasks-dir ROOT/tasks finds them."""
+    from harness.tasks import file_for
+
     task_file = root / "tasks" / f"{name}.py"
     template = root / "prompts" / name / "zero_shot.j2"
+    other = file_for(name)
+    if other is not None and other.resolve() != task_file.resolve():  # two files of one name: every command refuses
+        raise UserError(f"a task named {name} is already defined in {other}; {command} needs a new name")
     for p in (task_file, template):
         if p.exists():
             raise UserError(f"{p} exists; {command} never overwrites (delete it or pick another --out)")

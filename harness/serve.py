@@ -123,20 +123,35 @@ def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Serve
     return served if _answers(served.url) else None
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, before an engine start, an address this machine cannot listen on or a port in use."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
     from harness.backends.vllm import configure_cpu_env, kv_block_size
     from harness.chat import cuda_available
 
-    if not 1 <= port <= 65535:
-        raise UserError(f"--port must be from 1 to 65535, got {port}")
     current = running(model_dir, dtype, max_model_len, seed)
     if current is not None:
         raise UserError(f"harness serve already runs at {current.url} (process {current.pid})")
+    check_address(host, port)
     cpu = not cuda_available()
     if cpu:
         configure_cpu_env()
-    url = f"http://{host}:{port}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     cmd = server_command(model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=kv_block_size())
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:

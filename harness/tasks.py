@@ -175,6 +175,15 @@ def all_tasks() -> dict[str, Task]:
     return registry(tuple(_extra))
 
 
+def file_for(name: str) -> Path | None:
+    """The task file that defines NAME in any task folder that exists (a file's name is its task's),
+    found without importing one: a folder that is missing or holds a broken file does not matter here."""
+    for d in task_dirs(tuple(_extra)):
+        if (d / f"{name}.py").is_file():
+            return d / f"{name}.py"
+    return None
+
+
 def get_task(name: str) -> Task:
     tasks = all_tasks()
     if name not in tasks:

@@ -320,7 +320,7 @@ CASES = [
     ),
     ("unknown-command-option", lambda t: ["tasks", "--colour"], 2, "No such option"),
     ("sweep-empty-space", lambda t: ["sweep", "twitter_fin_sentiment"], 2, "search space is empty"),
-    ("sweep-zero-budget", lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--trials", "0"], 2, "at least 1"),
+    ("sweep-zero-budget", lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--trials", "0"], 2, "--trials must"),
     (
         "sweep-unknown-param",
         lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'banking77'\n[task.sweep]\nwarmup = [0.1]\n")],
@@ -442,7 +442,7 @@ CASES = [
         "compare-bad-timeout",
         lambda t: ["compare", "twitter_fin_sentiment", "--backend", "openai", "--read-timeout", "0"],
         2,
-        "read timeout must be between",
+        "--read-timeout must be between 0 and 86400, got 0",
     ),
     ("run-id-outside", lambda t: ["compare", "twitter_fin_sentiment", "--run-id", "../outside"], 2, "is not a plain name"),
     (
@@ -529,7 +529,44 @@ CASES = [
     ),
     ("retention-self", lambda t: ["compare", "banking77", "--retention", "banking77"], 2, "itself"),
     ("retention-unknown", lambda t: ["compare", "banking77", "--retention", "twiter_fin_sentiment"], 2, "unknown task"),
-]
+    # found by trying odd values on every command (each was an internal error or a silent acceptance)
+    ("data-check-seq-len-zero", lambda t: ["data-check", "twitter_fin_sentiment", "--max-seq-len", "0"], 2,
+     "--max-seq-len must be positive, got 0"),
+    ("preview-seed-negative", lambda t: ["preview", "twitter_fin_sentiment", "--seed", "-5"], 2,
+     "--seed must be from 0 to 4294967295, got -5"),
+    ("compare-timeout-any-backend", lambda t: ["compare", "twitter_fin_sentiment", "--connect-timeout", "-1"], 2,
+     "--connect-timeout must be between 0 and 86400"),
+    ("compare-train-sizes-twice", lambda t: ["compare", "twitter_fin_sentiment", "--train-sizes", "64,64"], 2,
+     "--train-sizes values must be distinct"),
+    ("compare-train-sizes-empty", lambda t: ["compare", "twitter_fin_sentiment", "--train-sizes", ""], 2,
+     "--train-sizes names no size"),
+    ("compare-url-invalid", lambda t: ["compare", "twitter_fin_sentiment", "--backend", "openai", "--no-train",
+     "--url", "http://999.1.1.1:80"], 2, "is not a valid URL"),
+    ("sweep-results-unwritable", lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--results", "/proc/sw"],
+     2, "--results /proc/sw is not writable"),
+    ("sweep-usd-negative", lambda t: ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--usd-per-hour", "-2"], 2,
+     "--usd-per-hour must be 0 or more"),
+    ("sweep-prompt-side-lr", lambda t: ["sweep", "twitter_fin_sentiment", "--side", "prompt", "--lr", "1e-3"], 2,
+     "--lr is an adapter-side setting"),
+    ("sweep-adapter-side-shots", lambda t: ["sweep", "twitter_fin_sentiment", "--shots", "0,4", "--cue", "x"], 2,
+     "--shots, --cue are prompt-side settings"),
+    ("report-out-unwritable", lambda t: ["report", str(make_run(t / "runs", "r1")), "--out", "/proc/rep"], 2,
+     "--out /proc/rep is not writable"),
+    ("report-out-under-a-file", lambda t: ["report", str(make_run(t / "runs", "r1")), "--out", str(_file(t) / "x")],
+     2, "is a file, not a folder"),
+    ("new-task-out-unwritable", lambda t: ["new-task", "mine", "--data", str(t / "data" / "twitter_fin_sentiment"),
+     "--out", "/proc/nt"], 2, "--out /proc/nt is not writable"),
+    ("new-task-builtin-name", lambda t: ["new-task", "banking77", "--data", str(t / "data" / "twitter_fin_sentiment"),
+     "--out", str(t / "out")], 2, "a task named banking77 is already defined"),
+    ("size-icc-unclustered", lambda t: ["size", "twitter_fin_sentiment", "--effect", "5", "--icc", "0.2"], 2,
+     "items are independent"),
+    ("models-pull-empty", lambda t: ["models", "pull", ""], 2, "unknown model ''"),
+]  # fmt: skip
+
+
+def _file(tmp: Path) -> Path:
+    (tmp / "a-file").write_text("x")
+    return tmp / "a-file"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

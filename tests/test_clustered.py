@@ -136,4 +136,4 @@ def test_design_effect_by_hand_and_in_harness_size(fixture_data):
     assert done.returncode == 0, done.stderr
     assert "936 test items" in done.stdout and "contracts" in done.stdout and "design effect" in done.stdout
     bad = size("--effect", "5", "--icc", "1.5")
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --icc must be between 0 and 1, got 1.5"
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --icc must be from 0 to 1, got 1.5"

@@ -115,9 +115,9 @@ def test_volume_option_is_checked(capsys, monkeypatch, fixture_data):
     from tests.test_bad_input import run_cli
 
     code, _, err = run_cli(["compare", "twitter_fin_sentiment", "--volume", "0", "--dry-run"], capsys, monkeypatch)
-    assert code == 2 and "--volume must be a positive number of requests a month, got 0" in err
+    assert code == 2 and "--volume must be positive, got 0" in err
     code, _, err = run_cli(["report", "nowhere", "--volume", "-3"], capsys, monkeypatch)
-    assert code == 2 and "--volume must be a positive number of requests a month, got -3" in err
+    assert code == 2 and "--volume must be positive, got -3" in err
 
 
 def test_break_even_interval_resamples_batches():

@@ -161,7 +161,7 @@ def test_retries_on_503_then_succeeds_and_invalid_answers_are_one_line(model_dir
     [
         ({"read_timeout_s": 0}, "read timeout must be between 0 and 86400"),
         ({"connect_timeout_s": float("inf")}, "connect timeout must be between"),
-        ({"retries": -1}, "retries must be between 0 and 20"),
+        ({"retries": -1}, "retries must be from 0 to 20"),
     ],
 )
 def test_limits_are_checked(options, message):

@@ -345,7 +345,7 @@ def test_plan_prompt_search_sections(tmp_path, fixture_data):
     [
         (["--shots", "0,500"], "outside 0..180"),
         (["--template", "zero_shoot"], "did you mean zero_shot"),
-        (["--trials", "0"], "at least 1"),
+        (["--trials", "0"], "--trials must be positive"),
         (["--max-device-s", "0"], "must be positive"),
         (["--side", "prompts"], "--side must be adapter or prompt"),
         (["--val-limit", "0"], "--val-limit must be positive"),

@@ -207,7 +207,7 @@ def test_no_detectable_difference_states_the_detectable_effect():
     [
         (["size", "twitter_fin_sentiment", "--effect", "5"], 0, "936 test items detect a 5-point difference in accuracy"),
         (["size", "twitter_fin_sentiment", "--effect", "0"], 2, "--effect must be above 0"),
-        (["size", "twitter_fin_sentiment", "--effect", "150"], 2, "at most 100 points"),
+        (["size", "twitter_fin_sentiment", "--effect", "150"], 2, "--effect must be above 0 and at most 100, got 150"),
         (["size", "twitter_fin_sentiment", "--effect", "40", "--discordance", "0.3"], 2, "at least the effect"),
         (["size", "scitldr", "--effect", "5"], 2, "rougeL is not one"),
     ],

@@ -24,6 +24,7 @@ from harness.adapters import adapter_hash
 from harness.backends.base import fit_context
 from harness.chat import encode_chat
 from harness.errors import UserError
+from harness.options import RETRIES, TIMEOUT_S
 from harness.types import Completion, Request
 
 
@@ -39,10 +40,10 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "read_timeout_s"):
             value = getattr(self, name)
-            if not 0 < value < 86_400:
-                raise UserError(f"{name.split('_')[0]} timeout must be between 0 and 86400 seconds, got {value}")
-        if not 0 <= self.retries <= 20:
-            raise UserError(f"retries must be between 0 and 20, got {self.retries}")
+            if not TIMEOUT_S.holds(value):
+                raise UserError(f"{name.split('_')[0]} timeout must be {TIMEOUT_S.describe()} seconds, got {value}")
+        if not RETRIES.holds(self.retries):
+            raise UserError(f"retries must be {RETRIES.describe()}, got {self.retries}")
         if not 0 <= self.backoff_s <= 600:
             raise UserError(f"backoff must be between 0 and 600 seconds, got {self.backoff_s}")
 
@@ -83,6 +84,8 @@ def call(client: httpx.Client, method: str, url: str, limits: Limits, body: dict
         except httpx.TransportError as exc:
             last = str(exc) or type(exc).__name__
             continue
+        except httpx.InvalidURL as exc:  # the user's --url: no retry makes it valid
+            raise UserError(f"{url} is not a valid URL ({exc})") from None
         if resp.status_code in RETRY_STATUS:
             last = f"HTTP {resp.status_code}"
             continue
@@ -100,12 +103,18 @@ def call(client: httpx.Client, method: str, url: str, limits: Limits, body: dict
     raise UserError(f"{url} failed after {tries} tries ({last}); is the server up?")
 
 
+def base_url(url: str) -> str:
+    """The server's root: OpenAI clients are given ".../v1", this backend adds /v1/... itself."""
+    root = url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
 def probe(url: str, options: dict[str, Any]) -> None:
     """Before any model work: the server answers /v1/models (one try, the connect timeout)."""
     limits = limits_from(options)
     quick = Limits(limits.connect_timeout_s, min(limits.read_timeout_s, 30.0), retries=0)
     with httpx.Client(timeout=quick.timeout()) as client:
-        call(client, "GET", url.rstrip("/") + "/v1/models", quick)
+        call(client, "GET", base_url(url) + "/v1/models", quick)
 
 
 class OpenAIBackend:
@@ -123,7 +132,7 @@ class OpenAIBackend:
     ):
         from harness.tokenizer import counting_tokenizer
 
-        self.url, self.overflow, self.workers, self.max_len = url.rstrip("/"), overflow, workers, max_len
+        self.url, self.overflow, self.workers, self.max_len = base_url(url), overflow, workers, max_len
         self.limits = limits or Limits()
         self.client = httpx.Client(timeout=self.limits.timeout(), limits=httpx.Limits(max_connections=workers))
         self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them

@@ -132,6 +132,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
     rerun after a crash only computes what is missing. Returns this task's records.
+    `on_batch(done, total)` after the kept records are counted and after each batch.
 
     `split` "validation" writes to validation.jsonl: the records every selection is made on,
     kept apart from the test records the report's numbers come from."""
@@ -145,9 +146,12 @@ def evaluate(
             # a batch holds one variant: its wall time per request is that variant's cost, not a mix
             chunks += [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     todo = [job for chunk in chunks for job in chunk]
+    total = len(items) * len(variants)
+    finished = total - len(todo)  # kept from an earlier run: a resumed or finished run says so, not 0/?
+    if on_batch:
+        on_batch(finished, total)
     writer = SampleWriter(path)
     batches = SampleWriter(run_dir / BATCHES)
-    finished = 0
     try:
         for chunk in chunks:
             started = time.perf_counter()
@@ -162,7 +166,7 @@ def evaluate(
                 done[(rec["item"], rec["variant"])] = rec
             finished += len(chunk)
             if on_batch:
-                on_batch(finished, len(todo))
+                on_batch(finished, total)
     finally:
         writer.close()
         batches.close()

@@ -41,9 +41,22 @@ def test_evaluate_all_variants_same_items_and_resume(fixture_data, tmp_path):
     batches = [json.loads(x) for x in (run / "batches.jsonl").read_text().splitlines()]
     assert len(batches) == 4 and all(b["requests"] == 1 and b["prompt_tokens"] > 0 for b in batches)
     assert {(r["item"], r["variant"]) for r in records} == {(s.id, v.name) for s in items for v in variants}
-    again = evaluate(task, variants, items, pool, backend, run)
+    progress: list[tuple[int, int]] = []
+    again = evaluate(task, variants, items, pool, backend, run, on_batch=lambda *a: progress.append(a))
     assert backend.calls == [1, 1, 1, 1]  # nothing recomputed
     assert len(read_samples(run / SAMPLES)) == 4 and len(again) == 4
+    assert progress == [(4, 4)]  # a finished run's bar shows it finished (it showed 0/? before)
+
+
+def test_progress_counts_kept_records_then_each_batch(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    items = data.load_split(task, "validation")
+    more = [Sample(f"{s.id}-{k}", s.fields, s.target) for k in range(3) for s in items]  # 6 items
+    zero = Variant("zero_shot", "zero_shot")
+    evaluate(task, [zero], more[:2], (), FakeBackend(), tmp_path / "run")  # an earlier, interrupted run
+    progress: list[tuple[int, int]] = []
+    evaluate(task, [zero], more, (), FakeBackend(), tmp_path / "run", batch_size=3, on_batch=lambda *a: progress.append(a))
+    assert progress == [(2, 6), (5, 6), (6, 6)]
 
 
 def test_a_batch_holds_one_variant_so_its_time_is_that_variants(fixture_data, tmp_path):

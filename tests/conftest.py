@@ -33,6 +33,16 @@ def pytest_configure(config):
         os.environ["HARNESS_TASKS_PATH"] = os.pathsep.join([*current, *extra])
 
 
+@pytest.fixture(autouse=True)
+def _no_task_folders_carried_over():
+    """A CLI call's --tasks-dir lives in the process (each CLI call sets its own): a test that ran one
+    with a broken folder must not leave it to the next test in this worker."""
+    yield
+    from harness.tasks import set_extra_dirs
+
+    set_extra_dirs([])
+
+
 @pytest.fixture
 def fixture_data(tmp_path, monkeypatch):
     """HARNESS_DATA_DIR pointing at hand-written rows for every built-in task."""

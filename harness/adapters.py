@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from pathlib import Path
 
 from harness import schema
@@ -48,15 +47,15 @@ def adapter_hash(path: Path) -> str:
 
 
 def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, read by the safetensors library, which also refuses a file its header
+    does not cover exactly (one cut short by a full disk or an interrupted copy)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with path.open("rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            if size > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(f.read(size))
-    except (OSError, ValueError, struct.error) as exc:
+        with safe_open(str(path), framework="numpy") as f:
+            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (not a dict)
+    except (OSError, SafetensorError) as exc:
         raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
 
 
 def _model_shapes(model_dir: Path) -> dict[str, list[int]]:
@@ -78,6 +77,7 @@ def check_files(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{cfg_file} is corrupt ({getattr(exc, 'msg', exc)})") from None
     schema.validate(schema.AdapterConfig, cfg, cfg_file)
+    _safetensors_shapes(weights)  # complete, not cut short: a truncated file fails here, not in an engine
     return dict(cfg)
 
 
@@ -94,6 +94,18 @@ def validate(path: Path, model_dir: Path, max_rank: int | None = None) -> dict:
     return dict(_VALIDATED[key])
 
 
+def read_manifest(path: Path) -> dict:
+    """The harness's own record next to an adapter it trained (MANIFEST)."""
+    file = path / MANIFEST
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{file} is corrupt ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{file} is corrupt (not a JSON object)")
+    return manifest
+
+
 def _validate(path: Path, model_dir: Path, cfg: dict, max_rank: int | None) -> dict:
     rank = int(cfg["r"])
     weights = path / "adapter_model.safetensors"
@@ -101,7 +113,7 @@ def _validate(path: Path, model_dir: Path, cfg: dict, max_rank: int | None) -> d
         raise UserError(f"adapter {path.name} has rank {rank}, over --max-lora-rank {max_rank}")
     manifest = path / MANIFEST
     if manifest.is_file():
-        base = json.loads(manifest.read_text()).get("base_model_hash")
+        base = read_manifest(path).get("base_model_hash")
         if base and base != content_hash(model_dir):
             raise UserError(
                 f"adapter {path} was trained for another base model (hash {base}, this one {content_hash(model_dir)})"

@@ -6,14 +6,13 @@ least 95% of items, and differ from the base model on a clear share of them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from harness import data as data_mod
-from harness.adapters import MANIFEST, validate
+from harness.adapters import MANIFEST, read_manifest, validate
 from harness.backends import make_backend
 from harness.models import resolve
 from harness.run import Variant, build_requests
@@ -30,7 +29,7 @@ def check(
     model_dir = resolve(model)
     validate(adapter, model_dir)
     if template is None and (adapter / MANIFEST).is_file():
-        template = json.loads((adapter / MANIFEST).read_text()).get("template")
+        template = read_manifest(adapter).get("template")
     template = template or task.adapter_template
     items = data_mod.test_items(task, n)
     with_adapter = build_requests(task, Variant("adapter", template, adapter=str(adapter)), items, ())

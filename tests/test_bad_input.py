@@ -561,7 +561,20 @@ CASES = [
     ("size-icc-unclustered", lambda t: ["size", "twitter_fin_sentiment", "--effect", "5", "--icc", "0.2"], 2,
      "items are independent"),
     ("models-pull-empty", lambda t: ["models", "pull", ""], 2, "unknown model ''"),
+    ("adapter-weights-cut-short", lambda t: ["check-adapter", _truncated_adapter(t), "--task", "twitter_fin_sentiment"],
+     2, "is not a readable safetensors file"),
 ]  # fmt: skip
+
+
+def _truncated_adapter(tmp: Path) -> str:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    d = Path(_adapter_config(tmp, '{"r": 8}'))
+    save_file({"w": np.zeros(64, dtype=np.float32)}, str(d / "adapter_model.safetensors"))
+    with (d / "adapter_model.safetensors").open("r+b") as f:
+        f.truncate(100)
+    return str(d)
 
 
 def _file(tmp: Path) -> Path:

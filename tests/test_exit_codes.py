@@ -47,12 +47,15 @@ def test_gate_exits_1_on_a_regression_0_on_none_2_on_nothing_to_compare(tmp_path
 
 
 def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from safetensors.numpy import save_file
+
     import harness.check
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"r": 8}')
-    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 16)
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(adapter / "adapter_model.safetensors"))  # complete
     monkeypatch.setattr(harness.check, "check", lambda *a, **k: False)
     code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 1

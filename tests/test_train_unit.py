@@ -97,6 +97,23 @@ def test_train_writes_complete_manifest_and_hits_cache(tiny):
     assert not list(first.path.parent.glob(".work-*"))  # no half-written leftovers
 
 
+def test_a_damaged_cached_adapter_is_trained_again_not_served(tiny, capsys):
+    from harness.adapters import adapter_hash, check_files
+
+    first = train(_cfg(tiny), progress=False)
+    weights = first.path / "adapter_model.safetensors"
+    good = adapter_hash(first.path)
+    with weights.open("r+b") as f:  # cut short, as a full disk or an interrupted copy leaves it
+        f.truncate(weights.stat().st_size // 2)
+    again = train(_cfg(tiny), progress=False)
+    assert not again.cached and again.path == first.path and adapter_hash(again.path) == good
+    assert "cached adapter damaged, training it again" in capsys.readouterr().err
+    check_files(again.path)
+    (first.path / "harness-adapter.json").write_text("{")  # a torn manifest
+    assert not train(_cfg(tiny), progress=False).cached
+    assert train(_cfg(tiny), progress=False).cached
+
+
 def test_same_seed_same_loss_curve(tiny, cache_dir):
     from harness.adapters import adapter_hash
 

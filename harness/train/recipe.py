@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import data as data_mod
-from harness.adapters import MANIFEST, canonical_config
+from harness.adapters import MANIFEST, canonical_config, check_files, read_manifest
 from harness.chat import device_count
 from harness.errors import UserError
 from harness.models import cache_root, content_hash, file_sha256, resolve
@@ -68,7 +68,13 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
     key = cfg.key(data_mod.samples_hash(train_rows) + data_mod.samples_hash(val_rows), template_hash, model_hash)
     final = adapters_dir() / f"{task.name}-{key}"
     if (final / MANIFEST).is_file():
-        return TrainedAdapter(final, json.loads((final / MANIFEST).read_text()), cached=True)
+        try:
+            check_files(final)
+            return TrainedAdapter(final, read_manifest(final), cached=True)
+        except UserError as exc:  # a cache entry is derived data: rebuild it rather than serve it
+            from harness.console import make_console
+
+            make_console(stderr=True).print(f"warning: cached adapter damaged, training it again: {exc}", markup=False)
     work = adapters_dir() / f".work-{task.name}-{key}"
     work.mkdir(parents=True, exist_ok=True)
     result = _run_training(cfg, task.name, template, model_dir, train_rows, val_rows, work, progress)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import schema
 from harness.errors import UserError
-from harness.models import cache_root, content_hash, file_sha256
+from harness.models import cache_root, content_hash, damaged_weights, file_sha256, safetensors_shapes
 
 MANIFEST = "harness-adapter.json"
 
@@ -46,22 +46,10 @@ def adapter_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Each tensor's shape, read by the safetensors library, which also refuses a file its header
-    does not cover exactly (one cut short by a full disk or an interrupted copy)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (not a dict)
-    except (OSError, SafetensorError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
-
-
 def _model_shapes(model_dir: Path) -> dict[str, list[int]]:
     shapes: dict[str, list[int]] = {}
     for f in sorted(model_dir.glob("*.safetensors")):
-        shapes.update(_safetensors_shapes(f))
+        shapes.update(safetensors_shapes(f))
     return shapes
 
 
@@ -77,7 +65,7 @@ def check_files(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{cfg_file} is corrupt ({getattr(exc, 'msg', exc)})") from None
     schema.validate(schema.AdapterConfig, cfg, cfg_file)
-    _safetensors_shapes(weights)  # complete, not cut short: a truncated file fails here, not in an engine
+    safetensors_shapes(weights)  # complete, not cut short: a truncated file fails here, not in an engine
     return dict(cfg)
 
 
@@ -121,7 +109,7 @@ def _validate(path: Path, model_dir: Path, cfg: dict, max_rank: int | None) -> d
     base_shapes = _model_shapes(model_dir)
     if not base_shapes:
         return dict(cfg)
-    for name, shape in _safetensors_shapes(weights).items():
+    for name, shape in safetensors_shapes(weights).items():
         if "lora_A" not in name:
             continue
         # base_model.model.<module path>.lora_A.weight -> <module path>.weight in the base
@@ -144,7 +132,12 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
     key = f"{content_hash(model_dir)}-{adapter_hash(adapter)}-fp32"
     target = cache_root() / "merged" / key
     if (target / MANIFEST).is_file():
-        return target
+        damage = damaged_weights(target)
+        if damage is None:
+            return target
+        from harness.console import warn
+
+        warn(f"cached merged model damaged, merging it again: {damage}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

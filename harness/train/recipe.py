@@ -72,9 +72,9 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
             check_files(final)
             return TrainedAdapter(final, read_manifest(final), cached=True)
         except UserError as exc:  # a cache entry is derived data: rebuild it rather than serve it
-            from harness.console import make_console
+            from harness.console import warn
 
-            make_console(stderr=True).print(f"warning: cached adapter damaged, training it again: {exc}", markup=False)
+            warn(f"cached adapter damaged, training it again: {exc}")
     work = adapters_dir() / f".work-{task.name}-{key}"
     work.mkdir(parents=True, exist_ok=True)
     result = _run_training(cfg, task.name, template, model_dir, train_rows, val_rows, work, progress)

@@ -65,6 +65,7 @@ NON_NEGATIVE = Range(0)
 POSITIVE = Range(0, lo_open=True)
 SHARE = Range(0, 1, lo_open=True, hi_open=True)  # a probability strictly inside (0, 1)
 TIMEOUT_S = Range(0, 86_400, lo_open=True, hi_open=True)
+SEED = Range(0, 2**32 - 1)  # what every library takes (numpy refuses a negative seed)
 RETRIES = Range(0, 20)
 
 RANGES: dict[str, Range] = {
@@ -72,8 +73,7 @@ RANGES: dict[str, Range] = {
     "limit": COUNT, "n": COUNT, "val_limit": COUNT, "trials": COUNT, "batch_size": COUNT, "train_size": COUNT,
     "rank": COUNT, "max_seq_len": COUNT, "shots": NON_NEGATIVE, "search_trials": NON_NEGATIVE,
     "formats": Range(0, 50), "latency_probe": Range(0, 1000),
-    # a seed every library takes (numpy refuses negative ones)
-    "seed": Range(0, 2**32 - 1),
+    "seed": SEED,
     # training
     "epochs": POSITIVE, "lr": POSITIVE,
     # statistics

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError, closest
+from harness.options import SEED
 
 T = TypeVar("T")
 
@@ -27,6 +28,7 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Method = Literal["grid", "random", "tpe"]
+Seed = Annotated[int, Field(ge=SEED.lo, le=SEED.hi)]  # the command line's --seed range
 
 
 class Strict(BaseModel):
@@ -90,7 +92,7 @@ class TrainTable(Strict):
     batch_size: PositiveInt | None = None
     grad_accum: PositiveInt | None = None
     max_seq_len: PositiveInt | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
     early_stopping_patience: PositiveInt | None = None
     pack: bool | None = None
@@ -158,7 +160,7 @@ class TaskTable(Strict):
     name: Annotated[str, Field(min_length=1)]
     variants: list[VariantTable] = []
     train_sizes: list[PositiveInt] = []
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
     train: TrainTable = TrainTable()
     sweep: SweepTable | None = None
     retention: list[str] | None = None
@@ -177,11 +179,20 @@ class PlanFile(Strict):
     name: Annotated[str, Field(min_length=1)] | None = None
     model: Annotated[str, Field(min_length=1)] | None = None
     limit: PositiveInt | None = 200
-    seed: int = 0
+    seed: Seed = 0
     val_limit: PositiveInt = 100
     latency_probe: Annotated[int, Field(ge=0, le=1000)] = 20
     prices: PricesTable = PricesTable()
     task: Annotated[list[TaskTable], Field(min_length=1)]
+
+    @field_validator("task")
+    @classmethod
+    def _one_table_per_task(cls, tasks: list[TaskTable]) -> list[TaskTable]:
+        names = [t.name for t in tasks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # two tables would write one task's records into the same place, each taking the other's
+            raise ValueError(f"{', '.join(twice)} has more than one [[task]]; give one table its variants and sizes")
+        return tasks
 
 
 class AdapterConfig(Stored):

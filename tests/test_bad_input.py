@@ -561,6 +561,12 @@ CASES = [
     ("size-icc-unclustered", lambda t: ["size", "twitter_fin_sentiment", "--effect", "5", "--icc", "0.2"], 2,
      "items are independent"),
     ("models-pull-empty", lambda t: ["models", "pull", ""], 2, "unknown model ''"),
+    ("plan-seed-negative", lambda t: ["compare", "--plan", _plan(t, TASK + "seeds = [-1]\n")], 2,
+     "task[1].seeds[1]: input should be greater than or equal to 0"),
+    ("plan-task-twice", lambda t: ["compare", "--plan", _plan(t, TASK + TASK)], 2,
+     "twitter_fin_sentiment has more than one [[task]]"),
+    ("train-seed-negative", lambda t: ["train", "twitter_fin_sentiment", "--seed", "-1"], 2,
+     "--seed must be from 0 to 4294967295"),
     ("adapter-weights-cut-short", lambda t: ["check-adapter", _truncated_adapter(t), "--task", "twitter_fin_sentiment"],
      2, "is not a readable safetensors file"),
 ]  # fmt: skip

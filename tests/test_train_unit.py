@@ -114,6 +114,16 @@ def test_a_damaged_cached_adapter_is_trained_again_not_served(tiny, capsys):
     assert train(_cfg(tiny), progress=False).cached
 
 
+def test_a_rank_over_the_hidden_size_is_refused_before_training(tiny):
+    from harness.train.recipe import check_rank
+
+    check_rank(32, tiny)  # the tiny model is 32 wide
+    with pytest.raises(UserError, match=r"LoRA rank 33 is over the model's hidden size \(32\)"):
+        train(_cfg(tiny, rank=33), progress=False)
+    with pytest.raises(UserError, match="seed must be from 0 to 4294967295, got -1"):
+        _cfg(tiny, seed=-1)
+
+
 def test_same_seed_same_loss_curve(tiny, cache_dir):
     from harness.adapters import adapter_hash
 

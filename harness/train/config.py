@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.options import SEED
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TrainConfig:
             (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
             (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
             (self.rank > 0, f"LoRA rank must be positive, got {self.rank}"),
+            (SEED.holds(self.seed), f"seed must be {SEED.describe()}, got {self.seed}"),
             (self.batch_size > 0 and self.grad_accum > 0, "batch size and gradient accumulation must be positive"),
             (0 <= self.val_fraction < 0.9, f"validation fraction must be in [0, 0.9), got {self.val_fraction}"),
             (0 <= self.warmup_ratio <= 1, f"warmup ratio must be in [0, 1], got {self.warmup_ratio}"),

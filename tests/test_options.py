@@ -31,6 +31,24 @@ def test_every_numeric_option_of_every_command_has_a_range_its_default_meets():
     assert seen >= 30  # the walk found the options (a walk that finds none would pass anything)
 
 
+def test_every_path_option_is_checked_somewhere_named():
+    from harness.options import CHECKED_BY_COMMAND, INPUT_FILES, OUTPUT_FOLDERS, path_parameters
+
+    seen = [(info.callback.__name__, name) for info in commands() for name in path_parameters(info.callback)]
+    assert len(seen) >= 15
+    for command, name in seen:
+        assert name in OUTPUT_FOLDERS + INPUT_FILES + CHECKED_BY_COMMAND, f"{command}: path option {name!r} unchecked"
+
+
+def test_an_input_file_must_exist_even_where_it_would_not_be_read(tmp_path):
+    with pytest.raises(UserError, match=r"^--wheel file not found: .*nope\.whl$"):
+        check_value("wheel", "--wheel", tmp_path / "nope.whl")
+    with pytest.raises(UserError, match=r"is not a file$"):
+        check_value("plan", "--plan", tmp_path)
+    (tmp_path / "p.toml").write_text("")
+    check_value("plan", "--plan", tmp_path / "p.toml")
+
+
 def test_numeric_parameters_sees_optional_and_annotated_numbers_only():
     def command(a: int, b: float | None = None, c: bool = False, d: str = "x", e: list[int] | None = None) -> None: ...
 

@@ -155,24 +155,3 @@ def guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     run.__guarded__ = True  # type: ignore[attr-defined]
     return run
-
-
-def path_parameters(callback: Callable[..., Any]) -> list[str]:
-    """The command's parameters that take a path (optional ones and lists of paths included)."""
-    names = []
-    for name, hint in typing.get_type_hints(inspect.unwrap(callback)).items():
-        kinds = {hint, *typing.get_args(hint)}
-        if Path in kinds | {a for k in kinds for a in typing.get_args(k)}:
-            names.append(name)
-    return names
-
-
-def numeric_parameters(callback: Callable[..., Any]) -> dict[str, Any]:
-    """The command's int and float parameters (optional ones included) with their defaults."""
-    signature = inspect.signature(inspect.unwrap(callback))
-    numeric = {}
-    for name, hint in typing.get_type_hints(inspect.unwrap(callback)).items():
-        kinds = set(typing.get_args(hint)) - {type(None)} if typing.get_args(hint) else {hint}
-        if kinds & {int, float} and name in signature.parameters:
-            numeric[name] = signature.parameters[name].default
-    return numeric

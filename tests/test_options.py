@@ -6,17 +6,41 @@ from __future__ import annotations
 import inspect
 import math
 import socket
+import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness import cli
 from harness.errors import UserError
-from harness.options import RANGES, Range, check_output_folder, check_value, flags_of, numeric_parameters
+from harness.options import RANGES, Range, check_output_folder, check_value, flags_of
 
 
 def commands():
     return [info for group in (cli.app, cli.models_app) for info in group.registered_commands]
+
+
+def path_parameters(callback: Callable[..., Any]) -> list[str]:
+    """The command's parameters that take a path (optional ones and lists of paths included)."""
+    names = []
+    for name, hint in typing.get_type_hints(inspect.unwrap(callback)).items():
+        kinds = {hint, *typing.get_args(hint)}
+        if Path in kinds | {a for k in kinds for a in typing.get_args(k)}:
+            names.append(name)
+    return names
+
+
+def numeric_parameters(callback: Callable[..., Any]) -> dict[str, Any]:
+    """The command's int and float parameters (optional ones included) with their defaults."""
+    signature = inspect.signature(inspect.unwrap(callback))
+    numeric = {}
+    for name, hint in typing.get_type_hints(inspect.unwrap(callback)).items():
+        kinds = set(typing.get_args(hint)) - {type(None)} if typing.get_args(hint) else {hint}
+        if kinds & {int, float} and name in signature.parameters:
+            numeric[name] = signature.parameters[name].default
+    return numeric
 
 
 def test_every_numeric_option_of_every_command_has_a_range_its_default_meets():
@@ -32,7 +56,7 @@ def test_every_numeric_option_of_every_command_has_a_range_its_default_meets():
 
 
 def test_every_path_option_is_checked_somewhere_named():
-    from harness.options import CHECKED_BY_COMMAND, INPUT_FILES, OUTPUT_FOLDERS, path_parameters
+    from harness.options import CHECKED_BY_COMMAND, INPUT_FILES, OUTPUT_FOLDERS
 
     seen = [(info.callback.__name__, name) for info in commands() for name in path_parameters(info.callback)]
     assert len(seen) >= 15

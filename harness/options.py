@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import tempfile
 import typing
 from collections.abc import Callable
@@ -155,3 +156,13 @@ def guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     run.__guarded__ = True  # type: ignore[attr-defined]
     return run
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable (HARNESS_NO_SERVE): "false" or "no" must not read as yes."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise UserError(f"{name}={os.environ[name]} is not a yes/no value: set it to 1 or 0")

@@ -112,7 +112,9 @@ def _answers(url: str) -> bool:
 
 def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Served | None:
     """The running server this backend may use, or None."""
-    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+    from harness.options import env_flag
+
+    if env_flag(DISABLE_ENV):
         return None
     try:
         served = parse_state(json.loads(state_path().read_text()))

@@ -153,3 +153,15 @@ def test_cache_folder_that_is_a_file_is_refused(tmp_path, monkeypatch):
         cache_root()
     monkeypatch.setenv("HARNESS_CACHE", "")  # set but empty: the default, never the current folder
     assert cache_root() == Path.home() / ".cache" / "harness"
+
+
+def test_a_yes_no_variable_reads_no_as_no_and_refuses_anything_else(monkeypatch):
+    from harness.options import env_flag
+    from harness.serve import running
+
+    for value, flag in (("", False), ("0", False), ("false", False), ("No", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("HARNESS_NO_SERVE", value)
+        assert env_flag("HARNESS_NO_SERVE") is flag, value
+    monkeypatch.setenv("HARNESS_NO_SERVE", "maybe")
+    with pytest.raises(UserError, match="HARNESS_NO_SERVE=maybe is not a yes/no value"):
+        running(Path("m"), "float32", 4096, 0)

@@ -214,6 +214,10 @@ def convert(path: Path, name: str | None = None) -> Converted:
                 "equivalent the importer can write faithfully (a fixed list of choices converts)",
             )
         labels = tuple(str(c) for c in to_choice)
+        target = raw["doc_to_target"]
+        if isinstance(target, int) and not isinstance(target, bool) and not 0 <= target < len(labels):
+            # a constant index: every row would fail to load, so say it here, not at the first row
+            raise UserError(f"{path}: doc_to_target {target} is not an index of the {len(labels)} choices in doc_to_choice")
         notes.append(
             "lm-eval ranks the choices by log-likelihood; here the model answers in words, and the "
             "'constrained' variant (choice among the labels) is the closest equivalent"

@@ -183,6 +183,14 @@ def test_what_cannot_convert_is_refused_by_name(tmp_path, capsys, monkeypatch, e
     assert not (tmp_path / "out").exists()
 
 
+def test_a_constant_target_outside_the_choices_is_refused_at_import(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "sst.yaml"
+    path.write_text(SST.replace("doc_to_target: label", "doc_to_target: 5"))
+    code, _, err = run_cli(["import-lm-eval", str(path), "--out", str(tmp_path / "out")], capsys, monkeypatch)
+    assert code == 2 and "doc_to_target 5 is not an index of the 2 choices in doc_to_choice" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_per_document_choices_are_refused(tmp_path, capsys, monkeypatch):
     path = tmp_path / "arc.yaml"
     path.write_text(SST.replace('doc_to_choice: ["negative", "positive"]', 'doc_to_choice: "{{choices.text}}"'))

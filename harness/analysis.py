@@ -243,7 +243,10 @@ def summarise_task(
         worth = prompt_worth(metric, labels, rows, aligned, best_prompt, chosen_decoding, seed, clusters)
     efforts = tuple(e for e in (_effort(info, side) for side in ("prompt", "adapter")) if e is not None)
     arms = {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}
-    verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items))
+    majority = majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]])
+    chosen = {v: aligned[v] for v in (best_prompt, best_adapter) if v}
+    floor = below_baseline(metric, majority, chosen, seed, clusters) if majority else {}
+    verdict = write_verdict(metric, rows, best_prompt, best_adapter, adjusted, len(items), frozenset(floor))
     if best_adapter:
         draws = prompt_draws(info, best_prompt, aligned)
         by_seed = {
@@ -260,10 +263,8 @@ def summarise_task(
             for m in info["metrics"][1:]
         }
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
-    majority = majority_baseline(info, metric, [r["gold"] for r in aligned[best_prompt]])
-    if majority is not None:
-        chosen = {v: aligned[v] for v in (best_prompt, best_adapter) if v}
-        verdict = f"{verdict} {baseline_sentence(metric, majority, chosen, seed, clusters)}".strip()
+    if majority is not None and floor:
+        verdict = f"{verdict} {baseline_sentence(metric, majority, floor, len(chosen))}".strip()
     budget = effort_mod.budget_sentence(efforts, arms)
     noise = noise_floor(aligned, noise_records)
     spread = format_spread(
@@ -581,33 +582,43 @@ def majority_baseline(info: Mapping[str, Any], metric: str, golds: Sequence[str]
     return label, sum(g == label for g in golds) / len(golds)
 
 
-def baseline_sentence(
+def below_baseline(
     metric: str,
     majority: tuple[str, float],
     chosen: Mapping[str, Sequence[Mapping[str, Any]]],
     seed: int = 0,
     clusters: Sequence[str] | None = None,
-) -> str:
-    """The chosen arms that do not clear the majority-class baseline detectably, said in the verdict:
-    an adapter that "pays off" against a weak prompt while scoring what always answering the commonest
-    label scores has learned the label prior, not the task. Paired on the same items with the
-    metric's own test (accuracy-type metrics only: the constant answer's macro-F1 is no floor)."""
+) -> dict[str, Paired]:
+    """The chosen arms that do not clear the majority-class baseline detectably, each with its paired
+    comparison against always answering the commonest training label: an adapter that "pays off"
+    against a weak prompt while scoring what that constant answer scores has learned the label prior,
+    not the task. Paired on the same items with the metric's own test (accuracy-type metrics only: the
+    constant answer's macro-F1 is no floor)."""
     if metric not in BINARY_METRICS or not chosen:
-        return ""
-    label, share = majority  # (the commonest training label, its share of these items)
+        return {}
+    label = majority[0]
     constant = [Scored(label, r["gold"], {"correct": float(r["gold"] == label)}) for r in next(iter(chosen.values()))]
-    short: dict[str, str] = {}
+    short = {}
     for name, records in chosen.items():
         pc = paired_compare(constant, scored(records), metric, seed=seed, clusters=clusters)
         if not _significant(pc.p_value, pc.diff) or pc.diff.value <= 0:
-            p = f", {pc.test} p = {pc.p_value:.2g}" if pc.p_value is not None else ""
-            short[name] = f"{name} {_pct(pc.diff.value, metric)} ({_span(pc.diff, metric)}{p})"
+            short[name] = pc
+    return short
+
+
+def baseline_sentence(metric: str, majority: tuple[str, float], short: Mapping[str, Paired], n_chosen: int) -> str:
+    """`below_baseline`'s finding, said in the verdict with each arm's difference from the constant answer."""
     if not short:
         return ""
-    who = "Neither chosen arm clears" if len(short) == len(chosen) > 1 else f"{next(iter(short))} does not clear"
+    label, share = majority  # (the commonest training label, its share of these items)
+    each = []
+    for name, pc in short.items():
+        p = f", {pc.test} p = {pc.p_value:.2g}" if pc.p_value is not None else ""
+        each.append(f"{name} {_pct(pc.diff.value, metric)} ({_span(pc.diff, metric)}{p})")
+    who = "Neither chosen arm clears" if len(short) == n_chosen > 1 else f"{next(iter(short))} does not clear"
     return (
         f"{who} the majority-class baseline detectably: always answering {label!r} scores "
-        f"{share * 100:.1f}% on these items; against it, " + "; ".join(short.values()) + "."
+        f"{share * 100:.1f}% on these items; against it, " + "; ".join(each) + "."
     )
 
 
@@ -711,7 +722,12 @@ def write_verdict(
     best_adapter: str | None,
     adjusted: Mapping[str, float | None],
     n_items: int = 0,
+    below_floor: frozenset[str] = frozenset(),
 ) -> str:
+    """`below_floor`: the chosen arms that do not clear the majority-class baseline. When the winner is
+    one of them, the headline (what a reader of the decision card alone sees) says so: an adapter
+    that beats a weak prompt but scores what always answering the commonest label scores has not
+    shown that fine-tuning pays off, only that it beats that prompt."""
     by = {r.variant: r for r in rows}
     p = by[best_prompt]
     if best_adapter is None:
@@ -724,13 +740,23 @@ def write_verdict(
     pay = a.break_even.sentence if a.break_even else ""
     overfit = " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else ""
     if sig and a.diff.value > 0:
+        head = (
+            "Fine-tuning beats the prompt but not the majority-class baseline"
+            if best_adapter in below_floor
+            else "Fine-tuning pays off"
+        )
         return (
-            f"Fine-tuning pays off: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
+            f"{head}: {best_adapter} beats {best_prompt} by {_pct(a.diff.value, metric)} "
             f"({_span(a.diff, metric)}), {token_note}; {pay}.{overfit}"
         )
     if sig and a.diff.value < 0:
+        head = (
+            "Keep the prompt, though it does not clear the majority-class baseline"
+            if best_prompt in below_floor
+            else "Keep the prompt"
+        )
         return (
-            f"Keep the prompt: {best_adapter} is {_pct(-a.diff.value, metric).lstrip('+')} behind {best_prompt} "
+            f"{head}: {best_adapter} is {_pct(-a.diff.value, metric).lstrip('+')} behind {best_prompt} "
             f"({_span(a.diff, metric)}).{overfit}"
         )
     p_holm = adjusted.get(best_adapter)

@@ -11,6 +11,7 @@ from harness import data
 from harness.analysis import summarise_task
 from harness.backends.fake import FakeBackend
 from harness.cache import CachedBackend, ResponseCache, request_key
+from harness.cards import card
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.results import SAMPLES, locked, read_samples, repair_tail
@@ -240,7 +241,8 @@ def test_majority_baseline_and_holm_in_verdict():
 def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
     """60 items, 40 with gold 'a' (the commonest training label). The adapter learned the prior
     (always 'a': 40 right) and "pays off" against a prompt right on 20 only; the verdict must say
-    that it does not beat always answering 'a'. An adapter right on 58 clears it and no word is said."""
+    that it does not beat always answering 'a', in its headline too (the decision card shows only that).
+    An adapter right on 58 clears it: the headline is "pays off" and no word is said about the adapter."""
 
     def rec(i, variant, pred):
         gold = "a" if i < 40 else "b"
@@ -256,7 +258,8 @@ def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
     adapters = {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}
     prior = prompt + [rec(i, "lora_n64", "a") for i in range(60)]
     s = summarise_task("t", info, prior, adapters, Prices())
-    assert s.verdict.startswith("Fine-tuning pays off")
+    assert s.verdict.startswith("Fine-tuning beats the prompt but not the majority-class baseline: lora_n64 beats")
+    assert card(s).headline == "Fine-tuning beats the prompt but not the majority-class baseline"
     assert (
         "Neither chosen arm clears the majority-class baseline detectably: always answering 'a' scores 66.7% on "
         "these items; against it, zero_shot -33.3 points (95% CI" in s.verdict
@@ -264,8 +267,30 @@ def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
     assert "lora_n64 +0.0 points (95% CI 0.0 to 0.0, exact McNemar p = 1)." in s.verdict
     good = prompt + [rec(i, "lora_n64", "a" if i < 40 else ("b" if i < 58 else "a")) for i in range(60)]
     s = summarise_task("t", info, good, adapters, Prices())
+    assert card(s).headline == "Fine-tuning pays off"
     assert "zero_shot does not clear the majority-class baseline" in s.verdict
     assert "lora_n64 +" not in s.verdict.split("majority-class baseline")[1]
+
+
+def test_a_kept_prompt_that_does_not_clear_the_majority_baseline_says_so_in_its_headline():
+    """The prompt (always 'a', 40 of 60 right) beats an adapter right on 20 only; "Keep the prompt"
+    alone would read as an endorsement of a prompt that scores what the constant answer scores."""
+
+    def rec(i, variant, pred):
+        gold = "a" if i < 40 else "b"
+        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
+
+    info = {
+        "metrics": ["accuracy"],
+        "labels": ["a", "b"],
+        "kind": "classification",
+        "data_check": {"label_counts": {"a": 70, "b": 30}},
+    }
+    records = [rec(i, "zero_shot", "a") for i in range(60)]
+    records += [rec(i, "lora_n64", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
+    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    assert card(s).headline == "Keep the prompt, though it does not clear the majority-class baseline"
+    assert "Neither chosen arm clears the majority-class baseline detectably" in s.verdict
 
 
 def test_retention_sentences():

@@ -285,7 +285,9 @@ def summarise_task(
         )
         be = by_row[best_adapter].break_even
         months = cost_mod.months_to_recover(be.requests if be else None, prices)
-        recover = f" Break-even: {months:.2g} months of that traffic." if months is not None and months > 0 else ""
+        recover = (
+            f" Break-even: {cost_mod.traffic_time(months)} of that traffic." if months is not None and months > 0 else ""
+        )
         at_traffic = fullcost.volume_sentence(volume, prices)
         once_sentence = fullcost.one_off_sentence(adapter_once, prompt_once, prices)
         money = f"{once_sentence} {at_traffic}{recover}" if at_traffic else once_sentence

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 
+from harness import cost
 from harness.analysis import TaskSummary
 from harness.scoring import metric
 
@@ -100,18 +101,14 @@ def figures(c: Card, volume: float) -> dict[str, str]:
         monthly = (a.per_request + a.error_per_request) * volume
         out[f"monthly-{i}"] = _usd(monthly)
         out[f"total-{i}"] = _usd(a.one_off + c.months * monthly)
-    out["break-even-months"] = "never" if c.break_even is None else f"{_cents(c.break_even / volume):,.2f}"
+    out["break-even"] = "never" if c.break_even is None else cost.traffic_time(c.break_even / volume)
     return out
 
 
-def _cents(x: float) -> float:
-    """Rounded to cents half up, as the page's script does (Math.round): Python's own formatting rounds
-    the binary value exactly and can differ by a cent on a half."""
-    return math.floor(x * 100 + 0.5) / 100
-
-
 def _usd(x: float) -> str:
-    return f"${_cents(x):,.2f}"
+    # rounded half up, as the page's script does (Math.round): Python's own formatting rounds the
+    # binary value exactly and can differ by a cent on a half
+    return f"${cost.half_up(x, 2):,.2f}"
 
 
 def markdown(c: Card) -> list[str]:
@@ -126,10 +123,7 @@ def markdown(c: Card) -> list[str]:
         )
         lines.append(f"- At {at}: {each}.")
         if c.break_even is not None:
-            lines.append(
-                f"- Break-even: {c.break_even:,.0f} requests{_interval(c)}, {figs['break-even-months']} months at that "
-                "traffic."
-            )
+            lines.append(f"- Break-even: {c.break_even:,.0f} requests{_interval(c)}, {figs['break-even']} at that traffic.")
         else:
             lines.append("- Break-even: never (see the verdict).")
     if c.waits:
@@ -137,24 +131,44 @@ def markdown(c: Card) -> list[str]:
     return [*lines, ""]
 
 
+# `figures` and `cost.traffic_time` in the page: the same rounding (half up) and the same words.
 _SCRIPT = """
 (function(){
-  function fixed2(x){
-    return (Math.round(x*100)/100).toLocaleString('en-US',{minimumFractionDigits:2,maximumFractionDigits:2});
+  function half(x,digits){var s=Math.pow(10,digits);return Math.floor(x*s+0.5)/s;}
+  function fixed(x,digits){
+    return half(x,digits).toLocaleString('en-US',{minimumFractionDigits:digits,maximumFractionDigits:digits});
   }
-  function usd(x){return '$'+fixed2(x);}
+  function usd(x){return '$'+fixed(x,2);}
+  function span(months){
+    var hours=months*HOURS_PER_MONTH, n;
+    if(hours<1){return 'under an hour';}
+    n=half(hours,0);
+    if(n<24){return n+' hour'+(n!==1?'s':'');}
+    n=half(hours/24,0);
+    if(n<31){return n+' day'+(n!==1?'s':'');}
+    if(months<24){return fixed(months,1)+' months';}
+    return fixed(months/12,1)+' years';
+  }
+  function figures(d,v){
+    var out={};
+    d.arms.forEach(function(a,i){
+      var monthly=(a.per_request+a.error_per_request)*v;
+      out['monthly-'+i]=usd(monthly);
+      out['total-'+i]=usd(a.one_off+d.months*monthly);
+    });
+    out['break-even']=d.break_even===null?'never':span(d.break_even/v);
+    return out;
+  }
   function update(card){
     var d=JSON.parse(card.querySelector('script.card-data').textContent);
     var slider=card.querySelector('input.volume');
     var v=Math.round(Math.pow(10,parseFloat(slider.value)));
     card.querySelector('.volume-value').textContent=v.toLocaleString('en-US');
-    d.arms.forEach(function(a,i){
-      var monthly=(a.per_request+a.error_per_request)*v;
-      card.querySelector('[data-fig="monthly-'+i+'"]').textContent=usd(monthly);
-      card.querySelector('[data-fig="total-'+i+'"]').textContent=usd(a.one_off+d.months*monthly);
+    var f=figures(d,v);
+    Object.keys(f).forEach(function(k){
+      var el=card.querySelector('[data-fig="'+k+'"]');
+      if(el){el.textContent=f[k];}
     });
-    var be=card.querySelector('[data-fig="break-even-months"]');
-    if(be){be.textContent=d.break_even===null?'never':fixed2(d.break_even/v);}
   }
   var want=(location.hash.match(/volume=([0-9.]+)/)||[])[1];
   document.querySelectorAll('.card').forEach(function(card){
@@ -165,7 +179,7 @@ _SCRIPT = """
     update(card);
   });
 })();
-"""
+""".replace("HOURS_PER_MONTH", repr(cost.HOURS_PER_MONTH))
 
 CSS = (
     ".card{border:1px solid #9ab;border-radius:6px;padding:.6em 1em;margin:1em 0;background:#fbfdff}"
@@ -202,8 +216,7 @@ def html_card(c: Card) -> str:
             "<p>Break-even: "
             + (
                 f"{c.break_even:,.0f} requests{html.escape(_interval(c))}, "
-                f"<b data-fig='break-even-months'>{figs['break-even-months']}</b> months "
-                "at this traffic.</p>"
+                f"<b data-fig='break-even'>{figs['break-even']}</b> at this traffic.</p>"
                 if c.break_even is not None
                 else "never (see the verdict).</p>"
             ),

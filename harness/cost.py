@@ -140,6 +140,31 @@ def at_volume(
     return AtVolume(arm, one_off_usd, cost_per_request_usd, errors, prices.requests_per_month or 0.0, prices.months)
 
 
+HOURS_PER_MONTH = 365.25 * 24 / 12
+
+
+def half_up(x: float, digits: int = 0) -> float:
+    """Rounded half up, as a page's script rounds (Math.round): the same text in both places."""
+    scale = 10**digits
+    return math.floor(x * scale + 0.5) / scale
+
+
+def traffic_time(months: float) -> str:
+    """A span of the user's traffic in the unit a reader thinks in: "under an hour", "5 hours",
+    "3 days", "2.5 months", "4.1 years" (a bare "3e-05 months" says nothing to a decision-maker).
+    `cards`' page script formats it the same way when its volume slider moves."""
+    hours = months * HOURS_PER_MONTH
+    if hours < 1:
+        return "under an hour"
+    if (n := half_up(hours)) < 24:
+        return f"{n:.0f} hour{'s' if n != 1 else ''}"
+    if (n := half_up(hours / 24)) < 31:
+        return f"{n:.0f} day{'s' if n != 1 else ''}"
+    if months < 24:
+        return f"{half_up(months, 1):,.1f} months"
+    return f"{half_up(months / 12, 1):,.1f} years"
+
+
 def months_to_recover(requests: float | None, prices: Prices) -> float | None:
     """Break-even requests as months of the user's traffic."""
     if requests is None or not prices.requests_per_month:

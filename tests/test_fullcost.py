@@ -83,7 +83,7 @@ def test_the_verdict_recovers_the_whole_one_off_difference_and_gives_the_traffic
     # per month: serving 100,000 x $0.000018 = $1.80 and 15% wrong x $0.01 x 100,000 = $150 for the adapter
     assert "At 100,000 requests a month over 12 months, wrong answers at $0.01 each: lora_n256_s0 $1,822.22" in s.verdict
     assert "($0.62 once, $151.80 a month of which $150.00 wrong answers)" in s.verdict
-    assert "Break-even: 0.0023 months of that traffic." in s.verdict
+    assert "Break-even: 2 hours of that traffic." in s.verdict  # 232 requests, 0.0023 months
     assert "the one-off cost is recovered after 232 requests (95% CI" in s.verdict
     assert [a.arm for a in s.at_volume] == ["few_shot_8", "lora_n256_s0"]
     from harness.report import to_markdown

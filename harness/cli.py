@@ -811,12 +811,14 @@ def check_adapter(
 
 
 def _guard_commands() -> None:
-    """Every command checks its options by their declared rules (harness.options) before it runs."""
-    from harness.options import guarded
+    """Every command checks its options by their declared rules (harness.options) before it runs, and
+    its --help says each numeric option's range."""
+    from harness.options import guarded, show_ranges
 
     for group in (app, models_app):
         for info in group.registered_commands:
             if info.callback is not None:
+                show_ranges(info.callback)
                 info.callback = guarded(info.callback)
 
 

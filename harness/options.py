@@ -158,6 +158,32 @@ def guarded(callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def show_ranges(callback: Callable[..., Any]) -> None:
+    """Each numeric option's range at the end of its `--help` text, from the same table that checks
+    it, so a user reads the rule before breaking it. The annotations are strings (postponed
+    evaluation), which typer evaluates afresh each time, so the evaluated hint with its amended option
+    replaces the string in the function's annotations (an option object shared by several commands
+    gets the words once)."""
+    import typer
+
+    defaults = inspect.signature(callback).parameters
+    for name, hint in typing.get_type_hints(callback, include_extras=True).items():
+        rule = RANGES.get(name)
+        base = typing.get_args(hint)[0] if hasattr(hint, "__metadata__") else hint
+        kinds = set(typing.get_args(base)) or {base}
+        if rule is None or not kinds & {int, float} or name not in defaults:
+            continue
+        words = f"Must be {rule.describe()}."
+        if not hasattr(hint, "__metadata__"):  # a plain `seed: int = 0` is an option with no help of its own
+            if defaults[name].default is inspect.Parameter.empty:
+                continue  # an argument: typer shows no help for it
+            hint = typing.Annotated[hint, typer.Option(help=words)]
+        for meta in hint.__metadata__:
+            if hasattr(meta, "help") and words not in (meta.help or ""):
+                meta.help = f"{meta.help} {words}" if meta.help else words
+        callback.__annotations__[name] = hint
+
+
 def env_flag(name: str) -> bool:
     """A yes/no environment variable (HARNESS_NO_SERVE): "false" or "no" must not read as yes."""
     value = os.environ.get(name, "").strip().lower()

@@ -165,3 +165,21 @@ def test_a_yes_no_variable_reads_no_as_no_and_refuses_anything_else(monkeypatch)
     monkeypatch.setenv("HARNESS_NO_SERVE", "maybe")
     with pytest.raises(UserError, match="HARNESS_NO_SERVE=maybe is not a yes/no value"):
         running(Path("m"), "float32", 4096, 0)
+
+
+def test_every_ranged_option_says_its_range_in_help():
+    """The range a value is checked against is the one `--help` states, for every command: read
+    from the commands typer builds, as `harness CMD --help` prints them."""
+    import typer.main
+
+    said = 0
+    for group in (cli.app, cli.models_app):
+        built = typer.main.get_command(group).commands  # type: ignore[attr-defined]
+        for info in group.registered_commands:
+            name = info.name or info.callback.__name__.replace("_", "-")
+            helps = {p.name: p.help or "" for p in built[name].params}
+            for option in numeric_parameters(info.callback):
+                said += 1
+                words = f"Must be {RANGES[option].describe()}."
+                assert helps[option].endswith(words) and helps[option].count("Must be") == 1, (name, option)
+    assert said >= 30

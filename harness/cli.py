@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.console import make_console
+from harness.console import heading, make_console
 from harness.errors import UserError
 
 # rich_markup_mode=None: help text is printed as written ("[task.train]" is a TOML table, not markup)
@@ -136,7 +136,7 @@ def preview(
     rendered = [(s, prompts.render(t, template, s, selector.select(s) if selector else (), fmt)) for s in items]
     tokenizer = _tokenizer(model)
     for s, messages in rendered:
-        out.rule(f"{t.name} / {template} / item {s.id} (gold: {s.target})")
+        heading(out, f"{t.name} / {template} / item {s.id} (gold: {s.target})")
         for m in messages:
             out.print(f"[bold cyan]{m.role}[/bold cyan]", markup=True)
             out.print(m.content, markup=False, highlight=False)

@@ -72,3 +72,14 @@ def test_a_narrow_terminal_drops_low_priority_columns_and_never_breaks_a_number(
         assert bool(hidden) == dropped and hidden == [c for c in DROP_ORDER if c in hidden]
         assert "variant" not in hidden and not any(c.startswith("Δ") for c in hidden)
     assert hidden == [] and "compl tok" in text
+
+
+def test_piped_preview_titles_each_item_in_a_short_line(fixture_data):
+    """A rule across the unbounded pipe width was 100,000 characters a line (90 MB for 300 items)."""
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "preview", "twitter_fin_sentiment", "-n", "2"]
+    env = {"COLUMNS": "80", "PATH": "", "HARNESS_DATA_DIR": str(fixture_data)}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    titles = [line for line in done.stdout.splitlines() if line.startswith("── twitter_fin_sentiment / zero_shot / item ")]
+    assert len(titles) == 2 and all(t.endswith(" ──") for t in titles), titles
+    assert max(len(line) for line in done.stdout.splitlines()) < 1000

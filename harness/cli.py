@@ -761,15 +761,20 @@ def report(
     output: OutputFormat = "table",
 ) -> None:
     """Rebuild the report from stored results alone (no model); several runs merge into one."""
+    from harness import completeness
+    from harness.console import warn
     from harness.report import metrics_json, print_rich, summarise, write_reports
 
     as_json = _format(output) == "json"
     summaries, manifests = summarise(run_dirs, volume, usd_per_error)
     target = out_dir or (run_dirs[0] if len(run_dirs) == 1 else Path("results") / "merged")
     write_reports(target, summaries, manifests)
+    missing = {str(m.get("run_id")): list(m["missing"]) for m in manifests if m.get("missing")}
     if as_json:
-        _print_json({"report": str(target / "report.html"), "tasks": metrics_json(summaries)})
+        _print_json({"report": str(target / "report.html"), "tasks": metrics_json(summaries), "missing": missing})
         return
+    for run_id, phrases in missing.items():
+        warn(f"run {run_id}: {completeness.sentence(phrases)}")
     print_rich(summaries)
     out.print(f"report: {target / 'report.html'}")
 

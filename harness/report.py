@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import cards
+from harness import cards, completeness
 from harness import latency as latency_mod
 from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.cost import Prices
@@ -50,7 +50,7 @@ def load_runs(
     for d, label, (manifest, records) in zip(run_dirs, labels, loaded, strict=True):
         merged = len(run_dirs) > 1
         manifest = {**manifest, "run_id": label} if merged else manifest  # the name its arms carry here
-        manifests.append(manifest)
+        manifests.append({**manifest, "missing": completeness.missing_answers(manifest, records)})
         prefix = f"{label}:" if merged else ""
         for task in {r["task"] for r in records}:
             ids = frozenset(r["item"] for r in records if r["task"] == task)
@@ -336,6 +336,8 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
         )
         if m.get("backend") == "fake":
             lines.append("**FAKE backend: scripted answers, not a model. These numbers mean nothing.**")
+        if m.get("missing"):
+            lines.append(f"**{completeness.sentence(m['missing'])}**")
     lines += ["", "## Decisions", ""]
     for s in summaries:
         lines += cards.markdown(cards.card(s))
@@ -498,6 +500,8 @@ def to_html(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, Any]
         )
         if m.get("backend") == "fake":
             parts.append("<p><b>FAKE backend: scripted answers, not a model.</b></p>")
+        if m.get("missing"):
+            parts.append(f"<p><b>{html.escape(completeness.sentence(m['missing']))}</b></p>")
     parts += [cards.html_card(cards.card(s)) for s in summaries]
     for s in summaries:
         parts += [

@@ -265,7 +265,7 @@ def summarise_task(
         verdict = f"{verdict} {disagreement(metric, by_row[best_adapter], others, best_adapter, best_prompt)}".strip()
     if majority is not None and floor:
         verdict = f"{verdict} {baseline_sentence(metric, majority, floor, len(chosen))}".strip()
-    budget = effort_mod.budget_sentence(efforts, arms)
+    budget = effort_mod.budget_sentence(efforts, arms, selection.on)
     noise = noise_floor(aligned, noise_records)
     spread = format_spread(
         info, metric, labels, aligned, format_records, best_prompt, best_adapter, adjusted.get(best_adapter or ""), seed,

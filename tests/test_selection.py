@@ -211,10 +211,15 @@ def test_expected_max_against_a_hand_computation():
     a = effort.effort("adapter", "adapter sweep", "grid", [{"metric": 0.7, "device_s": 1900.0}])
     assert a is not None
     assert effort.budget_sentence([e, a], {}) == (
-        "Tuning budget: prompt search 3 trials, 30 device-s; adapter sweep 1 trials, 1,900 device-s."
+        "Tuning budget: prompt search 3 trials, 30 device-s; adapter sweep 1 trial, 1,900 device-s."
     )
     assert effort.budget_sentence([e], {"adapter": 2}) == (
         "Tuning budget: prompt search 3 trials, 30 device-s; adapter side untuned (2 arms compared on validation)."
+    )
+    # a run without validation records chose its arms on test, and the sentence must not say otherwise
+    assert (
+        effort.budget_sentence([], {"prompt": 1}, on="test")
+        == "Tuning budget: prompt side untuned (1 arm compared on test)."
     )
 
 

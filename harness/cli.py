@@ -13,6 +13,7 @@ from rich.table import Table
 
 from harness.console import heading, make_console
 from harness.errors import UserError
+from harness.words import counted
 
 # rich_markup_mode=None: help text is printed as written ("[task.train]" is a TOML table, not markup)
 app = typer.Typer(
@@ -363,8 +364,8 @@ def compare(
             out.print(
                 f"{tp.name}: {len(pre.items[tp.name])} test items, {len(pre.val_items[tp.name])} validation items, "
                 f"{len(tp.variants)} prompt variants, {adapters} adapter(s) to train"
-                + (f", prompt search {tp.prompt_search['trials']} trials" if tp.prompt_search else "")
-                + (f", adapter sweep {tp.sweep['trials']} trials" if tp.sweep else "")
+                + (f", prompt search {counted(tp.prompt_search['trials'], 'trial')}" if tp.prompt_search else "")
+                + (f", adapter sweep {counted(tp.sweep['trials'], 'trial')}" if tp.sweep else "")
                 + (f", format spread over {tp.formats} formats" if tp.formats else ""),
                 soft_wrap=True,
             )

@@ -35,6 +35,7 @@ from harness.tasks import get_task
 from harness.tokenizer import counting_tokenizer
 from harness.train.config import from_mapping
 from harness.train.recipe import split_train_val, train
+from harness.words import counted
 
 console = make_console(stderr=True)
 
@@ -76,7 +77,7 @@ def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tup
         if not tp.sweep:
             tasks.append(tp)
             continue
-        console.print(f"[bold]sweep[/bold] {tp.name}: {tp.sweep['method']}, {tp.sweep['trials']} trials")
+        console.print(f"[bold]sweep[/bold] {tp.name}: {tp.sweep['method']}, {counted(tp.sweep['trials'], 'trial')}")
         base = {**tp.train, "model": plan.model}
         if tp.train_sizes and "train_size" not in tp.sweep["space"]:
             base["train_size"] = max(tp.train_sizes)  # tune at the size compare will train, not the default
@@ -467,7 +468,8 @@ def prompt_search(
     from harness import prompt_search as ps
 
     console.print(
-        f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {cfg['trials']} trials on {len(val)} validation items"
+        f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {counted(cfg['trials'], 'trial')} "
+        f"on {len(val)} validation items"
     )
     folder, summary = ps.run(
         task,

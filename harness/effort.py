@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from math import comb
 from typing import Any
 
+from harness.words import counted
+
 
 def expected_max(values: Sequence[float], n: int) -> float:
     if not values:
@@ -49,8 +51,8 @@ def effort(side: str, label: str, method: str, trials: Sequence[Mapping[str, Any
 def budget_sentence(efforts: Sequence[Effort], arms: Mapping[str, int], on: str = "validation") -> str:
     """E.g. 'Tuning budget: prompt search 12 trials, 340 device-s; adapter sweep 6 trials, 1,900 device-s.'
     `on`: the split the arms were compared on (a run without validation records chose on test)."""
-    parts = [f"{e.label} {e.trials} trial{'s' if e.trials != 1 else ''}, {e.device_s:,.0f} device-s" for e in efforts]
+    parts = [f"{e.label} {counted(e.trials, 'trial')}, {e.device_s:,.0f} device-s" for e in efforts]
     for side in ("prompt", "adapter"):
         if not any(e.side == side for e in efforts) and arms.get(side):
-            parts.append(f"{side} side untuned ({arms[side]} arm{'s' if arms[side] != 1 else ''} compared on {on})")
+            parts.append(f"{side} side untuned ({counted(arms[side], 'arm')} compared on {on})")
     return "Tuning budget: " + "; ".join(parts) + "." if parts else ""

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import cost as cost_mod
 from harness.scoring import BINARY_METRICS
+from harness.words import counted
 
 
 def adapter_one_off(
@@ -24,9 +25,9 @@ def adapter_one_off(
     trials = ((info.get("search") or {}).get("adapter") or {}).get("trials") or []
     sweep_s = sum(float(t.get("device_s") or 0.0) for t in trials)
     largest = max((int(f.get("train_size") or 0) for f in trained), default=0)
-    parts = [f"training {len(trained)} adapter{'s' if len(trained) != 1 else ''}"]
+    parts = [f"training {counted(len(trained), 'adapter')}"]
     if trials:
-        parts.append(f"{len(trials)} sweep trials")
+        parts.append(counted(len(trials), "sweep trial"))
     parts.append(f"{largest:,} training rows (the largest size trained)")
     if n_val:
         parts.append(f"{n_val:,} validation rows")
@@ -38,7 +39,7 @@ def prompt_one_off(info: Mapping[str, Any], prompt: str, prices: cost_mod.Prices
     search_s = sum(float(t.get("device_s") or 0.0) for t in trials)
     entry = next((v for v in info.get("variants") or () if isinstance(v, Mapping) and v.get("name") == prompt), {})
     pool = int((info.get("data_check") or {}).get("n_train") or 0) if entry.get("shots") else 0
-    parts = [f"prompt search {len(trials)} trials"] if trials else ["no prompt search"]
+    parts = [f"prompt search {counted(len(trials), 'trial')}"] if trials else ["no prompt search"]
     parts.append(f"a shot pool of {pool:,} rows" if pool else "no training rows")
     if n_val:
         parts.append(f"{n_val:,} validation rows")

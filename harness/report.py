@@ -34,6 +34,7 @@ from harness.results import (
     load_validation,
     write_json,
 )
+from harness.words import counted
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -201,7 +202,7 @@ def effort_lines(s: TaskSummary) -> list[str]:
     for e in s.efforts:
         points = ", ".join(f"{n}: {_fmt_metric(s.metric, m)} ({sec:,.0f} s)" for n, m, sec in e.curve)
         out.append(
-            f"{e.label} ({e.method}, {e.trials} trials, {e.device_s:,.0f} device-s): expected best validation "
+            f"{e.label} ({e.method}, {counted(e.trials, 'trial')}, {e.device_s:,.0f} device-s): expected best validation "
             f"{s.metric} after n trials — {points}"
         )
     return out

@@ -370,3 +370,9 @@ def test_prompt_sweep_cli_bad_input(rows_task, tmp_path, capsys, monkeypatch, ar
     assert exc.value.code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists() and not (tmp_path / "cache" / "models").exists()  # nothing written, no model pulled
+
+
+def test_counts_in_sentences_agree_with_their_number():
+    from harness.words import counted
+
+    assert (counted(1, "trial"), counted(0, "trial"), counted(1234, "row")) == ("1 trial", "0 trials", "1,234 rows")

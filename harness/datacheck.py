@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from harness.data import normalise_text
 from harness.tasks import Task
 from harness.types import Sample
+from harness.words import counted
+from harness.words import verb as _verb
 
 NEAR = 0.9  # TF-IDF cosine at or above which two inputs count as near duplicates
 
@@ -97,13 +99,15 @@ def check(
             "prefer macro-F1 and stratified subsets"
         )
     if exact:
-        warnings.append(f"{exact} exact duplicate inputs in the training split")
+        warnings.append(f"{counted(exact, 'exact duplicate input')} in the training split")
     if conflicts:
-        warnings.append(f"{len(conflicts)} inputs appear with conflicting labels")
+        warnings.append(f"{counted(len(conflicts), 'input')} {_verb(len(conflicts), 'appear')} with conflicting labels")
     if overlap:
-        warnings.append(f"{overlap} training inputs also appear in the test split (leakage)")
+        warnings.append(f"{counted(overlap, 'training input')} also {_verb(overlap, 'appear')} in the test split (leakage)")
     if over:
-        warnings.append(f"{over} training examples exceed max_seq_len {max_seq_len} and will be truncated")
+        warnings.append(
+            f"{counted(over, 'training example')} {_verb(over, 'exceed')} max_seq_len {max_seq_len} and will be truncated"
+        )
     return DataReport(
         task.name, len(train), len(test), counts, exact, near, conflicts, overlap, stats, over, max_seq_len, tuple(warnings)
     )

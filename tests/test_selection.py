@@ -373,6 +373,7 @@ def test_prompt_sweep_cli_bad_input(rows_task, tmp_path, capsys, monkeypatch, ar
 
 
 def test_counts_in_sentences_agree_with_their_number():
-    from harness.words import counted
+    from harness.words import counted, verb
 
     assert (counted(1, "trial"), counted(0, "trial"), counted(1234, "row")) == ("1 trial", "0 trials", "1,234 rows")
+    assert (verb(1, "appear"), verb(12, "appear")) == ("appears", "appear")

@@ -9,13 +9,20 @@ from typing import Any
 from rich.console import Console
 
 from harness.analysis import scored
+from harness.completeness import missing_answers
 from harness.errors import UserError
 from harness.results import load_run
 from harness.stats import paired_compare
 
 
-def _load(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, dict[str, Any]]]]:
+def _load(run: Path, role: str) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, dict[str, Any]]]]:
     manifest, records = load_run(run)
+    missing = missing_answers(manifest, records)
+    if missing:  # a gate on the items a killed run happened to finish would pass or fail by accident
+        raise UserError(
+            f"{role} run {run} is incomplete ({'; '.join(missing)}): rerun `harness compare` with its plan "
+            "to finish it (it resumes), then gate"
+        )
     grouped: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         grouped[(r["task"], r["variant"])][r["item"]] = r
@@ -23,11 +30,14 @@ def _load(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, di
 
 
 def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> list[str]:
-    cand_manifest, cand = _load(candidate)
-    _, base = _load(baseline)
+    cand_manifest, cand = _load(candidate, "candidate")
+    _, base = _load(baseline, "baseline")
     shared = sorted(set(cand) & set(base))
     if not shared:
         raise UserError(f"{candidate} and {baseline} share no (task, variant) to compare")
+    gone = sorted(set(base) - set(cand))
+    if gone:  # said, not failed: renaming or dropping a variant is an author's choice
+        out.print(f"not in the candidate, so not gated: {', '.join(f'{t}/{v}' for t, v in gone)}")
     failures = []
     compared = 0
     for task, variant in shared:
@@ -40,7 +50,9 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
         metric, labels = info["metrics"][0], info.get("labels") or ()
         a = [base[(task, variant)][i] for i in items]
         b = [cand[(task, variant)][i] for i in items]
-        result = paired_compare(scored(a), scored(b), metric, labels)
+        known = info.get("clusters") or {}  # items that share a source are not independent: as the report tests
+        clusters = [str(known.get(i, i)) for i in items] if known else None
+        result = paired_compare(scored(a), scored(b), metric, labels, clusters=clusters)
         worse = result.diff.value < 0 and (result.p_value < alpha if result.p_value is not None else result.diff.high < 0)
         status = "[red]FAIL[/red]" if worse else "[green]ok[/green]"
         p = f"p={result.p_value:.3g}" if result.p_value is not None else ""

@@ -113,3 +113,45 @@ def test_every_command_fails_with_its_status(case, tmp_path, capsys, monkeypatch
     code, out, err = run_cli(build(tmp_path), capsys, monkeypatch)
     assert code == status, out + err
     assert "Traceback" not in out + err and err.strip()
+
+
+def _manifest_facts(run: Path, **facts) -> Path:
+    path = run / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["tasks"]["twitter_fin_sentiment"].update(facts)
+    path.write_text(json.dumps(manifest))
+    return run
+
+
+def test_gate_refuses_a_run_that_lacks_answers_and_names_variants_it_cannot_gate(tmp_path, capsys, monkeypatch):
+    """A killed candidate holds answers for a few items: gated on those, it passed (or failed) by
+    accident. A variant that the candidate no longer has is said, not silently skipped."""
+    runs = tmp_path / "runs"
+    facts = {"test_items": [f"i{i}" for i in range(40)], "variants": [{"name": "zero_shot"}]}
+    base = _manifest_facts(make_run(runs, "base", samples=_records(40, set(range(40)))), **facts)
+    cut = _manifest_facts(make_run(runs, "cut", samples=_records(5, set(range(5)))), **facts)
+    code, _, err = run_cli(["gate", str(cut), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 2 and f"candidate run {cut} is incomplete (twitter_fin_sentiment: zero_shot 5 of 40)" in err
+    code, _, err = run_cli(["gate", str(base), "--baseline", str(cut)], capsys, monkeypatch)
+    assert code == 2 and f"baseline run {cut} is incomplete" in err
+
+    two = _records(40, set(range(40))) + _records(40, set(range(40))).replace('"zero_shot"', '"few_shot"')
+    wide = make_run(runs, "wide", samples=two)
+    same = make_run(runs, "same", samples=_records(40, set(range(40))))
+    code, out, _ = run_cli(["gate", str(same), "--baseline", str(wide)], capsys, monkeypatch)
+    assert code == 0 and "not in the candidate, so not gated: twitter_fin_sentiment/few_shot" in out
+
+
+def test_gate_tests_clustered_items_as_the_report_does(tmp_path, capsys, monkeypatch):
+    """40 items from 4 sources; the candidate got one source's 10 items wrong. Counted as 40
+    independent items that is a regression (McNemar p = 0.002); it is one source of four, which a
+    clustered test cannot call a regression, and the report would not either."""
+    runs = tmp_path / "runs"
+    base = make_run(runs, "base", samples=_records(40, set(range(40))))
+    worse = make_run(runs, "worse", samples=_records(40, set(range(10, 40))))
+    code, out, _ = run_cli(["gate", str(worse), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 1, out
+    sources = {f"i{i}": f"doc{i // 10}" for i in range(40)}
+    _manifest_facts(worse, clusters=sources)
+    code, out, _ = run_cli(["gate", str(worse), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 0 and "ok twitter_fin_sentiment/zero_shot" in out, out

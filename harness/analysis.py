@@ -774,8 +774,13 @@ def write_verdict(
         if a.mde is not None and n_items
         else ""
     )
+    head = (
+        "Neither chosen arm clears the majority-class baseline: no detectable"
+        if {best_adapter, best_prompt} <= below_floor
+        else "No detectable"
+    )
     return (
-        f"No detectable difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
+        f"{head} difference between {best_adapter} and {best_prompt} ({_pct(a.diff.value, metric)}, "
         f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note}, "
         f"and {pay}.{overfit}{borderline}{power}"
     )

@@ -293,6 +293,28 @@ def test_a_kept_prompt_that_does_not_clear_the_majority_baseline_says_so_in_its_
     assert "Neither chosen arm clears the majority-class baseline detectably" in s.verdict
 
 
+def test_no_difference_between_two_arms_that_both_score_the_constant_answer_says_so_first():
+    """Both arms answer 'a' on 40 of 60 (what always answering 'a' scores): "No detectable
+    difference" alone reads as "either will do"; the headline says neither learned the task."""
+
+    def rec(i, variant, pred):
+        gold = "a" if i < 40 else "b"
+        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
+
+    info = {
+        "metrics": ["accuracy"],
+        "labels": ["a", "b"],
+        "kind": "classification",
+        "data_check": {"label_counts": {"a": 70, "b": 30}},
+    }
+    records = [rec(i, "zero_shot", "a") for i in range(60)] + [rec(i, "lora_n64", "a") for i in range(60)]
+    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    assert card(s).headline == "Neither chosen arm clears the majority-class baseline"
+    assert s.verdict.startswith(
+        "Neither chosen arm clears the majority-class baseline: no detectable difference between lora_n64 and zero_shot"
+    )
+
+
 def test_retention_sentences():
     from harness.analysis import summarise_retention
 

@@ -20,6 +20,7 @@ from harness import worth as worth_mod
 from harness.scoring import BINARY_METRICS, Scored, metric_fn
 from harness.scoring import metric as metric_of
 from harness.stats import Estimate, Paired, column_stats, groups_of, holm, metric_ci, paired_compare, resamples
+from harness.words import counted
 
 ALPHA = 0.05
 
@@ -298,7 +299,7 @@ def summarise_task(
         rows_sentence(info, selection, rows, best_prompt, best_adapter),
         cluster_sentence(info, clusters),
         format_sentence(spread, metric),
-        noise_sentence(noise),
+        noise_sentence(noise, bool(noise_records) and all(r.get("cached") for r in noise_records)),
         budget,
     )
     verdict = " ".join(p for p in parts if p)
@@ -528,15 +529,17 @@ def noise_floor(
     return None
 
 
-def noise_sentence(noise: tuple[str, int, int] | None) -> str:
+def noise_sentence(noise: tuple[str, int, int] | None, reused: bool = False) -> str:
+    """`reused`: the re-run's answers came from an earlier run of the same batches on this machine."""
     if noise is None:
         return ""
     arm, changed, n = noise
+    when = " (the re-run of an earlier run on this machine, same batches)" if reused else ""
     if changed == 0:
-        return f"Noise floor: {arm} re-run on the same {n} items in another batch order gave the same answers."
+        return f"Noise floor: {arm} re-run on the same {n} items in another batch order{when} gave the same answers."
     return (
-        f"Noise floor: {arm} re-run on the same {n} items in another batch order changed {changed} answer"
-        f"{'s' if changed != 1 else ''} ({changed / n:.1%}): differences of that many items are run-to-run noise."
+        f"Noise floor: {arm} re-run on the same {n} items in another batch order{when} changed "
+        f"{counted(changed, 'answer')} ({changed / n:.1%}): differences of that many items are run-to-run noise."
     )
 
 

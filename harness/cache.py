@@ -76,18 +76,39 @@ class ResponseCache:
 
 
 class CachedBackend:
-    """Wraps a backend: hits come from the cache, misses go to the model in one batch."""
+    """Wraps a backend: hits come from the cache, misses go to the model in one batch.
 
-    def __init__(self, inner: Backend, cache: ResponseCache, model_hash: str, adapter_hash: dict[str | None, str]):
+    `per_batch` (a machine's fingerprint): answers are keyed by the whole batch they were computed
+    in and by the machine, for the noise floor, which asks what batch composition alone changes. The
+    same batch on the same machine and engine is the same measurement, so a rerun reuses it; an
+    answer computed in any other batch or on another machine is never handed out."""
+
+    def __init__(
+        self,
+        inner: Backend,
+        cache: ResponseCache,
+        model_hash: str,
+        adapter_hash: dict[str | None, str],
+        per_batch: str | None = None,
+    ):
         self.inner, self.cache, self.model_hash, self.adapter_hash = inner, cache, model_hash, adapter_hash
         self.name = inner.name
         # the served dtype and adapter mode where the backend states them: a cache shared by a CPU
         # machine (float32) and a GPU (bf16) must not hand one's answers to the other
         self.tag = str(getattr(inner, "cache_tag", inner.name))
+        self.per_batch = per_batch
         self.misses = 0
 
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+    def _keys(self, requests: Sequence[Request]) -> list[str]:
         keys = [request_key(self.tag, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
+        if self.per_batch is None:
+            return keys
+        batch = hashlib.sha256("".join(keys).encode()).hexdigest()
+        tag = f"{self.tag}|batch:{batch}|machine:{self.per_batch}"
+        return [request_key(tag, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        keys = self._keys(requests)
         hits = self.cache.get_many(keys)
         todo = [i for i, k in enumerate(keys) if k not in hits]
         if todo:
@@ -101,3 +122,35 @@ class CachedBackend:
     def close(self) -> None:
         self.inner.close()
         self.cache.close()
+
+
+class LatencyCache:
+    """The latency probe's single-request wall times, by request (as the response cache keys it)
+    and machine. A template edit makes a new run directory whose unchanged arms' answers all come
+    from the response cache; without this their probe started each adapter's engine again to time
+    the same requests on the same machine (the demo's rerun into a new folder: 3 engine starts,
+    2.5 minutes, for figures it already had). Kept in the response cache's database."""
+
+    def __init__(self, cached: CachedBackend, machine: str):
+        self.cached, self.machine = cached, machine
+        self.db = cached.cache.db
+        self.db.execute("CREATE TABLE IF NOT EXISTS latencies (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def _key(self, request: Request) -> str:
+        c = self.cached
+        return request_key(f"{c.tag}|{self.machine}", c.model_hash, c.adapter_hash.get(request.adapter), request)
+
+    def get(self, request: Request) -> tuple[float, int] | None:
+        """(seconds, completion tokens) measured before for this request on this machine."""
+        row = self.db.execute("SELECT value FROM latencies WHERE key = ?", (self._key(request),)).fetchone()
+        try:
+            value = json.loads(row[0]) if row else None
+            return (float(value["latency_s"]), int(value["completion_tokens"])) if value else None
+        except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+            return None  # a corrupt entry is a miss; the fresh figure overwrites it
+
+    def put(self, request: Request, latency_s: float, completion_tokens: int) -> None:
+        value = json.dumps({"latency_s": latency_s, "completion_tokens": completion_tokens})
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO latencies (key, value) VALUES (?, ?)", (self._key(request), value))

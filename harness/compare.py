@@ -19,7 +19,7 @@ from harness import engine_log, hardware
 from harness.adapters import adapter_hash
 from harness.analysis import TaskSummary
 from harness.backends import check_backend, make_backend
-from harness.cache import CachedBackend, ResponseCache
+from harness.cache import CachedBackend, LatencyCache, ResponseCache
 from harness.console import make_console
 from harness.errors import UserError
 from harness.faults import checkpoint
@@ -273,15 +273,21 @@ def compare(
         t0 = time.perf_counter()
         backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
         raw = backend  # the latency probe and the noise floor time and query the engine itself
-        # the noise floor must reach the engine: a cached answer would repeat the first one exactly
-        noise_evaluator = _Evaluator(run_dir, raw, plan.seed, max(1, batch_size // 2))
+        # the noise floor must reach the engine (a cached answer would repeat the first one exactly),
+        # except where this machine answered these very batches before
+        noise_backend = backend
+        known = None
         if use_cache:
             hashes: dict[str | None, str] = {None: "base"}
             hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
-            backend = CachedBackend(
-                backend, ResponseCache(cache_root() / "responses.sqlite"), manifest["model_hash"], hashes
-            )
+            responses = ResponseCache(cache_root() / "responses.sqlite")
+            backend = CachedBackend(raw, responses, manifest["model_hash"], hashes)
+            machine = hardware.fingerprint()
+            noise_backend = CachedBackend(raw, responses, manifest["model_hash"], hashes, per_batch=machine)
+            # the probe's times from earlier runs on this machine: an unchanged arm needs no engine for them
+            known = LatencyCache(backend, machine) if plan.latency_probe else None
         evaluator = _Evaluator(run_dir, backend, plan.seed, batch_size)
+        noise_evaluator = _Evaluator(run_dir, noise_backend, plan.seed, max(1, batch_size // 2))
         try:
             # The base model's work first (search, prompt arms, retention baselines), then each
             # adapter's arms together: the fewest engine starts.
@@ -309,7 +315,7 @@ def compare(
                 chosen[tp.name] = select_prompt(task, variants, val_recs)
                 manifest["tasks"][tp.name]["selected_prompt"] = chosen[tp.name].name
                 probe(task, [chosen[tp.name]], items[tp.name], pools[tp.name], raw, run_dir, plan.latency_probe,
-                      plan.seed)  # fmt: skip
+                      plan.seed, known)  # fmt: skip
                 anchor = noise_anchor(variants)
                 if anchor is not None:  # same prompts, another order and batch composition
                     shuffled = list(items[tp.name])
@@ -341,7 +347,7 @@ def compare(
                     arm_val = evaluator(task, [v for v, _ in arms], val_items[tp.name], pools[tp.name], "validation")
                     evaluator(task, [v for v, _ in arms], items[tp.name], pools[tp.name], "test")
                     probe(task, selectable(task, arms, arm_val), items[tp.name], pools[tp.name], raw, run_dir,
-                          plan.latency_probe, plan.seed)  # fmt: skip
+                          plan.latency_probe, plan.seed, known)  # fmt: skip
                     for job in adapter_retention:  # while this adapter's engine is up
                         if job[1][0].adapter == variant.adapter:
                             evaluator(*job)

@@ -45,3 +45,20 @@ def describe() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         info["load_1min"] = round(os.getloadavg()[0], 2)  # others' work on the machine while it ran
     return info
+
+
+def fingerprint() -> str:
+    """What decides how fast a request runs on this machine, not what varies by the minute (its
+    load): the CPU, its instruction sets and usable cores, any instruction-set cap, and the GPU."""
+    import hashlib
+    import json
+
+    from harness.chat import cuda_available
+
+    info = describe()
+    stable = {k: info.get(k) for k in ("machine", "cpu_model", "cpu_flags", "cpus", "cpus_usable", "isa_caps")}
+    if cuda_available():
+        import torch
+
+        stable["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import Backend
+from harness.cache import LatencyCache
 from harness.results import SampleWriter, read_samples, unique_records
 from harness.run import Variant, build_requests
 from harness.schema import LatencyRecord
@@ -35,8 +36,10 @@ def probe(
     run_dir: Path,
     n: int = DEFAULT_PROBE,
     seed: int = 0,
+    known: LatencyCache | None = None,
 ) -> None:
-    """Time `n` requests of each variant (its first n items), each sent alone."""
+    """Time `n` requests of each variant (its first n items), each sent alone. `known`: times this
+    machine measured before for the same requests, reused (their records say `cached`)."""
     if n <= 0:
         return
     path = run_dir / LATENCY
@@ -46,13 +49,17 @@ def probe(
         for v in variants:
             todo = [s for s in items[:n] if (s.id, v.name) not in done]
             for s, request in zip(todo, build_requests(task, v, todo, pool, seed), strict=True):
-                start = time.perf_counter()
-                [completion] = backend.generate([request])
-                wall = time.perf_counter() - start
-                writer.append(
-                    [{"task": task.name, "item": s.id, "variant": v.name, "latency_s": wall,
-                      "completion_tokens": completion.completion_tokens}]
-                )  # fmt: skip
+                before = known.get(request) if known else None
+                if before is not None:
+                    wall, tokens = before
+                else:
+                    start = time.perf_counter()
+                    [completion] = backend.generate([request])
+                    wall, tokens = time.perf_counter() - start, completion.completion_tokens
+                    if known:
+                        known.put(request, wall, tokens)
+                record = {"task": task.name, "item": s.id, "variant": v.name, "latency_s": wall, "completion_tokens": tokens}
+                writer.append([{**record, "cached": True} if before is not None else record])
     finally:
         writer.close()
 

@@ -144,6 +144,23 @@ def test_cache_makes_rerun_free_and_keys_on_everything(tmp_path):
     assert len(keys) == 7
 
 
+def test_noise_answers_are_reused_only_for_the_same_batch_on_the_same_machine(tmp_path):
+    """The noise floor asks what batch composition alone changes: an answer may be reused only
+    when this machine computed it in this very batch, never from an ordinary cached answer."""
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    inner = FakeBackend(lambda r: "Bullish")
+    reqs = [Request((Message("user", f"q{i}"),), Decoding(max_tokens=4)) for i in range(4)]
+    CachedBackend(inner, cache, "m", {None: "base"}).generate(reqs)  # the ordinary answers, cached
+    noise = CachedBackend(inner, cache, "m", {None: "base"}, per_batch="cpu-A")
+    noise.generate(reqs)
+    assert inner.calls == [4, 4]  # the ordinary cached answers were not handed to the noise floor
+    assert all(c.cached for c in noise.generate(reqs)) and inner.calls == [4, 4]  # same batch, same machine
+    noise.generate(reqs[::-1])
+    noise.generate(reqs[:2])
+    CachedBackend(inner, cache, "m", {None: "base"}, per_batch="cpu-B").generate(reqs)
+    assert inner.calls == [4, 4, 4, 2, 4]  # another order, another batch, another machine: computed
+
+
 def _hit_cache(path, n):
     cache = ResponseCache(path)
     backend = CachedBackend(FakeBackend(lambda r: r.messages[-1].content.upper()), cache, "m", {None: "base"})

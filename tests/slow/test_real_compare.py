@@ -127,17 +127,11 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     assert "Verdict" in (run / "report.md").read_text() and "data:image/png" in (run / "report.html").read_text()
     assert "Chosen on 24 validation items" in (run / "report.md").read_text()
     assert "Verdict:" in done.stdout + done.stderr
-    # the engines' own output is in the run's engine.log, not on the console
-    console_text = done.stdout + done.stderr
-    vllm_line = r"(WARNING|INFO|DEBUG) \d\d-\d\d \d\d:\d\d:\d\d \[[\w./]+:\d+\]"  # vLLM's own log format
-    assert not re.search(vllm_line, console_text), console_text[:3000]
-    log = (run / "engine.log").read_text()
-    assert re.search(r" (WARNING|INFO) vllm", log)
-    # an engine loaded its weights (the bar it draws at every start) into the log, not onto the console
-    assert "Loading safetensors" in log and "Loading safetensors" not in console_text
-    # at most one engine for the base model's arms (the noise floor always asks it) and one for the
-    # adapter merged into a copy of the base, which its answers may all come from the cache without
-    assert 1 <= manifest["timings"]["engine_starts"] <= 2 and manifest["timings"]["engine_start_s"] > 1
+    _engine_output_in_its_log(run, done)
+    # at most one engine for the base model's arms and one for the adapter merged into a copy of the
+    # base; none where the shared cache holds every answer, probe time and noise batch (a rerun of
+    # `make test` on this machine): the kill test below always starts one
+    assert manifest["timings"]["engine_starts"] <= 2
 
     start = time.perf_counter()
     again = _cli(args)  # unchanged: every record, trial and adapter exists, no engine starts
@@ -187,6 +181,18 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     assert all(w["latency_s"] > 0.01 for w in waits)
 
 
+def _engine_output_in_its_log(run: Path, done: subprocess.CompletedProcess[str]) -> None:
+    """The engines' own output is in the run's engine.log, not on the console (where one started)."""
+    console_text = done.stdout + done.stderr
+    vllm_line = r"(WARNING|INFO|DEBUG) \d\d-\d\d \d\d:\d\d:\d\d \[[\w./]+:\d+\]"  # vLLM's own log format
+    assert not re.search(vllm_line, console_text), console_text[:3000]
+    log = (run / "engine.log").read_text() if (run / "engine.log").exists() else ""
+    started = json.loads((run / "manifest.json").read_text())["timings"]["engine_starts"]
+    assert bool(re.search(r" (WARNING|INFO) vllm", log)) == (started > 0), log[-2000:]
+    # an engine loads its weights (the bar it draws at every start) into the log, not onto the console
+    assert ("Loading safetensors" in log) == (started > 0) and "Loading safetensors" not in console_text
+
+
 def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
     plan = _plan(tmp_path, "", "{name = 'zero_shot', template = 'zero_shot'}", 16, 4)
     base = [
@@ -219,6 +225,7 @@ def test_kill_and_resume_on_the_real_model(real_data, model_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads((tmp_path / "res" / "k" / "manifest.json").read_text())
     assert manifest["timings"]["engine_starts"] == 1  # the killed session never wrote its timings
+    _engine_output_in_its_log(tmp_path / "res" / "k", resumed)  # a real engine, whatever the cache holds
 
     def load(name):
         run = tmp_path / "res" / name

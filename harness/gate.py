@@ -1,4 +1,5 @@
-"""Regression gate for prompt authors: is any variant significantly worse than the baseline run?"""
+"""Regression gate for prompt authors: is any variant significantly worse than the baseline run?
+The variants both runs hold are one family of paired tests, Holm-corrected."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from harness.analysis import scored
 from harness.completeness import missing_answers
 from harness.errors import UserError
 from harness.results import load_run
-from harness.stats import paired_compare
+from harness.stats import Paired, holm, paired_compare
 
 
 def _load(run: Path, role: str) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, dict[str, Any]]]]:
@@ -38,24 +39,31 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
     gone = sorted(set(base) - set(cand))
     if gone:  # said, not failed: renaming or dropping a variant is an author's choice
         out.print(f"not in the candidate, so not gated: {', '.join(f'{t}/{v}' for t, v in gone)}")
-    failures = []
-    compared = 0
+    compared: list[tuple[str, str, list[str], list[dict[str, Any]], list[dict[str, Any]], str, Paired]] = []
     for task, variant in shared:
         items = sorted(set(cand[(task, variant)]) & set(base[(task, variant)]))
         if not items:
             out.print(f"{task}/{variant}: no shared items, skipped")
             continue
-        compared += 1
         info = cand_manifest["tasks"][task]
         metric, labels = info["metrics"][0], info.get("labels") or ()
         a = [base[(task, variant)][i] for i in items]
         b = [cand[(task, variant)][i] for i in items]
         known = info.get("clusters") or {}  # items that share a source are not independent: as the report tests
         clusters = [str(known.get(i, i)) for i in items] if known else None
-        result = paired_compare(scored(a), scored(b), metric, labels, clusters=clusters)
-        worse = result.diff.value < 0 and (result.p_value < alpha if result.p_value is not None else result.diff.high < 0)
+        compared.append((task, variant, items, a, b, metric, paired_compare(scored(a), scored(b), metric, labels,
+                                                                               clusters=clusters)))  # fmt: skip
+    if not compared:
+        raise UserError(f"{candidate} and {baseline} share no test items: nothing to compare (were they run on other data?)")
+    # one family: every variant gated at once, so a change that moves none of them fails the gate
+    # with probability at most alpha however many variants there are (Holm, as the report corrects)
+    adjusted = holm([c[-1].p_value for c in compared])
+    family = f" (Holm over {len(compared)})" if len(compared) > 1 else ""
+    failures = []
+    for (task, variant, items, a, b, metric, result), p_holm in zip(compared, adjusted, strict=True):
+        worse = result.diff.value < 0 and (p_holm < alpha if p_holm is not None else result.diff.high < 0)
         status = "[red]FAIL[/red]" if worse else "[green]ok[/green]"
-        p = f"p={result.p_value:.3g}" if result.p_value is not None else ""
+        p = f"p={p_holm:.3g}{family}" if p_holm is not None else ""
         out.print(
             f"{status} {task}/{variant}: {metric} Δ {result.diff.value:+.4f} "
             f"[{result.diff.low:+.4f}, {result.diff.high:+.4f}] {p} on {len(items)} shared items"
@@ -71,6 +79,4 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
             )
         if worse:
             failures.append(f"{task}/{variant}")
-    if not compared:
-        raise UserError(f"{candidate} and {baseline} share no test items: nothing to compare (were they run on other data?)")
     return failures

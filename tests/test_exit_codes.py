@@ -155,3 +155,25 @@ def test_gate_tests_clustered_items_as_the_report_does(tmp_path, capsys, monkeyp
     _manifest_facts(worse, clusters=sources)
     code, out, _ = run_cli(["gate", str(worse), "--baseline", str(base)], capsys, monkeypatch)
     assert code == 0 and "ok twitter_fin_sentiment/zero_shot" in out, out
+
+
+def test_gate_corrects_for_the_number_of_variants_it_gates(tmp_path, capsys, monkeypatch):
+    """Six items flipped to wrong in one variant: exact McNemar p = 0.031, a regression when it is
+    the only variant gated. Gated beside a second, unchanged variant it is one of two tests, and
+    Holm's p = 0.062 does not fail the gate; thirty flipped items fail it either way."""
+    runs = tmp_path / "runs"
+
+    def two(zero_shot: str) -> str:
+        return zero_shot + _records(40, set(range(40))).replace('"zero_shot"', '"few_shot"')
+
+    base = make_run(runs, "base", samples=_records(40, set(range(40))))
+    six = make_run(runs, "six", samples=_records(40, set(range(6, 40))))
+    code, out, _ = run_cli(["gate", str(six), "--baseline", str(base)], capsys, monkeypatch)
+    assert code == 1 and "p=0.0312 on 40 shared items" in out, out
+    base2 = make_run(runs, "base2", samples=two(_records(40, set(range(40)))))
+    six2 = make_run(runs, "six2", samples=two(_records(40, set(range(6, 40)))))
+    code, out, _ = run_cli(["gate", str(six2), "--baseline", str(base2)], capsys, monkeypatch)
+    assert code == 0 and "ok twitter_fin_sentiment/zero_shot" in out and "p=0.0625 (Holm over 2)" in out, out
+    worse2 = make_run(runs, "worse2", samples=two(_records(40, set(range(30, 40)))))
+    code, out, _ = run_cli(["gate", str(worse2), "--baseline", str(base2)], capsys, monkeypatch)
+    assert code == 1 and "FAIL twitter_fin_sentiment/zero_shot" in out and "ok twitter_fin_sentiment/few_shot" in out

@@ -54,7 +54,10 @@ def load_runs(
         manifests.append({**manifest, "missing": completeness.missing_answers(manifest, records)})
         prefix = f"{label}:" if merged else ""
         for task in {r["task"] for r in records}:
-            ids = frozenset(r["item"] for r in records if r["task"] == task)
+            # the items the run evaluates, as its manifest lists them: a run still going (or killed) has
+            # answered fewer, which the report flags as incomplete rather than as other data
+            planned = (manifest.get("tasks", {}).get(task) or {}).get("test_items")
+            ids = frozenset(planned or (r["item"] for r in records if r["task"] == task))
             if task in items_of and items_of[task][1] != ids:
                 raise UserError(
                     f"runs {items_of[task][0]} and {d} evaluated different {task} test items; "

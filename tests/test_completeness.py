@@ -51,11 +51,12 @@ def test_a_task_without_answers_names_its_arms_and_counts_the_rest():
     assert missing_answers({"tasks": {"t": {"variants": [{"name": "p"}]}}}, []) == ()  # no item list: nothing known
 
 
-def _run(root: Path, answered: int) -> Path:
-    """A fake-backend run of two prompts whose second one answered only `answered` test items."""
+def _run(root: Path, answered: int, planned: int | None = None, name: str = "", both: bool = False) -> Path:
+    """A fake-backend run of two prompts over the first `planned` test items (all by default), whose
+    second prompt (`both`: each prompt) answered only `answered` of them."""
     task = get_task(TWITTER)
-    test = data.test_items(task)
-    run = root / f"run-{answered}"
+    test = data.test_items(task)[:planned]
+    run = root / (name or f"run-{answered}")
     run.mkdir(parents=True)
     info = {
         "metrics": list(task.metrics), "labels": list(task.labels), "kind": task.kind, "adapters": {},
@@ -65,7 +66,7 @@ def _run(root: Path, answered: int) -> Path:
     run.joinpath(MANIFEST).write_text(json.dumps(manifest))
     backend = FakeBackend(lambda request: "Neutral")
     pool = data.shot_pool(task)
-    evaluate(task, [Variant("zero_shot", "zero_shot")], test, pool, backend, run)
+    evaluate(task, [Variant("zero_shot", "zero_shot")], test[:answered] if both else test, pool, backend, run)
     evaluate(task, [Variant("few_shot", "few_shot")], test[:answered], pool, backend, run)
     return run
 
@@ -92,3 +93,22 @@ def test_the_report_of_a_cut_run_says_it_is_incomplete(fixture_data, tmp_path):
     done = _report(whole)
     assert done.returncode == 0 and "Incomplete" not in done.stderr + (whole / "report.md").read_text()
     assert json.loads(_report(whole, "--format", "json").stdout)["missing"] == {}
+
+
+def test_an_incomplete_run_merges_with_a_finished_one_of_the_same_items(fixture_data, tmp_path):
+    """Runs are merged when they evaluate the same items, as their manifests list them: a run still
+    going is flagged as incomplete, not refused as "other data"; runs planned on other items are."""
+    n = len(data.test_items(get_task(TWITTER)))
+    whole, cut = _run(tmp_path, answered=n, name="whole"), _run(tmp_path, answered=1, name="cut", both=True)
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "report", str(whole), str(cut)]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "merged")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = (
+        f"warning: run cut: Incomplete run: some arms lack test answers ({TWITTER}: zero_shot 1 of {n}, few_shot 1 of {n})"
+    )
+    assert said in done.stderr
+    assert "run whole" not in done.stderr
+    other = _run(tmp_path, answered=1, planned=1, name="other")  # planned on the first item only
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "report", str(whole), str(other)]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "m2")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"evaluated different {TWITTER} test items" in done.stderr

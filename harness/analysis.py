@@ -501,7 +501,7 @@ def format_sentence(spread: FormatSpread | None, metric: str) -> str:
     vals = [v for _, _, v in spread.values]
     n = len(vals)
     head = (
-        f"Format spread of {spread.arm} over {n} meaning-preserving format{'s' if n != 1 else ''} (separators, "
+        f"Format spread of {spread.arm} over {counted(n, 'meaning-preserving format')} (separators, "
         f"casing, spacing, field names, label order): {metric} min {fmt.format(min(vals) * scale)}, median "
         f"{fmt.format(statistics.median(vals) * scale)}, max {fmt.format(max(vals) * scale)} (as written "
         f"{fmt.format(spread.original * scale)})"

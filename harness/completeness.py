@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.words import counted
+
 SHOWN = 4  # arms named per task; the rest are counted
 
 
@@ -29,7 +31,7 @@ def missing_answers(manifest: Mapping[str, Any], records: Sequence[Mapping[str, 
             if (n := len(have[(task, arm)] & expected)) < len(expected)
         ]
         if short:
-            more = f" and {len(short) - SHOWN} more arm{'s' if len(short) - SHOWN > 1 else ''}" if len(short) > SHOWN else ""
+            more = f" and {counted(len(short) - SHOWN, 'more arm')}" if len(short) > SHOWN else ""
             out.append(f"{task}: {', '.join(short[:SHOWN])}{more}")
     return tuple(out)
 

@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.words import counted
+
 
 @dataclass(frozen=True)
 class Prices:
@@ -157,9 +159,9 @@ def traffic_time(months: float) -> str:
     if hours < 1:
         return "under an hour"
     if (n := half_up(hours)) < 24:
-        return f"{n:.0f} hour{'s' if n != 1 else ''}"
+        return counted(int(n), "hour")
     if (n := half_up(hours / 24)) < 31:
-        return f"{n:.0f} day{'s' if n != 1 else ''}"
+        return counted(int(n), "day")
     if months < 24:
         return f"{half_up(months, 1):,.1f} months"
     return f"{half_up(months / 12, 1):,.1f} years"

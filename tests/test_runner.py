@@ -255,26 +255,30 @@ def test_majority_baseline_and_holm_in_verdict():
     assert "exact McNemar p = 1 after Holm correction" in s.verdict
 
 
+# 60 items, 40 with gold 'a', the commonest training label: always answering 'a' scores 40
+PRIOR_INFO = {
+    "metrics": ["accuracy"],
+    "labels": ["a", "b"],
+    "kind": "classification",
+    "data_check": {"label_counts": {"a": 70, "b": 30}},
+}
+
+
+def _prior(i: int, variant: str, pred: str) -> dict:
+    gold = "a" if i < 40 else "b"
+    return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
+
+
 def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
     """60 items, 40 with gold 'a' (the commonest training label). The adapter learned the prior
     (always 'a': 40 right) and "pays off" against a prompt right on 20 only; the verdict must say
     that it does not beat always answering 'a', in its headline too (the decision card shows only that).
     An adapter right on 58 clears it: the headline is "pays off" and no word is said about the adapter."""
 
-    def rec(i, variant, pred):
-        gold = "a" if i < 40 else "b"
-        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
-
-    prompt = [rec(i, "zero_shot", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
-    info = {
-        "metrics": ["accuracy"],
-        "labels": ["a", "b"],
-        "kind": "classification",
-        "data_check": {"label_counts": {"a": 70, "b": 30}},
-    }
+    prompt = [_prior(i, "zero_shot", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
     adapters = {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}
-    prior = prompt + [rec(i, "lora_n64", "a") for i in range(60)]
-    s = summarise_task("t", info, prior, adapters, Prices())
+    prior = prompt + [_prior(i, "lora_n64", "a") for i in range(60)]
+    s = summarise_task("t", PRIOR_INFO, prior, adapters, Prices())
     assert s.verdict.startswith("Fine-tuning beats the prompt but not the majority-class baseline: lora_n64 beats")
     assert card(s).headline == "Fine-tuning beats the prompt but not the majority-class baseline"
     assert (
@@ -282,8 +286,8 @@ def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
         "these items; against it, zero_shot -33.3 points (95% CI" in s.verdict
     )
     assert "lora_n64 +0.0 points (95% CI 0.0 to 0.0, exact McNemar p = 1)." in s.verdict
-    good = prompt + [rec(i, "lora_n64", "a" if i < 40 else ("b" if i < 58 else "a")) for i in range(60)]
-    s = summarise_task("t", info, good, adapters, Prices())
+    good = prompt + [_prior(i, "lora_n64", "a" if i < 40 else ("b" if i < 58 else "a")) for i in range(60)]
+    s = summarise_task("t", PRIOR_INFO, good, adapters, Prices())
     assert card(s).headline == "Fine-tuning pays off"
     assert "zero_shot does not clear the majority-class baseline" in s.verdict
     assert "lora_n64 +" not in s.verdict.split("majority-class baseline")[1]
@@ -293,19 +297,9 @@ def test_a_kept_prompt_that_does_not_clear_the_majority_baseline_says_so_in_its_
     """The prompt (always 'a', 40 of 60 right) beats an adapter right on 20 only; "Keep the prompt"
     alone would read as an endorsement of a prompt that scores what the constant answer scores."""
 
-    def rec(i, variant, pred):
-        gold = "a" if i < 40 else "b"
-        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
-
-    info = {
-        "metrics": ["accuracy"],
-        "labels": ["a", "b"],
-        "kind": "classification",
-        "data_check": {"label_counts": {"a": 70, "b": 30}},
-    }
-    records = [rec(i, "zero_shot", "a") for i in range(60)]
-    records += [rec(i, "lora_n64", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
-    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    records = [_prior(i, "zero_shot", "a") for i in range(60)]
+    records += [_prior(i, "lora_n64", "a" if i < 20 else "b" if i < 40 else "a") for i in range(60)]
+    s = summarise_task("t", PRIOR_INFO, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
     assert card(s).headline == "Keep the prompt, though it does not clear the majority-class baseline"
     assert "Neither chosen arm clears the majority-class baseline detectably" in s.verdict
 
@@ -314,18 +308,8 @@ def test_no_difference_between_two_arms_that_both_score_the_constant_answer_says
     """Both arms answer 'a' on 40 of 60 (what always answering 'a' scores): "No detectable
     difference" alone reads as "either will do"; the headline says neither learned the task."""
 
-    def rec(i, variant, pred):
-        gold = "a" if i < 40 else "b"
-        return {**_record(f"i{i}", variant, pred == gold), "prediction": pred, "gold": gold}
-
-    info = {
-        "metrics": ["accuracy"],
-        "labels": ["a", "b"],
-        "kind": "classification",
-        "data_check": {"label_counts": {"a": 70, "b": 30}},
-    }
-    records = [rec(i, "zero_shot", "a") for i in range(60)] + [rec(i, "lora_n64", "a") for i in range(60)]
-    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    records = [_prior(i, "zero_shot", "a") for i in range(60)] + [_prior(i, "lora_n64", "a") for i in range(60)]
+    s = summarise_task("t", PRIOR_INFO, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
     assert card(s).headline == "Neither chosen arm clears the majority-class baseline"
     assert s.verdict.startswith(
         "Neither chosen arm clears the majority-class baseline: no detectable difference between lora_n64 and zero_shot"

@@ -186,12 +186,12 @@ def _mean(key: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
 
 
 def _macro_f1(items: Sequence[Scored], labels: Sequence[str]) -> float:
-    from sklearn.metrics import f1_score
+    """sklearn's f1_score(average="macro", zero_division=0) over the golds' labels and the task labels
+    predicted, computed on integer codes as the bootstrap and the permutation test compute it (the
+    tests hold both to sklearn); importing sklearn for it cost every compare and report 1-2 s."""
+    from harness.stats import corpus_macro_f1
 
-    golds = [i.gold for i in items]
-    preds = [i.prediction if i.prediction is not None else "<none>" for i in items]
-    present = sorted(set(golds) | (set(preds) & set(labels))) if labels else sorted(set(golds))
-    return float(f1_score(golds, preds, labels=present, average="macro", zero_division=0))
+    return corpus_macro_f1(items, labels)
 
 
 METRICS: dict[str, Callable[[Sequence[Scored], Sequence[str]], float]] = {

@@ -195,6 +195,11 @@ def _f1(golds: np.ndarray, preds: np.ndarray, allowed: np.ndarray) -> float:
     return float(f1[present].mean())
 
 
+def corpus_macro_f1(items: Sequence[Scored], labels: Sequence[str]) -> float:
+    coded = _code([items], labels)
+    return _f1(coded.golds, coded.preds[0], coded.allowed)
+
+
 def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     from statsmodels.stats.proportion import proportion_confint
 

@@ -135,8 +135,10 @@ def test_an_interior_proportion_keeps_the_bootstrap():
 
 
 def test_array_macro_f1_equals_the_sklearn_one():
-    """The bootstrap and the permutation test use macro-F1 on integer codes; it must be the metric
-    the report shows, including answers outside the label set and no answer at all."""
+    """The report, the bootstrap and the permutation test compute macro-F1 on integer codes; it must
+    be sklearn's, including answers outside the label set and no answer at all."""
+    from sklearn.metrics import f1_score
+
     rng = np.random.default_rng(5)
     m = metric("macro_f1")
     labels = ["a", "b", "c", "d"]
@@ -146,7 +148,11 @@ def test_array_macro_f1_equals_the_sklearn_one():
         preds = rng.choice(["a", "b", "c", "d", "zzz", None], size=n)
         items = [Scored(p, str(g), {}) for g, p in zip(golds, preds, strict=True)]
         [fn] = stats.column_stats(m, labels, [items])
-        assert fn(np.arange(n)) == pytest.approx(m.corpus(items, labels))
+        guessed = [p if p is not None else "<none>" for p in preds]
+        present = sorted(set(golds) | (set(guessed) & set(labels)))
+        expected = f1_score(list(golds), guessed, labels=present, average="macro", zero_division=0)
+        assert fn(np.arange(n)) == pytest.approx(expected)
+        assert m.corpus(items, labels) == pytest.approx(expected)
         idx = rng.integers(0, n, size=n)
         assert fn(idx) == pytest.approx(m.corpus([items[i] for i in idx], labels))
 

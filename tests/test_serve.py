@@ -11,7 +11,8 @@ import pytest
 
 from harness import serve
 from harness.types import Decoding, Message, Request
-from tests.test_openai_limits import COMPLETION, MODELS, scripted_server
+from tests.test_openai_batch import echo_server
+from tests.test_openai_limits import MODELS, scripted_server
 from tests.tiny_model import make_model_dir
 
 
@@ -34,7 +35,8 @@ def _announce(url: str, model_dir, pid: int | None = None, **changes) -> None:
 
 
 def test_the_server_runs_with_the_backends_engine_settings(model_dir):
-    cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True, block_size=32)
+    cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True, block_size=32,
+                               budget={"max_num_batched_tokens": 2048, "max_num_seqs": 128})  # fmt: skip
     joined = " ".join(cmd)
     parts = (
         "--dtype float32",
@@ -43,6 +45,8 @@ def test_the_server_runs_with_the_backends_engine_settings(model_dir):
         "--port 8765",
         "--enable-prefix-caching",
         "--block-size 32",
+        "--max-num-batched-tokens 2048",
+        "--max-num-seqs 128",
     )
     for part in parts:
         assert part in joined
@@ -76,17 +80,21 @@ def test_only_a_live_answering_server_with_the_same_settings_is_used(model_dir):
 
 
 def test_base_model_requests_go_to_the_running_server_without_an_engine(model_dir):
-    from harness.backends.vllm import VLLMBackend
+    from harness.backends.vllm import SERVED_BATCH, VLLMBackend
 
-    with scripted_server([(200, MODELS), (200, MODELS), (200, COMPLETION)]) as (url, seen):
+    n = SERVED_BATCH + 3
+    with echo_server() as (url, bodies):
         backend = VLLMBackend(model_dir, dtype="float32")
         _announce(url, model_dir)
-        request = Request((Message("user", "What is the sentiment of up"),), Decoding(max_tokens=2))
-        outs = backend.generate([request] * 3)
+        requests = [Request((Message("user", "up " * (i + 1)),), Decoding(max_tokens=2)) for i in range(n)]
+        outs = backend.generate(requests)
         backend.close()
-    assert [c.text for c in outs] == ["Bullish"] * 3
     assert backend.engine_starts == 0 and backend.served_url == url
-    assert seen.count("/v1/completions") == 3
+    # batched: two calls, not one per request, and every answer on its own request
+    assert sorted(len(b["prompt"]) for b in bodies) == [3, SERVED_BATCH]
+    lengths = [c.prompt_tokens for c in outs]
+    assert lengths == sorted(lengths) and len(set(lengths)) == n
+    assert all(c.text == f"len {c.prompt_tokens} max 2" for c in outs)
 
 
 def test_no_server_means_the_backend_keeps_its_own_engine(model_dir):
@@ -96,9 +104,10 @@ def test_no_server_means_the_backend_keeps_its_own_engine(model_dir):
     assert backend._server() is None and backend.served_url is None
 
 
-def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32(model_dir, monkeypatch):
+def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_step_budget(model_dir, monkeypatch):
     """vLLM's CPU default of 128-token blocks recomputes up to 127 tokens of every shared prefix;
-    compare's own engine and `harness serve` both ask for 32."""
+    compare's own engine and `harness serve` both ask for 32. vLLM's step budget on CPU differs by
+    entry point (4096 tokens in-process, 2048 for its server): both ask for the faster 2048."""
     import types
 
     from harness.backends import vllm as backend_mod
@@ -118,6 +127,7 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32(model_dir,
     backend._engine = None  # nothing real to shut down
     assert made[0]["block_size"] == backend_mod.CPU_KV_BLOCK == 32 and made[0]["enable_prefix_caching"]
     assert made[0]["dtype"] == "float32"
+    assert made[0]["max_num_batched_tokens"] == 2048 and made[0]["max_num_seqs"] == 128
     monkeypatch.setattr(serve.subprocess, "Popen", lambda cmd, **kw: (_ for _ in ()).throw(RuntimeError(" ".join(cmd))))
-    with pytest.raises(RuntimeError, match="--block-size 32"):
+    with pytest.raises(RuntimeError, match="--block-size 32 --max-num-batched-tokens 2048 --max-num-seqs 128"):
         serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")

@@ -25,7 +25,7 @@ from harness.backends.base import fit_context
 from harness.chat import encode_chat
 from harness.errors import UserError
 from harness.options import RETRIES, TIMEOUT_S
-from harness.types import Completion, Request
+from harness.types import Completion, Decoding, Request
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,15 @@ class OpenAIBackend:
         workers: int = 8,
         max_len: int = 4096,
         limits: Limits | None = None,
+        batch: int = 1,
     ):
         from harness.tokenizer import counting_tokenizer
+
+        # batch > 1: up to that many prompts per /v1/completions call, as vLLM's server accepts (a list
+        # of prompts, each choice's `index` naming its prompt). One call per request costs the client a
+        # thread and the server an HTTP round trip each, on the cores that generate: 400 few-shot
+        # requests through `harness serve` took 32.3-33.9 s one per call, 30.2-30.9 s batched.
+        self.batch = batch
 
         self.url, self.overflow, self.workers, self.max_len = base_url(url), overflow, workers, max_len
         self.limits = limits or Limits()
@@ -167,19 +174,26 @@ class OpenAIBackend:
                 self._loaded[adapter] = name
             return self._loaded[adapter]
 
-    def _one(self, index: int, request: Request) -> Completion:
+    def _body(self, request: Request, prompt: list[int] | list[list[int]]) -> dict[str, Any]:
         d = request.decoding
-        ids = fit_context(encode_chat(self.tokenizer, request.messages), d.max_tokens, self.max_len, self.overflow, index)
         body: dict[str, Any] = {
             "model": self._adapter_name(request.adapter) if request.adapter else self._model_name(),
-            "prompt": ids, "max_tokens": d.max_tokens, "temperature": d.temperature, "seed": d.seed,
+            "prompt": prompt, "max_tokens": d.max_tokens, "temperature": d.temperature, "seed": d.seed,
         }  # fmt: skip
         if d.stop:
             body["stop"] = list(d.stop)
         if d.choices:
             body["structured_outputs"] = {"choice": list(d.choices)}
+        return body
+
+    def _ids(self, index: int, request: Request) -> list[int]:
+        d = request.decoding
+        return fit_context(encode_chat(self.tokenizer, request.messages), d.max_tokens, self.max_len, self.overflow, index)
+
+    def _one(self, index: int, request: Request) -> Completion:
+        ids = self._ids(index, request)
         t0 = time.perf_counter()
-        out = self._post("/v1/completions", body)
+        out = self._post("/v1/completions", self._body(request, ids))
         try:
             choice = out["choices"][0]
             usage = out.get("usage") or {}
@@ -193,17 +207,55 @@ class OpenAIBackend:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             raise UserError(f"{self.url}/v1/completions answered without a completion: {str(out)[:120]}") from None
 
+    def _many(self, indices: Sequence[int], requests: Sequence[Request]) -> list[Completion]:
+        """Requests with one decoding and one model in a single call; their answers in their order."""
+        ids = [self._ids(i, r) for i, r in zip(indices, requests, strict=True)]
+        body = {**self._body(requests[0], ids), "return_token_ids": True}  # the usage block sums all prompts
+        t0 = time.perf_counter()
+        out = self._post("/v1/completions", body)
+        wall = time.perf_counter() - t0
+        try:
+            choices = sorted(out["choices"], key=lambda c: int(c["index"]))
+            if [int(c["index"]) for c in choices] != list(range(len(ids))):
+                raise ValueError("choices do not answer the prompts one to one")
+            return [
+                Completion(str(c["text"]), len(p), len(c["token_ids"]), str(c.get("finish_reason")), wall)
+                for c, p in zip(choices, ids, strict=True)
+            ]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise UserError(
+                f"{self.url}/v1/completions answered {len(ids)} prompts without one completion each: {str(out)[:120]}"
+            ) from None
+
+    def _call(self, indices: list[int], requests: Sequence[Request]) -> list[Completion]:
+        if len(indices) == 1:
+            return [self._one(indices[0], requests[indices[0]])]
+        return self._many(indices, [requests[i] for i in indices])
+
+    def _calls(self, requests: Sequence[Request]) -> list[list[int]]:
+        """Which requests share a call: one each, or up to `batch` with the same decoding and model."""
+        if self.batch <= 1:
+            return [[i] for i in range(len(requests))]
+        groups: dict[tuple[str | None, Decoding], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.adapter, r.decoding), []).append(i)
+        return [idx[k : k + self.batch] for idx in groups.values() for k in range(0, len(idx), self.batch)]
+
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Each request's latency_s is the batch's wall time over its size, as the vLLM backend
         measures it: the server's time per request at this concurrency, what the cost columns
         price. A request's own round trip (queueing behind the other workers) is the latency
         probe's business (harness.latency), where requests go one at a time."""
         self._model_name()
+        calls = self._calls(requests)
         start = time.perf_counter()
         with ThreadPoolExecutor(self.workers) as pool:
-            done = list(pool.map(self._one, range(len(requests)), requests))
-        share = (time.perf_counter() - start) / max(1, len(done))
-        return [replace(c, latency_s=share) for c in done]
+            answers = list(pool.map(lambda idx: self._call(idx, requests), calls))
+        share = (time.perf_counter() - start) / max(1, len(requests))
+        done: dict[int, Completion] = {
+            i: c for idx, got in zip(calls, answers, strict=True) for i, c in zip(idx, got, strict=True)
+        }
+        return [replace(done[i], latency_s=share) for i in range(len(requests))]
 
     def close(self) -> None:
         self.client.close()

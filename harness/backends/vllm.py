@@ -43,6 +43,25 @@ def configure_cpu_env() -> None:
 # 12.9 s; banking77 few_shot_8 'similar' (no shared shots), 50 requests 23.9 -> 23.9 s.
 CPU_KV_BLOCK = 32
 
+# A running `harness serve` gets SERVED_CALLS calls of SERVED_BATCH prompts at a time (128 in flight,
+# its scheduler's sequences per step) rather than one call per prompt.
+SERVED_BATCH = 16
+SERVED_CALLS = 8
+
+
+# vLLM's own CPU defaults differ by entry point: 4096 tokens and 256 sequences per scheduler step for
+# an in-process engine, 2048 and 128 for its API server. The smaller step is the faster one on CPU (a
+# 4096-token step's MLP activations, ~25 MB in float32 here, overflow the cores' caches). Measured in
+# bench/scheduler_budget.py, 2 AMD EPYC cores: twitter few-shot, 400 requests 36.2 -> 32.8 s; banking77
+# zero-shot, 200: 24.1 -> 23.3 s; banking77 few-shot similar, 50: 19.4 -> 17.7 s. Both compare's engine
+# and `harness serve` ask for it, so the two schedule requests alike.
+CPU_STEP = {"max_num_batched_tokens": 2048, "max_num_seqs": 128}
+
+
+def step_budget() -> dict[str, int]:
+    """Tokens and sequences per scheduler step for this machine's engines: vLLM's own on CUDA."""
+    return {} if cuda_available() else dict(CPU_STEP)
+
 
 def kv_block_size() -> int | None:
     """The KV block size compare's engine and `harness serve` ask for: 32 on CPU, vLLM's own on CUDA."""
@@ -63,6 +82,8 @@ class VLLMBackend:
         seed: int = 0,
         dtype: str = "auto",
         prefix_caching: bool = True,
+        max_num_batched_tokens: int | None = None,
+        max_num_seqs: int | None = None,
     ):
         if adapter_mode not in ADAPTER_MODES:
             raise UserError(f"unknown --adapter-mode {adapter_mode!r} (choose from {', '.join(ADAPTER_MODES)})")
@@ -75,6 +96,8 @@ class VLLMBackend:
         # Requests of one variant share their instruction and label list (and a fixed shot set): the
         # engine computes that prefix once per batch instead of once per request (bench/prefix_cache.py).
         self.prefix_caching = prefix_caching
+        asked = (("max_num_batched_tokens", max_num_batched_tokens), ("max_num_seqs", max_num_seqs))
+        self.budget = {**step_budget(), **{k: v for k, v in asked if v}}
         # CPU: float32, like the transformers reference, so merged adapters keep their small deltas;
         # CUDA: bf16 with true LoRA kernels, where the delta is applied unrounded.
         self.dtype = dtype if dtype != "auto" else ("bfloat16" if cuda_available() else "float32")
@@ -116,6 +139,7 @@ class VLLMBackend:
             options: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
             if block := kv_block_size():
                 options["block_size"] = block
+            options.update(self.budget)
             if in_process:
                 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             self._engine = LLM(
@@ -212,10 +236,11 @@ class VLLMBackend:
             if found is not None:
                 from harness.backends.openai import OpenAIBackend
 
-                # enough requests in flight for the server to batch them as the offline engine would
+                # prompts batched per call, and enough calls in flight to fill the server's scheduler steps
                 self._served = OpenAIBackend(
-                    self.model_dir, url=found.url, overflow=self.overflow, workers=64, max_len=self.max_model_len
-                )
+                    self.model_dir, url=found.url, overflow=self.overflow, workers=SERVED_CALLS,
+                    max_len=self.max_model_len, batch=SERVED_BATCH,
+                )  # fmt: skip
                 self.served_url = found.url
                 from harness.console import make_console
 

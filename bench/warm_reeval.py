@@ -3,13 +3,16 @@
 What the author waits for is the command's wall time, so each pass runs the CLI as they would:
 `harness compare --plan plan.toml` on a prompt-only plan (one few-shot variant, `fixed` shots: one
 set every request shares, which vLLM's prefix cache computes once; BENCH_N test items and 8
-validation items; no format spread, no latency probe). Before each pass the template's instruction
-gets a new wording (and with it every prompt, the shots' turns included), so no answer is cached.
+validation items; no format spread, no latency probe). Each round gives the template's instruction
+a new wording (and with it every prompt, the shots' turns included), and both paths evaluate that
+wording, each with a response cache of its own, so no answer is cached and both compute the same
+tokens (wordings differ in length, and with it in how much of the shared prefix fills whole KV
+blocks: comparing one wording's cold pass with another's warm pass measured the wordings too).
 
 - cold: HARNESS_NO_SERVE=1, compare starts its own engine (in-process, as by default);
-- warm: through a `harness serve` started once before the first warm pass (its start is reported
+- warm: through a `harness serve` started once before the first pass (its start is reported
   on its own; a prompt author pays it once a session);
-- cached: the last plan run again unchanged (no model call: start-up and report only).
+- cached: the last plan run again unchanged (no model call: start-up and report only; no server).
 
 The task is the built-in twitter_fin_sentiment under another name with its templates copied (as a
 researcher adds a task), its data linked; the response cache is a fresh one with the model linked
@@ -63,16 +66,17 @@ def setup(work: Path) -> dict[str, str]:
     data = work / "data"
     data.mkdir()
     (data / NAME).symlink_to(Path(os.environ["HARNESS_DATA_DIR"]).resolve() / SOURCE)
-    cache = work / "cache"
-    cache.mkdir()
-    (cache / "models").symlink_to(cache_root() / "models")
+    for name in ("cache", "cache_cold"):
+        (work / name).mkdir()
+        (work / name / "models").symlink_to(cache_root() / "models")
     plan = (
         f'name = "warm_reeval"\nlimit = {N_ITEMS}\nval_limit = 8\nlatency_probe = 0\n\n'
         f'[[task]]\nname = "{NAME}"\nformats = 0\nvariants = [\n'
         '  { name = "few_shot_6", template = "few_shot", shots = 6, selection = "fixed" },\n]\n'
     )
     (work / "plan.toml").write_text(plan)
-    return {**os.environ, "HARNESS_CACHE": str(cache), "HARNESS_DATA_DIR": str(data), "HARNESS_TASKS_PATH": str(tasks)}
+    paths = {"HARNESS_CACHE": str(work / "cache"), "HARNESS_DATA_DIR": str(data), "HARNESS_TASKS_PATH": str(tasks)}
+    return {**os.environ, **paths}
 
 
 def edit(work: Path, n: int) -> None:
@@ -121,20 +125,20 @@ def main() -> None:
     server = None
     try:
         env = setup(work)
-        cold_env = {**env, "HARNESS_NO_SERVE": "1"}
+        cold_env = {**env, "HARNESS_NO_SERVE": "1", "HARNESS_CACHE": str(work / "cache_cold")}
         walls: dict[str, list[float]] = {"cold": [], "warm": [], "cached": []}
         phases: dict[str, list[dict]] = {"cold": [], "warm": [], "cached": []}
-        run, server_start_s = 0, 0.0
-        for _ in range(ROUNDS):
-            for path in ("cold", "warm"):
-                if path == "warm" and server is None:
-                    server, server_start_s = start_server(env, work / "serve.log")
-                edit(work, run)
+        server, server_start_s = start_server(env, work / "serve.log")
+        run = 0
+        for r in range(-1, ROUNDS):  # round -1, untimed: each cache's data check, once a session for an author
+            edit(work, r)
+            for path in ("cold", "warm") if r % 2 == 0 else ("warm", "cold"):
                 wall, timings = compare(work, env if path == "warm" else cold_env, run)
-                walls[path].append(wall)
-                phases[path].append(timings)
                 run += 1
-        wall, timings = compare(work, cold_env, run)  # the last template again, a new run: all cached
+                if r >= 0:
+                    walls[path].append(wall)
+                    phases[path].append(timings)
+        wall, timings = compare(work, {**env, "HARNESS_NO_SERVE": "1"}, run)  # the last template again: all cached
         walls["cached"].append(wall)
         phases["cached"].append(timings)
     finally:

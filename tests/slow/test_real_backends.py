@@ -131,6 +131,12 @@ def test_openai_backend_against_real_vllm_serve(model_dir, trained_adapter, item
         assert "Paris" in paris.text and paris.prompt_tokens > 10
         served = backend.generate(tuned)
         assert _agree(_texts(served), _texts(hf.generate(tuned))) >= 0.85
+        # as compare sends `harness serve` its prompts: several per call, answers back on their own requests
+        batched = OpenAIBackend(model_dir, url=f"http://127.0.0.1:{port}", batch=3).generate(tuned)
+        assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in served]
+        assert _agree(_texts(batched), _texts(served)) >= 0.85
+        same = [(b.completion_tokens, a.completion_tokens) for a, b in zip(served, batched, strict=True) if a.text == b.text]
+        assert all(x == y > 0 for x, y in same)
         [choice] = backend.generate(
             [
                 Request(

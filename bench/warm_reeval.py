@@ -15,8 +15,9 @@ blocks: comparing one wording's cold pass with another's warm pass measured the 
 - cached: the last plan run again unchanged (no model call: start-up and report only; no server).
 
 The task is the built-in twitter_fin_sentiment under another name with its templates copied (as a
-researcher adds a task), its data linked; the response cache is a fresh one with the model linked
-in. Paths alternate over rounds; the best wall of each counts. Writes results/bench/warm_reeval.json.
+researcher adds a task), its data linked; each path's response cache is a fresh one with the model
+linked in. The path that goes first alternates over rounds; the best wall of each counts. Writes
+results/bench/warm_reeval.json.
 
     BENCH_N=400 BENCH_ROUNDS=2
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +13,7 @@ import pytest
 from harness.backends import openai as oa
 from harness.errors import UserError
 from harness.types import Decoding, Message, Request
-from tests.test_openai_limits import MODELS
+from tests.test_openai_limits import MODELS, serving
 from tests.tiny_model import make_model_dir
 
 
@@ -61,13 +60,8 @@ def echo_server(drop_last: bool = False) -> Iterator[tuple[str, list[dict]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, bodies
 
 
 def _requests() -> list[Request]:

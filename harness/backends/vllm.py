@@ -43,8 +43,8 @@ def configure_cpu_env() -> None:
 # 12.9 s; banking77 few_shot_8 'similar' (no shared shots), 50 requests 23.9 -> 23.9 s.
 CPU_KV_BLOCK = 32
 
-# A running `harness serve` gets SERVED_CALLS calls of SERVED_BATCH prompts at a time (128 in flight,
-# its scheduler's sequences per step) rather than one call per prompt.
+# A running `harness serve` gets SERVED_CALLS calls of SERVED_BATCH prompts at a time rather than one
+# call per prompt: 128 in flight, on CPU the server's sequences per step (CPU_STEP below).
 SERVED_BATCH = 16
 SERVED_CALLS = 8
 

@@ -40,6 +40,12 @@ def _wal(db: sqlite3.Connection, tries: int = 200) -> None:
             time.sleep(0.05)
 
 
+def backend_tag(backend: Backend) -> str:
+    """What decides a backend's answers besides the request: its served dtype and adapter mode, or
+    for a remote server its address and model, where it states them (`cache_tag`); else its name."""
+    return str(getattr(backend, "tag", None) or getattr(backend, "cache_tag", None) or backend.name)
+
+
 class ResponseCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +101,7 @@ class CachedBackend:
         self.name = inner.name
         # the served dtype and adapter mode where the backend states them: a cache shared by a CPU
         # machine (float32) and a GPU (bf16) must not hand one's answers to the other
-        self.tag = str(getattr(inner, "cache_tag", inner.name))
+        self.tag = backend_tag(inner)
         self.per_batch = per_batch
         self.misses = 0
 

@@ -536,9 +536,8 @@ def _prompt_sweep(
     from harness import prompt_search as ps
     from harness.backends import check_backend, make_backend
     from harness.cache import CachedBackend, ResponseCache
-    from harness.compare import DEFAULT_CONTEXT, prompt_search, search_points
+    from harness.compare import DEFAULT_CONTEXT, prompt_search, search_identity, search_points
     from harness.models import DEFAULT_MODEL, cache_root, content_hash, resolve
-    from harness.prompts import template_hashes
     from harness.tasks import get_task
 
     task = get_task(task_name)
@@ -555,7 +554,7 @@ def _prompt_sweep(
     inner = make_backend(kind, model_dir, **options)
     engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
     cfg = {"method": method, "trials": trials, "max_device_s": max_device_s}
-    identity = {"model": model_hash, "backend": kind, "templates": template_hashes(task)}
+    identity = search_identity(model_hash, engine, task)
     try:
         _, facts, summary = prompt_search(task, cfg, space, points, val, pool, engine, seed, results, identity)
         return Path(facts["folder"]), summary

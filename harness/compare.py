@@ -298,9 +298,7 @@ def compare(
                 if tp.name in spaces:
                     searched, facts, _ = prompt_search(
                         task, tp.prompt_search, spaces[tp.name], points[tp.name], val_items[tp.name], pools[tp.name],
-                        backend, plan.seed, results_root / "sweeps",
-                        {"model": manifest["model_hash"], "backend": backend_kind,
-                         "templates": manifest["tasks"][tp.name]["template_hashes_all"]},
+                        backend, plan.seed, results_root / "sweeps", search_identity(manifest["model_hash"], backend, task),
                     )  # fmt: skip
                     manifest["tasks"][tp.name].setdefault("search", {})["prompt"] = facts
                     if not any(_same_prompt(searched, v) for v in variants):
@@ -454,6 +452,16 @@ def search_points(
 
     tokenizer = counting_tokenizer(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
+
+
+def search_identity(model_hash: str, backend: Any, task: Any) -> dict[str, Any]:
+    """What names a prompt search's folder besides its space and items: the model, the backend as
+    the response cache keys it (dtype, adapter mode, a server's address: trials scored in bfloat16
+    or by another server are not this backend's) and the task's templates."""
+    from harness.cache import backend_tag
+    from harness.prompts import template_hashes
+
+    return {"model": model_hash, "backend": backend_tag(backend), "templates": template_hashes(task)}
 
 
 def prompt_search(

@@ -188,3 +188,29 @@ def test_latency_is_the_batch_time_per_request_as_vllm_measures_it(model_dir):
         backend.close()
     assert len(seen) == 8 and len({c.latency_s for c in outs}) == 1
     assert outs[0].latency_s == pytest.approx(wall / 8, rel=0.05) and outs[0].latency_s < delay / 2
+
+
+def _says(text: str) -> bytes:
+    return json.dumps({"choices": [{"text": text, "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}).encode()
+
+
+def test_the_response_cache_keeps_each_servers_answers_apart(model_dir, tmp_path):
+    """Two servers under one model name (a GPU's bf16 copy and a CPU's float32 one, say) answer the
+    same prompt differently: a run against the second asks it rather than handing out the first's
+    answers, and the first one asked again is all cache hits."""
+    from harness.cache import CachedBackend, ResponseCache
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+
+    def ask(url: str, model: str = "served") -> tuple[str, int]:
+        cached = CachedBackend(oa.OpenAIBackend(model_dir, url=url, served_model=model), cache, "m", {None: "base"})
+        [answer] = cached.generate([_request()])
+        cached.inner.close()
+        return answer.text, cached.misses
+
+    with scripted_server([(200, _says("Bullish"))]) as (gpu, _), scripted_server([(200, _says("Bearish"))]) as (cpu, _):
+        assert ask(gpu) == ("Bullish", 1)
+        assert ask(cpu) == ("Bearish", 1)
+        assert ask(gpu) == ("Bullish", 0)
+        assert ask(gpu, model="other") == ("Bullish", 1)  # another model behind the same address
+    cache.close()

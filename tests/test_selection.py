@@ -377,3 +377,30 @@ def test_counts_in_sentences_agree_with_their_number():
 
     assert (counted(1, "trial"), counted(0, "trial"), counted(1234, "row")) == ("1 trial", "0 trials", "1,234 rows")
     assert (verb(1, "appear"), verb(12, "appear")) == ("appears", "appear")
+
+
+def test_a_prompt_search_scored_by_another_backend_setting_is_not_reused(rows_task, tmp_path):
+    """The search folder is named by the backend as the response cache keys it: trials scored in
+    bfloat16 (or by another server) are searched again in float32, not handed out as this run's;
+    the same setting again, cached or not, reuses them."""
+    from harness.cache import CachedBackend, ResponseCache
+    from harness.compare import prompt_search, search_identity
+
+    task = rows_task
+    val, pool = data.validation_items(task, 20), data.shot_pool(task)
+    space = ps.parse_space(task, {"cue": ["", "Answer:"]}, len(pool))
+    cfg = {"method": "grid", "trials": 2}
+
+    def search(backend) -> str:
+        identity = search_identity("m", backend, task)
+        _, facts, _ = prompt_search(task, cfg, space, ps.candidates(task, space, val, pool), val, pool, backend, 0,
+                                    tmp_path, identity)  # fmt: skip
+        return str(facts["folder"])
+
+    fp32, bf16 = FakeBackend(), FakeBackend()
+    fp32.cache_tag, bf16.cache_tag = "vllm/float32/merged", "vllm/bfloat16/merged"  # type: ignore[attr-defined]
+    first = search(fp32)
+    assert search(bf16) != first and len(bf16.calls) == 2  # both trials scored afresh
+    cached = CachedBackend(fp32, ResponseCache(tmp_path / "c.sqlite"), "m", {None: "base"})
+    calls = len(fp32.calls)
+    assert search(cached) == first and len(fp32.calls) == calls  # the same setting: its trials are reused

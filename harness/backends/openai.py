@@ -147,6 +147,13 @@ class OpenAIBackend:
         self._loaded: dict[str, str] = {}
         self._lock = threading.Lock()  # request threads must not load the same adapter twice
 
+    @property
+    def cache_tag(self) -> str:
+        """Answers come from whatever this server runs (its dtype, its device, perhaps another copy of
+        the model under the same name): the response cache keeps each server's apart, by its address
+        and the model it serves. A server moved to another port is asked afresh."""
+        return f"openai/{self.url}/{self._model_name()}"
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return call(self.client, "POST", self.url + path, self.limits, body)
 

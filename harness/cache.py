@@ -142,21 +142,23 @@ class LatencyCache:
         self.db = cached.cache.db
         self.db.execute("CREATE TABLE IF NOT EXISTS latencies (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
-    def _key(self, request: Request) -> str:
+    def _key(self, request: Request, path: str) -> str:
         c = self.cached
-        return request_key(f"{c.tag}|{self.machine}", c.model_hash, c.adapter_hash.get(request.adapter), request)
+        return request_key(f"{c.tag}|{self.machine}|{path}", c.model_hash, c.adapter_hash.get(request.adapter), request)
 
-    def get(self, request: Request) -> tuple[float, int] | None:
-        """(seconds, completion tokens) measured before for this request on this machine."""
-        row = self.db.execute("SELECT value FROM latencies WHERE key = ?", (self._key(request),)).fetchone()
+    def get(self, request: Request, path: str) -> tuple[float, int] | None:
+        """(seconds, completion tokens) measured before for this request on this machine, the same
+        way (`path`: the backend's `timing_path`, e.g. through `harness serve` or an eager engine)."""
+        row = self.db.execute("SELECT value FROM latencies WHERE key = ?", (self._key(request, path),)).fetchone()
         try:
             value = json.loads(row[0]) if row else None
             return (float(value["latency_s"]), int(value["completion_tokens"])) if value else None
         except (json.JSONDecodeError, TypeError, KeyError, ValueError):
             return None  # a corrupt entry is a miss; the fresh figure overwrites it
 
-    def put(self, request: Request, latency_s: float, completion_tokens: int) -> None:
+    def put(self, request: Request, latency_s: float, completion_tokens: int, path: str) -> None:
         value = json.dumps({"latency_s": latency_s, "completion_tokens": completion_tokens})
+        key = self._key(request, path)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("INSERT OR REPLACE INTO latencies (key, value) VALUES (?, ?)", (self._key(request), value))
+            self.db.execute("INSERT OR REPLACE INTO latencies (key, value) VALUES (?, ?)", (key, value))

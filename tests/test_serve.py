@@ -131,3 +131,48 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     monkeypatch.setattr(serve.subprocess, "Popen", lambda cmd, **kw: (_ for _ in ()).throw(RuntimeError(" ".join(cmd))))
     with pytest.raises(RuntimeError, match="--block-size 32 --max-num-batched-tokens 2048 --max-num-seqs 128"):
         serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")
+
+
+def test_the_probe_knows_how_a_request_would_be_timed(model_dir, monkeypatch):
+    """The latency probe reuses a time only where the backend would measure it the same way: through
+    `harness serve`, or by an engine in this process, eager or compiled. Which engine answers is the
+    one up for the request (a compiled engine started for a long evaluation), else the eager one a
+    single request starts on CPU; an adapter's request never goes to the server."""
+    import types
+
+    from harness.backends import vllm as backend_mod
+
+    class LLM:
+        def __init__(self, **kwargs):
+            self.eager = kwargs["enforce_eager"]
+
+        def generate(self, prompts, params, **_):
+            out = types.SimpleNamespace(text="Bullish", token_ids=[1], finish_reason="stop")
+            return [types.SimpleNamespace(prompt_token_ids=p["prompt_token_ids"], outputs=[out]) for p in prompts]
+
+    fake = types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", types.SimpleNamespace(LoRARequest=None))
+    monkeypatch.setattr(backend_mod, "configure_cpu_env", lambda: None)
+    monkeypatch.setattr(backend_mod, "cuda_available", lambda: False)
+    monkeypatch.setattr(backend_mod, "EAGER_BELOW", 3)  # an evaluation of 3 requests compiles
+    for name in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_LOGGING_LEVEL"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    base = Request((Message("user", "up"),), Decoding(max_tokens=2))
+    tuned = Request((Message("user", "up"),), Decoding(max_tokens=2), adapter="some/adapter")
+    backend = backend_mod.VLLMBackend(model_dir, dtype="float32")
+    backend._served = False  # no `harness serve`
+    assert backend.timing_path(base) == backend.timing_path(tuned) == "in-process/eager"
+    backend.generate([base] * 3)
+    assert backend._engine.eager is False and backend.timing_path(base) == "in-process/compiled"
+    assert backend.timing_path(tuned) == "in-process/eager"  # its merged engine is not up
+    backend.generate([base])
+    assert backend.timing_path(base) == "in-process/compiled"  # the engine up answered, as timed
+    backend.close()
+    assert backend.timing_path(base) == "in-process/eager"
+    assert backend_mod.VLLMBackend(model_dir, eager=False).timing_path(base) == "in-process/compiled"
+    with echo_server() as (url, _):
+        _announce(url, model_dir)
+        served = backend_mod.VLLMBackend(model_dir, dtype="float32")
+        assert served.timing_path(base) == "harness serve" and served.timing_path(tuned) == "in-process/eager"
+        served.close()

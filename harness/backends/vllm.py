@@ -108,6 +108,10 @@ class VLLMBackend:
         self._torch_threads = 0
         self._watchdog: Any = None
         self._engine_key: tuple[str, bool] | None = None
+        # which requests the engine up now answers (the adapter of a merged engine, whether LoRA is
+        # on) and whether it runs eager: how the latency probe's request would be timed
+        self._engine_serves: tuple[str | None, bool] | None = None
+        self._engine_eager = False
         self._lora_ids: dict[str, int] = {}
         self._served: Any = None  # None: not looked for yet; False: no `harness serve` to use
         self.served_url: str | None = None
@@ -124,7 +128,7 @@ class VLLMBackend:
         self.close()
         if not cuda_available():
             configure_cpu_env()
-        eager = self.eager if self.eager is not None else (not cuda_available() and n_requests < EAGER_BELOW)
+        eager = self._eager_for(n_requests)
         # On CPU the engine runs in this process: an engine core and a worker process each import
         # torch and vLLM afresh, which made a start take 23-25 s and a close 5 s on 2 cores, against
         # 3-6 s and 2 s in-process (bench/engine_start.py). Compare starts one per merged adapter.
@@ -157,8 +161,27 @@ class VLLMBackend:
         # an in-process engine dies with this process: only engine processes need a watchdog
         self._engine_pids = [] if in_process else watchdog.engine_processes()
         self._watchdog = watchdog.start(self._engine_pids)
-        self._engine_key = key
+        self._engine_key, self._engine_eager = key, eager
         return self._engine
+
+    def _eager_for(self, n_requests: int) -> bool:
+        """Whether an engine started for n requests runs eager (no torch.compile warm-up)."""
+        return self.eager if self.eager is not None else (not cuda_available() and n_requests < EAGER_BELOW)
+
+    def _serves(self, request: Request) -> tuple[str | None, bool]:
+        """The engine a request sent alone needs: a merged engine per adapter, or LoRA on or off."""
+        lora = self.mode == "lora" and bool(request.adapter)
+        return (None if self.mode == "lora" else request.adapter, lora)
+
+    def timing_path(self, request: Request) -> str:
+        """How a request sent alone now is timed, for the latency probe's reuse of earlier times:
+        through a running `harness serve` (an HTTP round trip to its engine) or by an engine in this
+        process, eager or compiled (the one up for this request, or the one a single request starts)."""
+        if not request.adapter and self._server() is not None:
+            return "harness serve"
+        up = self._engine is not None and self._engine_serves == self._serves(request)
+        eager = self._engine_eager if up else self._eager_for(1)
+        return "in-process/" + ("eager" if eager else "compiled")
 
     def _sampling(self, request: Request) -> Any:
         from vllm import SamplingParams
@@ -202,6 +225,7 @@ class VLLMBackend:
             use_lora = self.mode == "lora" and any(r.adapter for r in requests)
             model = adapters.merged_model(Path(adapter), self.model_dir) if adapter else self.model_dir
             engine = self._get_engine(model, use_lora, len(idx))
+            self._engine_serves = (None if self.mode == "lora" else adapter, use_lora)
             lora_reqs = None
             if use_lora:
                 lora_reqs = [
@@ -259,7 +283,7 @@ class VLLMBackend:
             self._served.close()
             self._served = None
         if self._engine is not None:
-            engine, self._engine, self._engine_key = self._engine, None, None
+            engine, self._engine, self._engine_key, self._engine_serves = self._engine, None, None, None
             # Older/newer engines shut down on garbage collection instead.
             with contextlib.suppress(Exception):
                 engine.llm_engine.engine_core.shutdown()

@@ -102,11 +102,18 @@ class CachedBackend:
         # the served dtype and adapter mode where the backend states them: a cache shared by a CPU
         # machine (float32) and a GPU (bf16) must not hand one's answers to the other
         self.tag = backend_tag(inner)
+        self._cut = getattr(inner, "context_cut", None)
         self.per_batch = per_batch
         self.misses = 0
 
+    def tag_of(self, request: Request) -> str:
+        """The backend's tag, and where the backend cuts this request's prompt to fit its context,
+        how many tokens it keeps: the answer is to those, not to the whole prompt."""
+        kept = self._cut(request) if self._cut else None
+        return self.tag if kept is None else f"{self.tag}|kept:{kept}"
+
     def _keys(self, requests: Sequence[Request]) -> list[str]:
-        keys = [request_key(self.tag, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
+        keys = [request_key(self.tag_of(r), self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
         if self.per_batch is None:
             return keys
         batch = hashlib.sha256("".join(keys).encode()).hexdigest()
@@ -144,7 +151,8 @@ class LatencyCache:
 
     def _key(self, request: Request, path: str) -> str:
         c = self.cached
-        return request_key(f"{c.tag}|{self.machine}|{path}", c.model_hash, c.adapter_hash.get(request.adapter), request)
+        tag = f"{c.tag_of(request)}|{self.machine}|{path}"
+        return request_key(tag, c.model_hash, c.adapter_hash.get(request.adapter), request)
 
     def get(self, request: Request, path: str) -> tuple[float, int] | None:
         """(seconds, completion tokens) measured before for this request on this machine, the same

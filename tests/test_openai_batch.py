@@ -98,3 +98,28 @@ def test_a_batch_answered_short_is_one_line_not_a_wrong_pairing(model_dir):
         with pytest.raises(UserError, match=r"answered 4 prompts without one completion each"):
             backend.generate(_requests()[:8])
         backend.close()
+
+
+def test_an_answer_to_a_cut_prompt_is_kept_apart_from_the_whole_prompts(model_dir, tmp_path):
+    """With --overflow truncate a prompt over the context is cut to its last tokens: the answer is
+    to what was sent, so a run with a longer context (sending it whole) or a shorter one (cutting
+    more) must not get it from the cache; prompts that fit are the same request either way."""
+    from harness.cache import CachedBackend, ResponseCache
+
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    long = Request((Message("user", "up " * 200),), Decoding(max_tokens=2))
+    short = Request((Message("user", "up"),), Decoding(max_tokens=2))
+    with echo_server() as (url, _):
+
+        def ask(max_len: int, overflow: str = "truncate") -> tuple[list[str], int]:
+            inner = oa.OpenAIBackend(model_dir, url=url, served_model="served", max_len=max_len, overflow=overflow)
+            cached = CachedBackend(inner, cache, "m", {None: "base"})
+            texts = [c.text for c in cached.generate([long, short])]
+            inner.close()
+            return texts, cached.misses
+
+        whole, _ = ask(4096)
+        assert ask(102) == (["len 100 max 2", whole[1]], 1)  # cut to 100 tokens: asked; the short one cached
+        assert ask(52) == (["len 50 max 2", whole[1]], 1)
+        assert ask(4096, overflow="error") == (whole, 0) and ask(102) == (["len 100 max 2", whole[1]], 0)
+    cache.close()

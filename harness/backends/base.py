@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.errors import UserError
 from harness.types import Completion, Request
@@ -35,6 +35,18 @@ class BatchStats:
     @property
     def requests_per_s(self) -> float:
         return self.requests / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def kept_tokens(tokenizer: Any, request: Request, max_len: int, overflow: str) -> int | None:
+    """How many prompt tokens a backend keeps of this request where it cuts the prompt to fit
+    (`--overflow truncate`: the last ones); None where it sends the prompt whole. The answer is to
+    what was sent, so the response cache keys a cut prompt by it."""
+    if overflow != "truncate":
+        return None  # over the context, the request fails instead
+    from harness.chat import encode_chat
+
+    budget = max_len - request.decoding.max_tokens
+    return budget if len(encode_chat(tokenizer, request.messages)) > budget else None
 
 
 def fit_context(ids: list[int], max_tokens: int, max_len: int, overflow: str, index: int) -> list[int]:

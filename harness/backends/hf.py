@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import adapters
-from harness.backends.base import fit_context
+from harness.backends.base import fit_context, kept_tokens
 from harness.chat import encode_chat
 from harness.types import Completion, Request
 
@@ -93,6 +93,9 @@ class HFBackend:
 
         self._merged = None
         gc.collect()
+
+    def context_cut(self, request: Request) -> int | None:
+        return kept_tokens(self.tokenizer, request, self.max_len, self.overflow)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         import contextlib

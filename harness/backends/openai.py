@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from harness.adapters import adapter_hash
-from harness.backends.base import fit_context
+from harness.backends.base import fit_context, kept_tokens
 from harness.chat import encode_chat
 from harness.errors import UserError
 from harness.options import RETRIES, TIMEOUT_S
@@ -192,6 +192,9 @@ class OpenAIBackend:
         if d.choices:
             body["structured_outputs"] = {"choice": list(d.choices)}
         return body
+
+    def context_cut(self, request: Request) -> int | None:
+        return kept_tokens(self.tokenizer, request, self.max_len, self.overflow)
 
     def _ids(self, index: int, request: Request) -> list[int]:
         d = request.decoding

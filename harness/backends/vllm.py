@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import adapters, engine_log
 from harness.backends import ADAPTER_MODES, watchdog
-from harness.backends.base import fit_context
+from harness.backends.base import fit_context, kept_tokens
 from harness.chat import cuda_available, encode_chat
 from harness.errors import UserError
 from harness.types import Completion, Request
@@ -172,6 +172,9 @@ class VLLMBackend:
         """The engine a request sent alone needs: a merged engine per adapter, or LoRA on or off."""
         lora = self.mode == "lora" and bool(request.adapter)
         return (None if self.mode == "lora" else request.adapter, lora)
+
+    def context_cut(self, request: Request) -> int | None:
+        return kept_tokens(self.tokenizer, request, self.max_model_len, self.overflow)
 
     def timing_path(self, request: Request) -> str:
         """How a request sent alone now is timed, for the latency probe's reuse of earlier times:

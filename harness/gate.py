@@ -49,6 +49,13 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
         metric, labels = info["metrics"][0], info.get("labels") or ()
         a = [base[(task, variant)][i] for i in items]
         b = [cand[(task, variant)][i] for i in items]
+        other = [i for i, x, y in zip(items, a, b, strict=True) if x.get("gold") != y.get("gold")]
+        if other:  # same item ids, other examples (a revised data file): pairing them would gate nothing
+            raise UserError(
+                f"{task}: the baseline and the candidate disagree on the gold answer of {len(other)} of "
+                f"{len(items)} shared items (first: {other[0]}); they ran on different data, so their items "
+                "do not pair: gate two runs of the same test data"
+            )
         known = info.get("clusters") or {}  # items that share a source are not independent: as the report tests
         clusters = [str(known.get(i, i)) for i in items] if known else None
         compared.append((task, variant, items, a, b, metric, paired_compare(scored(a), scored(b), metric, labels,

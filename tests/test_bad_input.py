@@ -34,7 +34,7 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = None) -> Path:
+def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = None, gold: str = "Bullish") -> Path:
     run = root / name
     run.mkdir(parents=True)
     manifest = {
@@ -61,7 +61,7 @@ def make_run(root: Path, name: str, items=("i1", "i2"), samples: str | None = No
                     "item": i,
                     "variant": "zero_shot",
                     "prediction": "Bullish",
-                    "gold": "Bullish",
+                    "gold": gold,
                     "scores": {"correct": 1.0},
                     "prompt_tokens": 10,
                     "completion_tokens": 1,
@@ -520,6 +520,12 @@ CASES = [
         lambda t: ["gate", str(make_run(t / "runs", "r1")), "--baseline", str(make_run(t / "runs", "r2", items=("i3",)))],
         2,
         "share no test items",
+    ),
+    (
+        "gate-other-data",  # the same item ids with other gold answers: a revised data file
+        lambda t: ["gate", str(make_run(t / "runs", "r1")), "--baseline", str(make_run(t / "runs", "r2", gold="Bearish"))],
+        2,
+        "disagree on the gold answer of 2 of 2 shared items (first: i1)",
     ),
     (
         "gate-bad-alpha",

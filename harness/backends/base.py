@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from harness.chat import encode_chat
 from harness.errors import UserError
 from harness.types import Completion, Request
 
@@ -43,8 +44,6 @@ def kept_tokens(tokenizer: Any, request: Request, max_len: int, overflow: str) -
     what was sent, so the response cache keys a cut prompt by it."""
     if overflow != "truncate":
         return None  # over the context, the request fails instead
-    from harness.chat import encode_chat
-
     budget = max_len - request.decoding.max_tokens
     return budget if len(encode_chat(tokenizer, request.messages)) > budget else None
 

@@ -45,7 +45,7 @@ def load_runs(
     """(manifests, test records by task, validation records by task), variants prefixed by run id
     when several runs are merged."""
     manifests, by_task, val_by_task = [], defaultdict(list), defaultdict(list)
-    items_of: dict[str, tuple[str, frozenset[str]]] = {}
+    items_of: dict[str, tuple[str, frozenset[str], str | None]] = {}
     loaded = [load_run(d) for d in run_dirs]
     labels = run_labels([str(m.get("run_id", d.name)) for (m, _), d in zip(loaded, run_dirs, strict=True)], run_dirs)
     for d, label, (manifest, records) in zip(run_dirs, labels, loaded, strict=True):
@@ -56,14 +56,20 @@ def load_runs(
         for task in {r["task"] for r in records}:
             # the items the run evaluates, as its manifest lists them: a run still going (or killed) has
             # answered fewer, which the report flags as incomplete rather than as other data
-            planned = (manifest.get("tasks", {}).get(task) or {}).get("test_items")
-            ids = frozenset(planned or (r["item"] for r in records if r["task"] == task))
+            info = manifest.get("tasks", {}).get(task) or {}
+            ids = frozenset(info.get("test_items") or (r["item"] for r in records if r["task"] == task))
+            content = info.get("test_data_hash")
             if task in items_of and items_of[task][1] != ids:
                 raise UserError(
                     f"runs {items_of[task][0]} and {d} evaluated different {task} test items; "
                     "paired statistics need the same items, so they cannot be merged"
                 )
-            items_of.setdefault(task, (str(d), ids))
+            if task in items_of and None not in (content, items_of[task][2]) and items_of[task][2] != content:
+                raise UserError(
+                    f"runs {items_of[task][0]} and {d} evaluated the same {task} item ids with other contents "
+                    "(their test data hashes differ: a revised data file); the items do not pair, so they cannot be merged"
+                )
+            items_of.setdefault(task, (str(d), ids, content))
         by_task_records = [{**r, "variant": prefix + r["variant"]} for r in records]
         for r in by_task_records:
             by_task[r["task"]].append(r)

@@ -61,6 +61,7 @@ def _run(root: Path, answered: int, planned: int | None = None, name: str = "", 
     info = {
         "metrics": list(task.metrics), "labels": list(task.labels), "kind": task.kind, "adapters": {},
         "test_items": [s.id for s in test], "variants": [{"name": "zero_shot"}, {"name": "few_shot"}],
+        "test_data_hash": data.samples_hash(test),
     }  # fmt: skip
     manifest = {"run_id": run.name, "backend": "fake", "seed": 0, "prices": {}, "tasks": {TWITTER: info}}
     run.joinpath(MANIFEST).write_text(json.dumps(manifest))
@@ -112,3 +113,10 @@ def test_an_incomplete_run_merges_with_a_finished_one_of_the_same_items(fixture_
     cmd = [sys.executable, "-c", "from harness.cli import main; main()", "report", str(whole), str(other)]
     done = subprocess.run([*cmd, "--out", str(tmp_path / "m2")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and f"evaluated different {TWITTER} test items" in done.stderr
+    revised = _run(tmp_path, answered=n, name="revised")  # the same ids, from a revised data file
+    manifest = json.loads((revised / MANIFEST).read_text())
+    manifest["tasks"][TWITTER]["test_data_hash"] = "0" * 16
+    (revised / MANIFEST).write_text(json.dumps(manifest))
+    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "report", str(whole), str(revised)]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "m3")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"the same {TWITTER} item ids with other contents" in done.stderr

@@ -190,6 +190,45 @@ def models_pull(
     out.print(f"{spec} -> {path} ({time.perf_counter() - t0:.1f} s)")
 
 
+@app.command("cache")
+def cache_cmd(
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clear",
+            help="Remove a part (merged, responses, adapters, models, datacheck, or all); may repeat. "
+            "Not while a run or `harness serve` uses it.",
+        ),
+    ] = None,
+    output: OutputFormat = "table",
+) -> None:
+    """What the harness cache holds (HARNESS_CACHE, default ~/.cache/harness), part by part, with
+    what clearing each costs; --clear removes parts."""
+    from harness import cache_usage as cu
+    from harness.models import cache_root
+
+    root = cache_root()
+    fmt = _format(output)
+    if clear:
+        freed = cu.clear(root, cu.parts_named(clear))
+        if fmt == "table":
+            out.print(f"freed {cu.human(freed)} in {root}", markup=False, highlight=False)
+    rows = cu.usage(root)
+    if fmt == "json":
+        _print_json({"root": str(root), "parts": [
+            {"name": u.part.name, "path": str(root / u.part.path), "bytes": u.bytes, "entries": u.entries,
+             "holds": u.part.what, "if_cleared": u.part.if_cleared}
+            for u in rows
+        ]})  # fmt: skip
+        return
+    t = Table(title=f"Harness cache: {root} ({cu.human(sum(u.bytes for u in rows))})")
+    for col in ("part", "size", "entries", "holds", "if cleared"):
+        t.add_column(col)
+    for u in rows:
+        t.add_row(u.part.name, cu.human(u.bytes), str(u.entries), u.part.what, u.part.if_cleared)
+    out.print(t)
+
+
 @app.command()
 def serve(
     model: Annotated[str, typer.Option(help="Alias, hub id, .gguf file or model directory.")] = "smollm2-135m-instruct",
@@ -864,8 +903,12 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(int(exc.exit_code))
+        full = _disk_full(exc)
         if interrupted:  # an engine that died of the same Ctrl-C raises its own error: still an interrupt
             code = 130
+        elif full is not None:  # the machine's disk, not a bug: say so, and where space can come from
+            err.print(f"error: {full}", markup=False, highlight=False, soft_wrap=True)
+            code = 2
         else:
             if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
                 raise
@@ -887,6 +930,35 @@ def main() -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
     sys.exit(code)
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """One line for a full disk (or quota) anywhere in the exception's chain, else None: an OSError
+    of ENOSPC/EDQUOT, SQLite's "database or disk is full", or a library's wrapping of either."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None:
+            return None
+        text = str(seen)
+        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+            s in text for s in ("No space left on device", "database or disk is full", "StorageFull", "Disk quota")
+        ):
+            where = f" writing {seen.filename}" if isinstance(seen, OSError) and seen.filename else ""
+            said = f"no space left on device{where}: finished work is saved; free space and rerun the same command to resume"
+            try:
+                from harness import cache_usage as cu
+                from harness.models import cache_root
+
+                root = cache_root()
+                held = cu.human(sum(u.bytes for u in cu.usage(root)))
+            except Exception:  # the hint is a courtesy: the error line must come out whatever the cache's state
+                return said
+            hint = f"the harness cache, {root}, holds {held}: `harness cache` lists its parts and what clearing each costs"
+            return f"{said} ({hint})"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _exit_code(value: Any) -> int:

@@ -104,6 +104,7 @@ COMMANDS = [
     ("report", lambda t: ["report", str(t)], 2),
     ("gate", lambda t: ["gate", str(t), "--baseline", str(t)], 2),
     ("check-adapter", lambda t: ["check-adapter", str(t / "none"), "--task", "twitter_fin_sentiment"], 2),
+    ("cache", lambda t: ["cache", "--clear", "nope"], 2),
 ]
 
 

@@ -903,11 +903,11 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(int(exc.exit_code))
-        full = _disk_full(exc)
+        exhausted = _disk_full(exc) or _out_of_memory(exc)
         if interrupted:  # an engine that died of the same Ctrl-C raises its own error: still an interrupt
             code = 130
-        elif full is not None:  # the machine's disk, not a bug: say so, and where space can come from
-            err.print(f"error: {full}", markup=False, highlight=False, soft_wrap=True)
+        elif exhausted is not None:  # the machine's disk or memory, not a bug: say so, and what helps
+            err.print(f"error: {exhausted}", markup=False, highlight=False, soft_wrap=True)
             code = 2
         else:
             if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
@@ -937,10 +937,7 @@ def _disk_full(exc: BaseException) -> str | None:
     of ENOSPC/EDQUOT, SQLite's "database or disk is full", or a library's wrapping of either."""
     import errno
 
-    seen: BaseException | None = exc
-    for _ in range(16):
-        if seen is None:
-            return None
+    for seen in _chain(exc):
         text = str(seen)
         if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
             s in text for s in ("No space left on device", "database or disk is full", "StorageFull", "Disk quota")
@@ -957,7 +954,31 @@ def _disk_full(exc: BaseException) -> str | None:
                 return said
             hint = f"the harness cache, {root}, holds {held}: `harness cache` lists its parts and what clearing each costs"
             return f"{said} ({hint})"
-        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during (libraries wrap the cause)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 16:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """One line for memory exhausted anywhere in the chain (Python's MemoryError, torch's
+    OutOfMemoryError on CUDA, its CPU allocator's refusal), else None."""
+    for seen in _chain(exc):
+        text = str(seen)
+        gpu = type(seen).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text
+        if gpu or isinstance(seen, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+            return (
+                f"out of {'GPU ' if gpu else ''}memory: finished work is saved; hold less at once (training: a "
+                "smaller [task.train] batch_size with a larger grad_accum keeps the effective batch, or a smaller "
+                "max_seq_len; else a smaller model) and rerun the same command to resume"
+            )
     return None
 
 

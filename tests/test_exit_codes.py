@@ -178,3 +178,27 @@ def test_gate_corrects_for_the_number_of_variants_it_gates(tmp_path, capsys, mon
     worse2 = make_run(runs, "worse2", samples=two(_records(40, set(range(30, 40)))))
     code, out, _ = run_cli(["gate", str(worse2), "--baseline", str(base2)], capsys, monkeypatch)
     assert code == 1 and "FAIL twitter_fin_sentiment/zero_shot" in out and "ok twitter_fin_sentiment/few_shot" in out
+
+
+class OutOfMemoryError(RuntimeError):
+    """torch.OutOfMemoryError's name, which is how the handler knows it (no torch import needed)."""
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out of GPU memory"),
+        (MemoryError(), "out of memory"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 40000 bytes"), "out of memory"),
+    ],
+)
+def test_memory_running_out_is_one_line_with_what_helps(failure, said, tmp_path, capsys, monkeypatch):
+    import harness.report
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("step failed") from failure
+
+    monkeypatch.setattr(harness.report, "write_reports", exhausted)
+    code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
+    assert code == 2 and err.startswith(f"error: {said}: finished work is saved") and len(err.splitlines()) == 1
+    assert "batch_size with a larger grad_accum" in err and "internal error" not in err

@@ -917,7 +917,9 @@ def main() -> None:
             log = engine_log.last()
             seen = f"; the engine's own output is in {log}" if log is not None and log.is_file() else ""
             err.print(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback{seen})",
+                # one line, as every error line: a log keeps it whole and a grep finds it
+                f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+                f"(rerun with --debug for the traceback{seen})",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,

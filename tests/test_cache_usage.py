@@ -79,6 +79,8 @@ def test_a_full_disk_is_one_line_not_an_internal_error(failure, cache, tmp_path,
 def test_another_failure_is_still_an_internal_error(cache, tmp_path, capsys, monkeypatch):
     import harness.report
 
-    monkeypatch.setattr(harness.report, "write_reports", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    failure = OSError(errno.EIO, "I/O error\n  on the second line")  # a library's multi-line text
+    monkeypatch.setattr(harness.report, "write_reports", lambda *a, **k: (_ for _ in ()).throw(failure))
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
-    assert code == 1 and "internal error: OSError" in err
+    assert code == 1 and "internal error: OSError: [Errno 5] I/O error on the second line" in err
+    assert len(err.splitlines()) == 1

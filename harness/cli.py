@@ -903,7 +903,9 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(int(exc.exit_code))
-        exhausted = _disk_full(exc) or _out_of_memory(exc)
+        from harness.exhausted import describe
+
+        exhausted = describe(exc)
         if interrupted:  # an engine that died of the same Ctrl-C raises its own error: still an interrupt
             code = 130
         elif exhausted is not None:  # the machine's disk or memory, not a bug: say so, and what helps
@@ -932,56 +934,6 @@ def main() -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
     sys.exit(code)
-
-
-def _disk_full(exc: BaseException) -> str | None:
-    """One line for a full disk (or quota) anywhere in the exception's chain, else None: an OSError
-    of ENOSPC/EDQUOT, SQLite's "database or disk is full", or a library's wrapping of either."""
-    import errno
-
-    for seen in _chain(exc):
-        text = str(seen)
-        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
-            s in text for s in ("No space left on device", "database or disk is full", "StorageFull", "Disk quota")
-        ):
-            where = f" writing {seen.filename}" if isinstance(seen, OSError) and seen.filename else ""
-            said = f"no space left on device{where}: finished work is saved; free space and rerun the same command to resume"
-            try:
-                from harness import cache_usage as cu
-                from harness.models import cache_root
-
-                root = cache_root()
-                held = cu.human(sum(u.bytes for u in cu.usage(root)))
-            except Exception:  # the hint is a courtesy: the error line must come out whatever the cache's state
-                return said
-            hint = f"the harness cache, {root}, holds {held}: `harness cache` lists its parts and what clearing each costs"
-            return f"{said} ({hint})"
-    return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and those it was raised from or during (libraries wrap the cause)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 16:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _out_of_memory(exc: BaseException) -> str | None:
-    """One line for memory exhausted anywhere in the chain (Python's MemoryError, torch's
-    OutOfMemoryError on CUDA, its CPU allocator's refusal), else None."""
-    for seen in _chain(exc):
-        text = str(seen)
-        gpu = type(seen).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text
-        if gpu or isinstance(seen, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
-            return (
-                f"out of {'GPU ' if gpu else ''}memory: finished work is saved; hold less at once (training: a "
-                "smaller [task.train] batch_size with a larger grad_accum keeps the effective batch, or a smaller "
-                "max_seq_len; else a smaller model) and rerun the same command to resume"
-            )
-    return None
 
 
 def _exit_code(value: Any) -> int:

@@ -46,14 +46,14 @@ def as_avx2_only() -> None:
 def vllm_kernels(capped: bool) -> list[str]:
     """The vLLM kernel libraries a (capped) process maps once vLLM has loaded them."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from bench.avx2_cap import as_avx2_only\n"
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from bench.avx2_cap import as_avx2_only\n"
         f"{'as_avx2_only()' if capped else 'pass'}\n"
         "from vllm.platforms import current_platform; current_platform.import_kernels()\n"
-        "print(sorted({l.split()[-1].rsplit('/', 1)[-1] for l in open('/proc/self/maps') if 'vllm/_C' in l}))"
+        "print(json.dumps(sorted({l.split()[-1].rsplit('/', 1)[-1] for l in open('/proc/self/maps') if 'vllm/_C' in l})))"
     )
     env = {**os.environ, **(CAPS if capped else {})}
     out = subprocess.run([sys.executable, "-c", code, str(ROOT)], env=env, capture_output=True, text=True, check=True)
-    return list(json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"')))
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def run(mode: str, work: Path) -> tuple[float, dict, dict]:

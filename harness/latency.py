@@ -56,7 +56,8 @@ def probe(
             if not todo:
                 continue
             requests = build_requests(task, v, todo, pool, seed)
-            path = timing_path(backend, requests[0])  # one variant: one adapter, one engine
+            # one variant: one adapter, one engine, one way of timing (asked only where earlier times are kept)
+            path = timing_path(backend, requests[0]) if known else ""
             before = [known.get(r, path) if known else None for r in requests]
             if None in before and (spare := _spare(items, n, pool)) is not None:
                 backend.generate(build_requests(task, v, [spare], pool, seed))  # untimed: engine start, first pass

@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness import schema
+from harness import merged_store, schema
 from harness.errors import UserError
 from harness.models import cache_root, content_hash, damaged_weights, file_sha256, safetensors_shapes
 
@@ -130,10 +130,13 @@ def _validate(path: Path, model_dir: Path, cfg: dict, max_rank: int | None) -> d
 def merged_model(adapter: Path, model_dir: Path) -> Path:
     """A cached copy of the base model with the adapter merged in (the fast path on CPU)."""
     key = f"{content_hash(model_dir)}-{adapter_hash(adapter)}-fp32"
-    target = cache_root() / "merged" / key
+    folder = cache_root() / "merged"
+    target = folder / key
+    merged_store.hold(folder, key)
     if (target / MANIFEST).is_file():
         damage = damaged_weights(target)
         if damage is None:
+            _used(folder, target)
             return target
         from harness.console import warn
 
@@ -156,4 +159,10 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
                 {"adapter": str(adapter), "adapter_hash": adapter_hash(adapter), "base_model_hash": content_hash(model_dir)}
             )
         )
+    _used(folder, target)
     return target
+
+
+def _used(folder: Path, copy: Path) -> None:
+    merged_store.touch(copy)
+    merged_store.trim(folder, merged_store.budget_bytes())

@@ -8,11 +8,12 @@ copies are the bulk on CPU: a float32 copy of the base model per adapter served 
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import merged_store
+from harness.disk import bytes_under
 from harness.errors import UserError, closest
 
 
@@ -25,8 +26,10 @@ class Part:
 
 
 PARTS = (
-    Part("merged", "merged", "adapters folded into float32 copies of the base model (CPU serving)",
-         "merged again, in seconds, when an adapter is next served"),
+    Part("merged", "merged", "adapters folded into float32 copies of the base model (CPU serving), "
+         f"the least recently used removed over {merged_store.BUDGET_VARIABLE} "
+         f"(default {merged_store.DEFAULT_BUDGET_GB:g} GB)",
+         "merged again, in seconds, when an adapter is next served (copies in use stay)"),
     Part("responses", "responses.sqlite", "cached answers and latency-probe times",
          "a rerun asks the model again"),
     Part("adapters", "adapters", "trained LoRA adapters", "trained again when a run needs one (minutes)"),
@@ -50,20 +53,6 @@ def _files(path: Path) -> list[Path]:
     return [path] if path.exists() or path.is_symlink() else []
 
 
-def _size(path: Path) -> int:
-    """Bytes on disk under path, not following links (a linked models folder is another's)."""
-    if path.is_symlink() or path.is_file():
-        return path.lstat().st_size
-    total = 0
-    for folder, _, names in os.walk(path):
-        for name in names:
-            try:
-                total += (Path(folder) / name).lstat().st_size
-            except OSError:
-                continue  # removed while we walked
-    return total
-
-
 def _entries(path: Path) -> int:
     if path.name.endswith(".sqlite"):
         import sqlite3
@@ -73,14 +62,16 @@ def _entries(path: Path) -> int:
                 return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
         except sqlite3.Error:
             return 0
-    return sum(1 for _ in path.iterdir()) if path.is_dir() and not path.is_symlink() else 0
+    if not path.is_dir() or path.is_symlink():
+        return 0
+    return sum(1 for p in path.iterdir() if not p.name.startswith("."))  # not lock files or half-built copies
 
 
 def usage(root: Path) -> list[Usage]:
     out = []
     for part in PARTS:
         files = _files(root / part.path)
-        out.append(Usage(part, sum(_size(f) for f in files), _entries(root / part.path) if files else 0))
+        out.append(Usage(part, sum(bytes_under(f) for f in files), _entries(root / part.path) if files else 0))
     return out
 
 
@@ -102,8 +93,12 @@ def clear(root: Path, parts: list[Part]) -> int:
     """Remove these parts; the bytes freed. A linked folder loses the link, never what it points at."""
     freed = 0
     for part in parts:
-        for path in _files(root / part.path):
-            freed += _size(path)
+        where = root / part.path
+        if part.name == "merged" and where.is_dir() and not where.is_symlink():
+            freed += merged_store.trim(where, 0).freed  # a copy a live process serves stays
+            continue
+        for path in _files(where):
+            freed += bytes_under(path)
             if path.is_symlink() or path.is_file():
                 path.unlink()
             else:

@@ -62,7 +62,10 @@ def main_options(
     debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False, tasks_dir: TasksDir = None
 ) -> None:
     STATE["debug"] = debug
+    from harness import merged_store
     from harness.tasks import set_extra_dirs
+
+    merged_store.budget_bytes()  # a bad setting is refused before any work, not when a copy is first made
 
     set_extra_dirs(tasks_dir or [])  # every invocation states its own folders (none carried over)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.backends.hf import HFBackend
@@ -101,3 +103,17 @@ def test_a_damaged_merged_copy_is_merged_again(tiny_adapter, cache_dir, capsys):
     again = merged_model(adapter, model_dir)
     assert again == first and damaged_weights(again) is None and weights.read_bytes() == whole
     assert "cached merged model damaged, merging it again" in capsys.readouterr().err
+
+
+def test_serving_an_adapter_trims_other_merged_copies_to_the_budget(tiny_adapter, cache_dir, monkeypatch):
+    from harness.adapters import merged_model
+
+    model_dir, adapter = tiny_adapter
+    stale = cache_dir / "merged" / "stale-copy"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"x" * 1000)
+    os.utime(stale, (1, 1))
+    monkeypatch.setenv("HARNESS_MERGED_MAX_GB", "0")
+    copy = merged_model(adapter, model_dir)
+    assert not stale.exists()  # unused and over budget
+    assert merged_model(adapter, model_dir) == copy and any(copy.glob("*.safetensors"))  # in use: kept at 0

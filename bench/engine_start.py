@@ -29,6 +29,7 @@ def child(mode: str) -> None:
     import gc
 
     from harness import data
+    from harness.backends import kv_space
     from harness.backends.vllm import VLLMBackend, configure_cpu_env
     from harness.chat import encode_chat
     from harness.models import resolve
@@ -51,6 +52,8 @@ def child(mode: str) -> None:
     prompts = [{"prompt_token_ids": encode_chat(settings.tokenizer, r.messages)} for r in requests]
     params = [settings._sampling(r) for r in requests]
     executor: dict[str, Any] = {"distributed_executor_backend": "uni"} if in_process else {}
+    # the KV cache the harness gives its engine (vLLM would otherwise size it from free memory)
+    executor["kv_cache_memory_bytes"] = kv_space.kv_cache_bytes(model_dir, settings.dtype, settings.max_model_len)
     starts: list[float] = []
     closes: list[float] = []
     gens: list[float] = []

@@ -53,6 +53,12 @@ def _out_of_memory(exc: BaseException) -> str | None:
     OutOfMemoryError on CUDA, its CPU allocator's refusal), else None."""
     for seen in _chain(exc):
         text = str(seen)
+        if "less than requested memory for kv" in text:  # vLLM's CPU worker, sizing its KV cache at start
+            return (
+                "not enough free memory for the engine's KV cache: finished work is saved; set VLLM_CPU_KVCACHE_SPACE "
+                "to fewer GiB (room for one full-length request is the least vLLM takes), free memory or use a "
+                "smaller model, and rerun the same command to resume"
+            )
         gpu = type(seen).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text
         if gpu or isinstance(seen, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
             return (

@@ -56,6 +56,7 @@ def server_command(
     eager: bool,
     block_size: int | None = None,
     budget: Mapping[str, int] | None = None,
+    kv_bytes: int | None = None,
 ) -> list[str]:
     """vLLM's OpenAI-compatible server with the settings the vllm backend gives its own engine."""
     cmd = [
@@ -68,6 +69,8 @@ def server_command(
         cmd += ["--block-size", str(block_size)]
     for name, value in (budget or {}).items():
         cmd += ["--" + name.replace("_", "-"), str(value)]
+    if kv_bytes:
+        cmd += ["--kv-cache-memory-bytes", str(kv_bytes)]
     return [*cmd, "--enforce-eager"] if eager else cmd
 
 
@@ -146,6 +149,7 @@ def check_address(host: str, port: int) -> None:
 
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
+    from harness.backends import kv_space
     from harness.backends.vllm import configure_cpu_env, kv_block_size, step_budget
     from harness.chat import cuda_available
 
@@ -157,9 +161,11 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
     if cpu:
         configure_cpu_env()
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    kv_bytes = kv_space.kv_cache_bytes(model_dir, dtype, max_model_len) if cpu else None
     cmd = server_command(
-        model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=kv_block_size(), budget=step_budget()
-    )
+        model_dir, host, port, dtype, max_model_len, seed, eager=cpu, block_size=kv_block_size(), budget=step_budget(),
+        kv_bytes=kv_bytes,
+    )  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         # the API server needs its engine in a process of its own, whatever this process's engines do

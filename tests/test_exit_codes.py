@@ -202,3 +202,21 @@ def test_memory_running_out_is_one_line_with_what_helps(failure, said, tmp_path,
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and err.startswith(f"error: {said}: finished work is saved") and len(err.splitlines()) == 1
     assert "batch_size with a larger grad_accum" in err and "internal error" not in err
+
+
+def test_too_little_memory_for_the_kv_cache_is_one_line_with_what_helps(tmp_path, capsys, monkeypatch):
+    import harness.report
+
+    vllm_said = ValueError(
+        "Available memory on node 0 (3.10/23.40 GiB) on kv cache allocation is less than requested memory for kv "
+        "(8.00 GiB). Decrease --kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE, or reduce CPU memory used by other processes."
+    )
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("Engine core initialization failed") from vllm_said
+
+    monkeypatch.setattr(harness.report, "write_reports", exhausted)
+    code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
+    assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err
+    assert err.startswith("error: not enough free memory for the engine's KV cache: finished work is saved")
+    assert "VLLM_CPU_KVCACHE_SPACE" in err

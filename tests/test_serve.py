@@ -36,7 +36,8 @@ def _announce(url: str, model_dir, pid: int | None = None, **changes) -> None:
 
 def test_the_server_runs_with_the_backends_engine_settings(model_dir):
     cmd = serve.server_command(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, eager=True, block_size=32,
-                               budget={"max_num_batched_tokens": 2048, "max_num_seqs": 128})  # fmt: skip
+                               budget={"max_num_batched_tokens": 2048, "max_num_seqs": 128},
+                               kv_bytes=2 << 30)  # fmt: skip
     joined = " ".join(cmd)
     parts = (
         "--dtype float32",
@@ -47,12 +48,14 @@ def test_the_server_runs_with_the_backends_engine_settings(model_dir):
         "--block-size 32",
         "--max-num-batched-tokens 2048",
         "--max-num-seqs 128",
+        f"--kv-cache-memory-bytes {2 << 30}",
     )
     for part in parts:
         assert part in joined
     assert cmd[-1] == "--enforce-eager"
     gpu = serve.server_command(model_dir, "127.0.0.1", 1, "bfloat16", 2048, 3, eager=False)
     assert "--enforce-eager" not in gpu and "--block-size" not in gpu  # vLLM's own block size on CUDA
+    assert "--kv-cache-memory-bytes" not in gpu  # on CUDA vLLM sizes it from the GPU's free memory
 
 
 def test_only_a_live_answering_server_with_the_same_settings_is_used(model_dir):

@@ -25,6 +25,10 @@ def check_backend(kind: str, options: dict[str, Any] | None = None) -> None:
         raise UserError(f"unknown --adapter-mode {mode!r}{closest(mode, ADAPTER_MODES)} (choose from {choices})")
     if options.get("overflow", "error") not in OVERFLOW:
         raise UserError(f"--overflow must be error or truncate, got {options['overflow']!r}")
+    if kind == "vllm":
+        from harness.backends.kv_space import user_gib
+
+        user_gib()
     if kind == "openai":
         from harness.backends.openai import probe
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import adapters, engine_log
-from harness.backends import ADAPTER_MODES, watchdog
+from harness.backends import ADAPTER_MODES, kv_space, watchdog
 from harness.backends.base import fit_context, kept_tokens
 from harness.chat import cuda_available, encode_chat
 from harness.errors import UserError
@@ -28,8 +28,7 @@ EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for l
 
 def configure_cpu_env() -> None:
     """Bind every available core to the worker (vLLM reserves one for the front end by default,
-    which halves throughput on a 2-core machine) and keep the KV cache modest."""
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    which halves throughput on a 2-core machine). The KV cache is sized per model (kv_space)."""
     cores = sorted(os.sched_getaffinity(0))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in cores))
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -144,6 +143,8 @@ class VLLMBackend:
             if block := kv_block_size():
                 options["block_size"] = block
             options.update(self.budget)
+            if not cuda_available():
+                options["kv_cache_memory_bytes"] = kv_space.kv_cache_bytes(self.model_dir, self.dtype, self.max_model_len)
             if in_process:
                 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
             self._engine = LLM(

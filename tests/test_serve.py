@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from harness import serve
-from harness.types import Decoding, Message, Request
+from harness.types import Completion, Decoding, Message, Request
 from tests.test_openai_batch import echo_server
 from tests.test_openai_limits import MODELS, scripted_server
 from tests.tiny_model import make_model_dir
@@ -131,8 +131,10 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     assert made[0]["block_size"] == backend_mod.CPU_KV_BLOCK == 32 and made[0]["enable_prefix_caching"]
     assert made[0]["dtype"] == "float32"
     assert made[0]["max_num_batched_tokens"] == 2048 and made[0]["max_num_seqs"] == 128
+    assert made[0]["kv_cache_memory_bytes"] == 2 << 30  # sized from the model's config: the floor for a small one
     monkeypatch.setattr(serve.subprocess, "Popen", lambda cmd, **kw: (_ for _ in ()).throw(RuntimeError(" ".join(cmd))))
-    with pytest.raises(RuntimeError, match="--block-size 32 --max-num-batched-tokens 2048 --max-num-seqs 128"):
+    said = f"--block-size 32 --max-num-batched-tokens 2048 --max-num-seqs 128 --kv-cache-memory-bytes {2 << 30}"
+    with pytest.raises(RuntimeError, match=said):
         serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")
 
 
@@ -179,3 +181,43 @@ def test_the_probe_knows_how_a_request_would_be_timed(model_dir, monkeypatch):
         served = backend_mod.VLLMBackend(model_dir, dtype="float32")
         assert served.timing_path(base) == "harness serve" and served.timing_path(tuned) == "in-process/eager"
         served.close()
+
+
+def test_each_prompt_is_encoded_once_by_whichever_engine_answers_it(model_dir, monkeypatch):
+    """Sent to `harness serve`, a prompt is encoded by the client that sends it (the server's context
+    check), not also by the backend for an engine it never starts: 816 encodes for 408 prompts before."""
+    import types
+
+    from harness.backends import vllm as backend_mod
+
+    encoded: list[int] = []
+    real = backend_mod.encode_chat
+    monkeypatch.setattr(backend_mod, "encode_chat", lambda tok, messages: encoded.append(1) or real(tok, messages))
+
+    class Remote:
+        def generate(self, requests):
+            return [Completion("Bullish", 3, 1, "stop", 0.1) for _ in requests]
+
+    class LLM:
+        def __init__(self, **kwargs):
+            pass
+
+        def generate(self, prompts, params, **_):
+            out = types.SimpleNamespace(text="Bullish", token_ids=[1], finish_reason="stop")
+            return [types.SimpleNamespace(prompt_token_ids=p["prompt_token_ids"], outputs=[out]) for p in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", types.SimpleNamespace(LoRARequest=None))
+    monkeypatch.setattr(backend_mod, "configure_cpu_env", lambda: None)
+    for name in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_LOGGING_LEVEL"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    requests = [Request((Message("user", f"tweet {i}"),), Decoding(max_tokens=2)) for i in range(5)]
+    backend = backend_mod.VLLMBackend(model_dir, dtype="float32")
+    backend._served = Remote()
+    assert [c.text for c in backend.generate(requests)] == ["Bullish"] * 5 and encoded == []
+    backend._served = False  # no server: this process's engine, which needs the ids
+    assert [c.prompt_tokens for c in backend.generate(requests)] == [
+        len(real(backend.tokenizer, r.messages)) for r in requests
+    ]
+    assert len(encoded) == 5
+    backend._engine = None

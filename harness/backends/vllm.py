@@ -203,14 +203,12 @@ class VLLMBackend:
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         for path in {r.adapter for r in requests if r.adapter}:
             adapters.validate(Path(path), self.model_dir, self.max_lora_rank if self.mode == "lora" else None)
-        prompts = [
-            {
-                "prompt_token_ids": fit_context(
-                    encode_chat(self.tokenizer, r.messages), r.decoding.max_tokens, self.max_model_len, self.overflow, i
-                )
-            }
-            for i, r in enumerate(requests)
-        ]
+
+        def prompt(i: int) -> dict[str, list[int]]:  # encoded here only for this engine: a server encodes its own
+            r = requests[i]
+            ids = encode_chat(self.tokenizer, r.messages)
+            return {"prompt_token_ids": fit_context(ids, r.decoding.max_tokens, self.max_model_len, self.overflow, i)}
+
         results: list[Completion | None] = [None] * len(requests)
         groups: dict[str | None, list[int]] = defaultdict(list)
         if self.mode == "lora":
@@ -224,6 +222,7 @@ class VLLMBackend:
                 for i, done in zip(idx, remote.generate([requests[i] for i in idx]), strict=True):
                     results[i] = done
                 continue
+            batch = [prompt(i) for i in idx]  # before any engine start: a prompt over the context stops the run here
             from vllm.lora.request import LoRARequest
 
             use_lora = self.mode == "lora" and any(r.adapter for r in requests)
@@ -244,7 +243,7 @@ class VLLMBackend:
                 ]
             start = time.perf_counter()
             outputs = engine.generate(
-                [prompts[i] for i in idx], [self._sampling(requests[i]) for i in idx], lora_request=lora_reqs, use_tqdm=False
+                batch, [self._sampling(requests[i]) for i in idx], lora_request=lora_reqs, use_tqdm=False
             )
             wall = time.perf_counter() - start
             for i, out in zip(idx, outputs, strict=True):

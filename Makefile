@@ -10,7 +10,14 @@ export HARNESS_DATA_DIR ?= $(abspath ../shared/data)
 
 install: $(STAMP)
 
+# A new .venv takes 4.5 GB and 5.3 GB while pip unpacks (measured on a fresh clone): on a fuller disk
+# pip stops midway with "No space left on device", so say so before starting.
+NEED_KB := 5500000
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || { free=$$(df -Pk . | awk 'NR==2 {print $$4}'); \
+	  if [ "$$free" -lt $(NEED_KB) ]; then \
+	    echo "make install: a new .venv needs about 5.5 GB free here ($(CURDIR)); $$((free / 1000000)).$$((free % 1000000 / 100000)) GB is free: free space (an old clone's .venv, the harness cache: harness cache) and rerun" >&2; \
+	    exit 2; fi; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is the CPU build on this machine's find-links; an open range pulls a CUDA build.

@@ -165,6 +165,8 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
         check_run_id(run_id)
     parse_spec(plan.model)  # a misspelt model name, before anything is read
     check_writable(results_root)
+    # the cache takes the model, adapters and answers: found unwritable after a model download before
+    check_writable(cache_root(), "the harness cache (HARNESS_CACHE)")
     check_backend(backend_kind, options)
     items = {tp.name: data_mod.test_items(get_task(tp.name), plan.limit, plan.seed) for tp in plan.tasks}
     pools = {tp.name: data_mod.shot_pool(get_task(tp.name)) for tp in plan.tasks}

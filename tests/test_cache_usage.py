@@ -85,3 +85,36 @@ def test_another_failure_is_still_an_internal_error(cache, tmp_path, capsys, mon
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 1 and "internal error: OSError: [Errno 5] I/O error on the second line" in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.EROFS, "Read-only file system", "/mnt/shared-cache/models"),
+        PermissionError(errno.EACCES, "Permission denied", "/mnt/shared-cache/models"),
+    ],
+)
+def test_a_folder_that_cannot_be_written_is_one_line_not_an_internal_error(failure, cache, tmp_path, capsys, monkeypatch):
+    import harness.report
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("could not save") from failure
+
+    monkeypatch.setattr(harness.report, "write_reports", refused)
+    code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
+    assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err
+    assert err.startswith(f"error: {failure.strerror.lower()}: /mnt/shared-cache/models; finished work is saved")
+    assert "HARNESS_CACHE" in err
+
+
+def test_compare_refuses_a_cache_it_cannot_write_before_any_model_pull(tmp_path, capsys, monkeypatch):
+    from tests.fixtures import write_data_dir
+
+    blocked = tmp_path / "ro"
+    blocked.write_text("a file where the cache's parent folder should be")  # no folder can be made below it
+    monkeypatch.setenv("HARNESS_CACHE", str(blocked / "cache"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(write_data_dir(tmp_path / "data", ["twitter_fin_sentiment"])))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["compare", "twitter_fin_sentiment", "--no-train"], capsys, monkeypatch)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"error: the harness cache (HARNESS_CACHE) {blocked / 'cache'} is not writable")

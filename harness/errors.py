@@ -23,3 +23,13 @@ def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
         return f"; did you mean {SYNONYMS[name]}?"
     hits = difflib.get_close_matches(name, list(known), n=2, cutoff=0.5)
     return f"; did you mean {' or '.join(hits)}?" if hits else ""
+
+
+def not_utf8(what: str, exc: UnicodeDecodeError) -> UserError:
+    """A file the user wrote in another encoding (Latin-1, Windows-1252): where, and what to do."""
+    raw = bytes(exc.object)
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return UserError(
+        f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column {column}); save it as UTF-8"
+    )

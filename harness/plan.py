@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from harness.cost import Prices
 from harness.errors import UserError, closest
 from harness.models import DEFAULT_MODEL
 from harness.run import Variant
-from harness.schema import PlanFile, PromptSearchTable, VariantTable, validate
+from harness.schema import PlanFile, PromptSearchTable, VariantTable, read_toml, validate
 from harness.tasks import Task, get_task
 from harness.train.config import from_mapping
 
@@ -234,14 +233,7 @@ def _variant(task: Task, table: VariantTable, where: str) -> Variant:
 
 
 def load_plan(path: Path) -> Plan:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"plan file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read plan {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "plan file")
     if not data.get("task"):
         raise UserError(f"{path}: the plan names no [[task]]")
     plan = validate(PlanFile, data, path)

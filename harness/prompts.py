@@ -29,7 +29,7 @@ from typing import Any
 
 import jinja2
 
-from harness.errors import UserError, closest
+from harness.errors import UserError, closest, not_utf8
 from harness.formats import Layout, perturb
 from harness.tasks import Task, builtin_dir
 from harness.types import Message, Sample
@@ -73,7 +73,8 @@ def regex_replace(text: str, pattern: str, repl: str, count: int = 0) -> str:
 @cache
 def _environment(prompts_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(prompts_dir), str(builtin_dir("prompts"))]),
+        # utf-8-sig: a byte-order mark (Windows editors) would otherwise open every prompt, unseen
+        loader=jinja2.FileSystemLoader([str(prompts_dir), str(builtin_dir("prompts"))], encoding="utf-8-sig"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
@@ -93,6 +94,8 @@ def load_template(task: Task, name: str) -> jinja2.Template:
         return _environment(task.prompts_dir).get_template(f"{name}.j2")
     except jinja2.TemplateSyntaxError as exc:
         raise UserError(f"template {task.name}/{name}.j2 line {exc.lineno}: {exc.message}") from None
+    except UnicodeDecodeError as exc:  # jinja2 reads templates as UTF-8
+        raise not_utf8(f"template {task.name}/{name}.j2", exc) from None
 
 
 def template_hash(task: Task, name: str) -> str:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from harness.errors import UserError, closest
+from harness.errors import UserError, closest, not_utf8
 from harness.options import SEED
 
 T = TypeVar("T")
@@ -418,3 +418,25 @@ def _adapter(cls: type[T]) -> TypeAdapter[T]:
     if cls not in _ADAPTERS:  # building one costs more than validating a row: once per class
         _ADAPTERS[cls] = TypeAdapter(cls)
     return _ADAPTERS[cls]
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file the user wrote (a plan, a training config), or one UserError line: missing,
+    unreadable, not UTF-8 (where), or not TOML. A byte-order mark, which Windows editors write, is
+    taken as the UTF-8 it announces (tomllib refuses it: 'Invalid statement' at line 1, column 1)."""
+    import tomllib
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(f"{what} {path}", exc) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None

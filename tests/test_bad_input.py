@@ -108,6 +108,12 @@ def _plan(tmp: Path, body: str) -> str:
     return str(p)
 
 
+def _plan_bytes(tmp: Path, body: bytes, name: str = "plan.toml") -> str:
+    p = tmp / name
+    p.write_bytes(body)
+    return str(p)
+
+
 def _bad_jsonl(tmp: Path) -> None:
     (tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl").write_text(
         '{"id": "a", "text": "x", "label": "Bullish"}\n{oops\n'
@@ -252,6 +258,24 @@ CASES = [
     ("compare-nothing", lambda t: ["compare"], 2, "name tasks"),
     ("plan-not-toml", lambda t: ["compare", "--plan", _plan(t, "name = [")], 2, "not valid TOML"),
     ("plan-missing", lambda t: ["compare", "--plan", str(t / "nope.toml")], 2, "plan file not found"),
+    (
+        "plan-not-utf8",
+        lambda t: ["compare", "--plan", _plan_bytes(t, b"name = 'x'\n[[task]]\nname = '\xff'\n")],
+        2,
+        "is not UTF-8 text (byte 0xff at line 3, column 9); save it as UTF-8",
+    ),
+    (  # a byte-order mark is read past: the mistake reported is the plan's own
+        "plan-with-bom",
+        lambda t: ["compare", "--plan", _plan_bytes(t, b"\xef\xbb\xbflimt = 3\n[[task]]\nname = 'banking77'\n")],
+        2,
+        "unknown setting 'limt'",
+    ),
+    (
+        "train-config-not-utf8",
+        lambda t: ["train", "banking77", "--config", _plan_bytes(t, b"[train]\nlr = '\xe9'\n", "train.toml")],
+        2,
+        "training config",
+    ),
     ("plan-unknown-task", lambda t: ["compare", "--plan", _plan(t, "[[task]]\nname = 'bankin77'\n")], 2, "unknown task"),
     (
         "plan-unknown-template",

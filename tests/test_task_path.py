@@ -119,6 +119,28 @@ def test_a_template_field_the_data_lacks_is_named_before_any_work(env, capsys, m
     assert "wordy.j2: 'message' is undefined" in err and "fields are choices, id, labels, sms" in err
 
 
+def test_a_template_saved_in_another_encoding_is_named_before_any_work(env, capsys, monkeypatch):
+    folder = make_task(env)
+    (env / "extra" / "prompts" / "spam" / "zero_shot.j2").write_bytes(
+        "Spam ou non ?\nR\u00e9ponse : {{ sms }}".encode("latin-1")
+    )
+    code, _, err = run_cli(["compare", "spam", "--tasks-dir", folder, "--no-train", "--dry-run"], capsys, monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "template spam/zero_shot.j2 is not UTF-8 text (byte 0xe9 at line 2, column 2); save it as UTF-8" in err
+
+
+def test_a_templates_byte_order_mark_is_not_part_of_the_prompt(env):
+    make_task(env)
+    (env / "extra" / "prompts" / "spam" / "zero_shot.j2").write_bytes(b"\xef\xbb\xbfIs this SMS spam?\n{{ sms }}")
+    registry.cache_clear()
+    from harness.tasks import set_extra_dirs
+
+    set_extra_dirs([str(env / "extra" / "tasks")])
+    prompts._environment.cache_clear()
+    turn = prompts.render_turn(get_task("spam"), "zero_shot", Sample(id="x", fields={"sms": "hi"}, target="ham"))
+    assert turn.user == "Is this SMS spam?\nhi"  # no U+FEFF before it
+
+
 def test_an_input_field_the_samples_lack_is_refused(env, capsys, monkeypatch):
     folder = make_task(env, fields='{"text": r["sms"]}')  # input_field says "sms"
     code, _, err = run_cli(["preview", "spam", "--tasks-dir", folder], capsys, monkeypatch)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -88,10 +87,9 @@ def from_mapping(values: dict[str, Any], where: str = "training settings") -> Tr
 
 
 def from_toml(path: Path, task: str) -> TrainConfig:
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+    from harness.schema import read_toml
+
+    data = read_toml(path, "training config")
     train = data.get("train", {})
     if not isinstance(train, dict):
         raise UserError(f"{path}: [train] must be a table")

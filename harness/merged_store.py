@@ -10,6 +10,7 @@ A copy a live process uses is never removed: the process holds a shared lock on 
 until it exits (an engine may open the files at any point until then), and removal takes that
 lock exclusively without waiting, so it passes over a copy in use, the caller's own included.
 Lock files stay, empty, one per key: a user waiting on a key and a remover must lock the same file.
+They are opened read-only (flock needs no more), so users sharing a cache lock each other's.
 A half-built copy left by a killed merge (a hidden staging folder) goes when its key is unlocked.
 """
 
@@ -59,7 +60,7 @@ def hold(folder: Path, key: str) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError:
         return  # a read-only cache: nobody can remove the copy either
     fcntl.flock(fd, fcntl.LOCK_SH)
@@ -77,7 +78,7 @@ def _remove_if_unused(folder: Path, key: str, paths: list[Path]) -> bool:
     lock = _lock_path(folder, key)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError:
         return False
     try:

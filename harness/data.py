@@ -110,7 +110,9 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
         datasets.utils.logging.set_verbosity_error()
         datasets.disable_progress_bars()  # the console is for the harness's own progress
         files = dict(task.hub.data_files) if task.hub.data_files else None
-        ds = datasets.load_dataset(task.hub.path, task.hub.config, split=task.hub.splits[split], data_files=files)
+        ds = datasets.load_dataset(
+            task.hub.path, task.hub.config, split=task.hub.splits[split], data_files=files, revision=task.hub.revision
+        )
     except Exception as exc:  # offline, gated, renamed: all mean "could not load"
         raise UserError(
             f"could not load {task.hub.path} from the hub for {task.name}/{split} ({exc}); "
@@ -131,7 +133,15 @@ def load_split(task: Task, split: str) -> tuple[Sample, ...]:
     """Every row of a split as Samples; row errors name task, split and line."""
     path = local_path(task, split)
     if path is None:
-        return to_samples(task, _read_hub(task, split), f"{task.name}/{split}", "line")
+        # once a process: each load_dataset call asks the hub for the dataset's latest revision, and a
+        # run reads a split many times; one run reads one version of the data
+        hub = (task.name, split, "hub")
+        known = _SPLITS.get(hub)
+        if known is not None and known[0] is task:
+            return known[1]
+        from_hub = to_samples(task, _read_hub(task, split), f"{task.name}/{split}", "line")
+        _SPLITS[hub] = (task, from_hub)
+        return from_hub
     raw = read_bytes(path)
     key = (task.name, split, hashlib.blake2b(raw, digest_size=16).hexdigest())
     hit = _SPLITS.get(key)

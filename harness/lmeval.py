@@ -1,7 +1,7 @@
 """lm-evaluation-harness task YAML -> a harness task file and template (`harness import-lm-eval`),
 and the functions the written task files call to read a document as lm-eval does.
 
-The common subset converts: data (`dataset_path`, `dataset_name`, `dataset_kwargs.data_files`,
+The common subset converts: data (`dataset_path`, `dataset_name`, `dataset_kwargs.data_files` and `.revision`,
 splits), the prompt (`doc_to_text`, `description`), the answer (`doc_to_target`, a fixed
 `doc_to_choice` list), decoding (`generation_kwargs`: `until`, `max_gen_toks`, `do_sample`,
 `temperature`), scoring (a regex + take_first filter, `exact_match` with its options, `acc`).
@@ -381,9 +381,12 @@ def _task_source(
     hub_splits = {s: s for s in dict.fromkeys(v for v in splits.values() if v)}
     data_files = (raw.get("dataset_kwargs") or {}).get("data_files") if isinstance(raw.get("dataset_kwargs"), dict) else None
     kwargs = raw.get("dataset_kwargs")
-    if kwargs is not None and (not isinstance(kwargs, dict) or set(kwargs) - {"data_files"}):
-        extra = sorted(set(kwargs) - {"data_files"}) if isinstance(kwargs, dict) else ["(not a mapping)"]
+    if kwargs is not None and (not isinstance(kwargs, dict) or set(kwargs) - {"data_files", "revision"}):
+        extra = sorted(set(kwargs) - {"data_files", "revision"}) if isinstance(kwargs, dict) else ["(not a mapping)"]
         raise _refuse(path, f"dataset_kwargs.{extra[0]}", "a loader option the importer does not convert")
+    revision = kwargs.get("revision") if isinstance(kwargs, dict) else None
+    if revision is not None and not isinstance(revision, str | int):
+        raise _refuse(path, "dataset_kwargs.revision", "a commit, tag or branch name converts")
     if data_files is not None and not (
         isinstance(data_files, dict) and all(isinstance(v, str) for v in data_files.values())
     ):
@@ -393,6 +396,8 @@ def _task_source(
     hub_args = [json.dumps(raw["dataset_path"]), _py(raw.get("dataset_name")), json.dumps(hub_splits)]
     if data_files:
         hub_args.append(f"data_files={json_source(data_files, 8)}")
+    if revision is not None:
+        hub_args.append(f"revision={json.dumps(str(revision))}")
     input_field = variables[0] if variables else "text"
     version = (raw.get("metadata") or {}).get("version", 1) if isinstance(raw.get("metadata"), dict) else 1
     where = f"{raw['dataset_path']}" + (f" ({raw['dataset_name']})" if raw.get("dataset_name") else "")

@@ -26,6 +26,9 @@ class HubSource:
     splits: Mapping[str, str]  # local split name -> hub split name
     row_map: Callable[[dict[str, Any]], dict[str, Any]] = dict
     data_files: Mapping[str, str] | None = None  # with path "json" or "csv": hub split name -> file or URL
+    # a commit, tag or branch of the dataset's repository: unpinned, a later run may read rows the
+    # dataset's owner changed since (the manifest's data hash tells, after the fact)
+    revision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,27 @@ def test_local_data_files_load_through_datasets(imported):
     assert [s.id for s in data.load_split(task, "test")] == ["q3"]
 
 
+def test_a_pinned_revision_is_kept_and_a_hub_split_is_asked_for_once_a_run(imported, monkeypatch):
+    import datasets
+
+    from harness import data
+
+    asked: list[dict] = []
+
+    def hub(path, name, **kwargs):
+        asked.append({"path": path, "name": name, **kwargs})
+        return [{"sentence": "a fine film", "label": 1}, {"sentence": "dull", "label": 0}]
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    imported(SST.replace("dataset_name: sst2\n", "dataset_name: sst2\ndataset_kwargs:\n  revision: 9f1e2d3\n"))
+    task = get_task("sst_toy")
+    assert task.hub is not None and task.hub.revision == "9f1e2d3"
+    first = data.load_split(task, "train")
+    assert data.load_split(task, "train") == first and [s.target for s in first] == ["positive", "negative"]
+    assert len(asked) == 1  # the split is read many times a run; the hub is asked once
+    assert asked[0]["revision"] == "9f1e2d3" and (asked[0]["path"], asked[0]["name"]) == ("glue", "sst2")
+
+
 def test_fixed_choices_become_a_labelled_task(imported):
     converted = imported(SST)
     task = get_task("sst_toy")

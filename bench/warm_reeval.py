@@ -11,7 +11,8 @@ blocks: comparing one wording's cold pass with another's warm pass measured the 
 
 - cold: HARNESS_NO_SERVE=1, compare starts its own engine (in-process, as by default);
 - warm: through a `harness serve` started once before the first pass (its start is reported
-  on its own; a prompt author pays it once a session);
+  on its own; a prompt author pays it once a session; tcmalloc preloaded where the machine has
+  it, as `harness serve` does, and the JSON says which allocator served);
 - cached: the last plan run again unchanged (no model call: start-up and report only; no server).
 
 The task is the built-in twitter_fin_sentiment under another name with its templates copied (as a
@@ -153,6 +154,10 @@ def main() -> None:
         for p, w in walls.items()
     ]  # fmt: skip
     settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}
+    from harness.serve import tcmalloc
+
+    # harness serve preloads tcmalloc where the machine has it: the warm path's figure depends on it
+    settings["server_allocator"] = tcmalloc() or "glibc malloc"
     extra = {"settings": settings, "server_start_s": server_start_s,
              "ratio_cold_over_warm": cold / min(walls["warm"]), "phases": phases}  # fmt: skip
     write_result("warm_reeval", rows, extra)

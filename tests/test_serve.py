@@ -132,10 +132,29 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     assert made[0]["dtype"] == "float32"
     assert made[0]["max_num_batched_tokens"] == 2048 and made[0]["max_num_seqs"] == 128
     assert made[0]["kv_cache_memory_bytes"] == 2 << 30  # sized from the model's config: the floor for a small one
-    monkeypatch.setattr(serve.subprocess, "Popen", lambda cmd, **kw: (_ for _ in ()).throw(RuntimeError(" ".join(cmd))))
+    started: list[dict] = []
+
+    def popen(cmd, **kw):
+        started.append(kw["env"])
+        raise RuntimeError(" ".join(cmd))
+
+    monkeypatch.setattr(serve.subprocess, "Popen", popen)
+    monkeypatch.setattr(serve, "tcmalloc", lambda: "libtcmalloc_minimal.so.4")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     said = f"--block-size 32 --max-num-batched-tokens 2048 --max-num-seqs 128 --kv-cache-memory-bytes {2 << 30}"
     with pytest.raises(RuntimeError, match=said):
         serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")
+    assert started[0]["LD_PRELOAD"] == "libtcmalloc_minimal.so.4" and "VLLM_ENABLE_V1_MULTIPROCESSING" not in started[0]
+
+
+def test_the_server_gets_tcmalloc_unless_an_allocator_is_preloaded_already():
+    tcm = "libtcmalloc_minimal.so.4"
+    assert serve.server_env({"PATH": "/bin", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}, tcm) == {
+        "PATH": "/bin", "LD_PRELOAD": tcm,
+    }  # fmt: skip
+    assert serve.server_env({"LD_PRELOAD": "libfoo.so"}, tcm)["LD_PRELOAD"] == f"{tcm} libfoo.so"
+    assert serve.server_env({"LD_PRELOAD": "/opt/libjemalloc.so.2"}, tcm)["LD_PRELOAD"] == "/opt/libjemalloc.so.2"
+    assert "LD_PRELOAD" not in serve.server_env({"PATH": "/bin"}, None)  # a machine without it
 
 
 def test_the_probe_knows_how_a_request_would_be_timed(model_dir, monkeypatch):

@@ -226,7 +226,7 @@ def announce(served: Served, log: Path, preload: str | None = None) -> None:
     allocator = ", tcmalloc" if preload and "tcmalloc" in preload else ""
     hint = ""
     if preload is not None and "malloc" not in preload:
-        hint = " With tcmalloc it would be ~6% faster (Debian: apt install libgoogle-perftools4)."
+        hint = " With tcmalloc it would be ~5% faster (Debian: apt install libgoogle-perftools4)."
     make_console().print(
         f"serving {Path(served.model_dir).name} at {served.url} ({served.dtype}{allocator}); compare uses it for "
         f"base-model requests while it runs. Engine log: {log}. Ctrl-C stops it.{hint}",

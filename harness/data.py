@@ -9,7 +9,7 @@ import os
 import random
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
     return [(i + 1, task.hub.row_map(dict(row))) for i, row in enumerate(ds)]
 
 
-# Splits already parsed in this process, by task, split and the file's content: compare reads a
+# Splits already parsed in this process, by task, split and the file's content (a hub split: by name): compare reads a
 # split for the data check, the context check, validation, shots and every arm (23 reads of 6 files
 # in a demo run, 1.1 s of a 10 s fully cached rerun). Reading and hashing the bytes again is cheap;
 # parsing and checking them is not. Kept with the task object itself, so a task of another
@@ -132,22 +132,18 @@ _SPLITS: dict[tuple[str, str, str], tuple[Task, tuple[Sample, ...]]] = {}
 def load_split(task: Task, split: str) -> tuple[Sample, ...]:
     """Every row of a split as Samples; row errors name task, split and line."""
     path = local_path(task, split)
+    rows: Callable[[], list[tuple[int, dict[str, Any]]]]
     if path is None:
-        # once a process: each load_dataset call asks the hub for the dataset's latest revision, and a
-        # run reads a split many times; one run reads one version of the data
-        hub = (task.name, split, "hub")
-        known = _SPLITS.get(hub)
-        if known is not None and known[0] is task:
-            return known[1]
-        from_hub = to_samples(task, _read_hub(task, split), f"{task.name}/{split}", "line")
-        _SPLITS[hub] = (task, from_hub)
-        return from_hub
-    raw = read_bytes(path)
-    key = (task.name, split, hashlib.blake2b(raw, digest_size=16).hexdigest())
+        # keyed by name: each load_dataset call asks the hub for the dataset's latest revision, and a run
+        # reads a split many times; one run reads one version of the data
+        key, rows = (task.name, split, "hub"), lambda: _read_hub(task, split)
+    else:
+        raw = read_bytes(path)
+        key, rows = (task.name, split, hashlib.blake2b(raw, digest_size=16).hexdigest()), lambda: parse_jsonl(raw, path)
     hit = _SPLITS.get(key)
     if hit is not None and hit[0] is task:
         return hit[1]
-    samples = to_samples(task, parse_jsonl(raw, path), f"{task.name}/{split}", "line")
+    samples = to_samples(task, rows(), f"{task.name}/{split}", "line")
     _SPLITS[key] = (task, samples)
     return samples
 

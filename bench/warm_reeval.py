@@ -154,7 +154,7 @@ def main() -> None:
         for p, w in walls.items()
     ]  # fmt: skip
     settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}
-    from harness.serve import tcmalloc
+    from harness.allocator import tcmalloc
 
     # harness serve preloads tcmalloc where the machine has it: the warm path's figure depends on it
     settings["server_allocator"] = tcmalloc() or "glibc malloc"

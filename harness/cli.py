@@ -66,6 +66,10 @@ def main_options(
     from harness.tasks import set_extra_dirs
 
     merged_store.budget_bytes()  # a bad setting is refused before any work, not when a copy is first made
+    from harness.allocator import DISABLE_ENV
+    from harness.options import env_flag
+
+    env_flag(DISABLE_ENV)  # read by the entry point, which cannot say what is wrong with it
 
     set_extra_dirs(tasks_dir or [])  # every invocation states its own folders (none carried over)
 

@@ -37,6 +37,9 @@ def describe() -> dict[str, Any]:
         info.update(cpu_model=model, cpu_flags=flags, bf16_instructions=any("bf16" in f for f in flags))
     except OSError:  # not Linux: the platform's words are all there is
         pass
+    from harness.allocator import in_use
+
+    info["allocator"] = in_use()  # tcmalloc (preloaded by the entry point where the machine has it) or not
     caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
     if caps:
         info["isa_caps"] = caps
@@ -49,14 +52,16 @@ def describe() -> dict[str, Any]:
 
 def fingerprint() -> str:
     """What decides how fast a request runs on this machine, not what varies by the minute (its
-    load): the CPU, its instruction sets and usable cores, any instruction-set cap, and the GPU."""
+    load): the CPU, its instruction sets and usable cores, any instruction-set cap, the allocator
+    (tcmalloc's ~5% would otherwise favour whichever arm an earlier run timed on it), and the GPU."""
     import hashlib
     import json
 
     from harness.chat import cuda_available
 
     info = describe()
-    stable = {k: info.get(k) for k in ("machine", "cpu_model", "cpu_flags", "cpus", "cpus_usable", "isa_caps")}
+    keys = ("machine", "cpu_model", "cpu_flags", "cpus", "cpus_usable", "isa_caps", "allocator")
+    stable = {k: info.get(k) for k in keys}
     if cuda_available():
         import torch
 

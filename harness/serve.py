@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.allocator import preloaded, tcmalloc
 from harness.errors import UserError
 from harness.models import cache_root
 
@@ -198,25 +199,14 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
                 os.killpg(server.pid, signal.SIGKILL)
 
 
-def tcmalloc() -> str | None:
-    """tcmalloc's library where the machine has it (Debian: libgoogle-perftools4), else None."""
-    import ctypes.util
-
-    return ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
-
-
 def server_env(environ: Mapping[str, str], allocator: str | None) -> dict[str, str]:
     """The server's environment: its engine in a process of its own whatever this process's engines
     do, and tcmalloc preloaded where the machine has it and no allocator is preloaded already.
-    vLLM's CPU guide asks for tcmalloc. Measured on 2 AMD EPYC cores, a changed template
-    re-evaluated on 400 prompts through the server (bench/warm_reeval.py's setup, three wordings
-    twice, servers with and without it interleaved): evaluation 27.0 -> 25.5 s on average, the
-    command 29.8 -> 28.3 s, its slowest 31.8 -> 28.9 s. Intel's OpenMP preloaded as well gained nothing."""
-    env = {k: v for k, v in environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    preload = env.get("LD_PRELOAD", "")
-    if allocator and "malloc" not in preload:
-        env["LD_PRELOAD"] = f"{allocator} {preload}".strip()
-    return env
+    Measured on 2 AMD EPYC cores, a changed template re-evaluated on 400 prompts through the server
+    (bench/warm_reeval.py's setup, three wordings twice, servers with and without it interleaved):
+    evaluation 27.0 -> 25.5 s on average, the command 29.8 -> 28.3 s, its slowest 31.8 -> 28.9 s.
+    Intel's OpenMP preloaded as well gained nothing."""
+    return preloaded({k: v for k, v in environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}, allocator)
 
 
 def announce(served: Served, log: Path, preload: str | None = None) -> None:

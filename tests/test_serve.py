@@ -150,7 +150,7 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
 def test_the_server_gets_tcmalloc_unless_an_allocator_is_preloaded_already():
     tcm = "libtcmalloc_minimal.so.4"
     assert serve.server_env({"PATH": "/bin", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}, tcm) == {
-        "PATH": "/bin", "LD_PRELOAD": tcm,
+        "PATH": "/bin", "LD_PRELOAD": tcm, "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 50),
     }  # fmt: skip
     assert serve.server_env({"LD_PRELOAD": "libfoo.so"}, tcm)["LD_PRELOAD"] == f"{tcm} libfoo.so"
     assert serve.server_env({"LD_PRELOAD": "/opt/libjemalloc.so.2"}, tcm)["LD_PRELOAD"] == "/opt/libjemalloc.so.2"

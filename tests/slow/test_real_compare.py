@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from harness import allocator
+
 pytestmark = pytest.mark.slow
 
 
 def _cli(args, env=None, timeout=900):
-    cmd = [sys.executable, "-c", "from harness.cli import main; main()", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    """The `harness` command as a user runs it: its entry point relaunches with tcmalloc where it can."""
+    cmd = [sys.executable, "-m", "harness.launch", *args]
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.DISABLE_ENV)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
 
 
 def _plan(
@@ -77,6 +81,7 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     for key in ("git_sha", "versions", "hardware", "model_hash", "plan", "tasks", "timings"):
         assert manifest[key], key
     assert "avx2" in manifest["hardware"]["cpu_flags"] and manifest["hardware"]["cpus_usable"] >= 1
+    assert manifest["hardware"]["allocator"] == ("tcmalloc" if allocator.tcmalloc() else "glibc malloc")
     task = manifest["tasks"]["twitter_fin_sentiment"]
     assert task["n_items"] == 30 and task["test_data_hash"] and task["template_hashes"]["zero_shot"]
     assert task["adapters"]["lora_n32"]["train_device_s"] > 0 and task["data_check"]["n_train"] == 9543

@@ -70,6 +70,9 @@ def main_options(
     from harness.options import env_flag
 
     env_flag(DISABLE_ENV)  # read by the entry point, which cannot say what is wrong with it
+    # transformers and the hub draw tqdm bars of their own ("Loading weights" in every training run),
+    # \r-joined junk in a piped log: the console has the harness's bars. Read when they are imported.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     set_extra_dirs(tasks_dir or [])  # every invocation states its own folders (none carried over)
 

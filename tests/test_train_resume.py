@@ -50,6 +50,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     assert not [p for p in (tmp_path / "a" / "adapters").iterdir() if not p.name.startswith(".")]  # nothing final yet
     resumed = _train(env, model)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Loading weights" not in resumed.stderr + resumed.stdout  # transformers' own bar: the harness's only
     final = next(p for p in (tmp_path / "a" / "adapters").iterdir() if not p.name.startswith("."))
     m = json.loads((final / "harness-adapter.json").read_text())
     assert m["resumed_from"] == "checkpoint-5"

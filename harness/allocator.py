@@ -11,7 +11,6 @@ this module before anything else.
 from __future__ import annotations
 
 import ctypes.util
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,4 +82,4 @@ def in_use(maps: str | None = None) -> str | None:
     for name in ("tcmalloc", "jemalloc", "mimalloc"):
         if f"lib{name}" in maps:
             return name
-    return "glibc malloc" if os.uname().sysname == "Linux" else None
+    return "glibc malloc" if sys.platform.startswith("linux") else None

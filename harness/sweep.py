@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import random
 import statistics
@@ -321,6 +322,9 @@ def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any
             include_dashboard=False,
             ignore_reinit_error=True,
             log_to_driver=False,
+            # Ray's INFO and WARNING lines ("Started a local Ray instance", its token authentication)
+            # are for Ray's operators; the console keeps the sweep's progress and table
+            logging_level=logging.ERROR,
             runtime_env={"env_vars": env},
         )
     if torch.cuda.is_available():

@@ -30,7 +30,7 @@ def _run(tmp, executor):
     )
 
 
-def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, tmp_path, monkeypatch):
+def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, tmp_path, monkeypatch, capfd):
     pytest.importorskip("ray")
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache-seq"))
     import shutil
@@ -56,10 +56,13 @@ def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, 
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache-ray"))  # fresh adapter cache: Ray really trains
     shutil.copytree(model_dir.parent, tmp_path / "cache-ray" / "models")
+    capfd.readouterr()
     _, par = _run(tmp_path, "ray")
     import ray
 
     ray.shutdown()
+    said = capfd.readouterr()
+    assert "Ray" not in said.out + said.err  # Ray's own start-up lines stay off the console
     by_params = {t.params["lr"]: t for t in par.trials}
     for t in seq.trials:
         other = by_params[t.params["lr"]]

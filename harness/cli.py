@@ -859,7 +859,13 @@ def check_adapter(
     from harness.check import check
 
     check_files(adapter)
-    ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
+    from harness import engine_log
+    from harness.models import cache_root
+
+    # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
+    with engine_log.logging_to(cache_root() / "check-adapter" / "engine.log") as log:
+        ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
+    out.print(f"engine log: {log}", markup=False, highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
 

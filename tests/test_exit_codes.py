@@ -64,6 +64,28 @@ def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatc
     assert code == 0
 
 
+def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkeypatch):
+    import logging
+
+    import harness.check
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}      ")  # an empty, complete file
+
+    def engines_talk(*args, **kwargs):
+        logging.getLogger("vllm.platforms.cpu").warning("Triton is not installed.")
+        return True
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(harness.check, "check", engines_talk)
+    code, out, err = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
+    log = tmp_path / "cache" / "check-adapter" / "engine.log"
+    assert code == 0 and "Triton" not in out + err and f"engine log: {log}" in out
+    assert "WARNING vllm.platforms.cpu: Triton is not installed." in log.read_text()
+
+
 def test_a_bug_is_exit_1_and_ctrl_c_is_130_each_with_one_line(capsys, monkeypatch):
     import harness.data
 

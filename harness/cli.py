@@ -529,41 +529,47 @@ def sweep(
         what = f"is {'an' if other == 'adapter' else 'a'} {other}-side setting" if len(given) == 1 else (
             f"are {other}-side settings")  # fmt: skip
         raise UserError(f"{flags} {what}, which --side {side} would leave out (use --side {other})")
+    from harness import engine_log
+
+    # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
+    log = results / engine_log.ENGINE_LOG
     if side == "prompt":
         del prompt_cli["max_device_s"]
         raw.update({k: v for k, v in prompt_cli.items() if v is not None})
-        folder, summary = _prompt_sweep(
-            task,
-            raw,
-            method,
-            trials,
-            seed,
-            val_limit,
-            max_device_s,
-            backend,
-            _remote(url, connect_timeout, read_timeout, retries),
-            model or plan_model,
-            results,
-        )
+        with engine_log.logging_to(log):
+            folder, summary = _prompt_sweep(
+                task,
+                raw,
+                method,
+                trials,
+                seed,
+                val_limit,
+                max_device_s,
+                backend,
+                _remote(url, connect_timeout, read_timeout, retries),
+                model or plan_model,
+                results,
+            )
     else:
         raw.update({k: v for k, v in cli_space.items() if v})
         space = sw.parse_space(raw)
-        folder, summary = sw.run(
-            task,
-            space,
-            method=method,
-            budget=trials,
-            seed=seed,
-            base=base,
-            val_limit=val_limit,
-            executor=executor,
-            backend=backend,
-            out_root=results,
-            on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}", markup=False),
-        )
+        with engine_log.logging_to(log):
+            folder, summary = sw.run(
+                task,
+                space,
+                method=method,
+                budget=trials,
+                seed=seed,
+                base=base,
+                val_limit=val_limit,
+                executor=executor,
+                backend=backend,
+                out_root=results,
+                on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}", markup=False),
+            )
     write(folder, summary, task, usd_per_hour)
     print_rich(summary, usd_per_hour)
-    out.print(f"sweep: {folder / 'sweep.html'}")
+    out.print(f"sweep: {folder / 'sweep.html'}; engine log: {log}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _prompt_sweep(

@@ -289,3 +289,24 @@ def test_a_search_shows_its_trials_against_the_budget_and_resumes_the_count(tmp_
     resumed.record(trial(1))
     resumed.close()
     assert "2/4" in capsys.readouterr().err
+
+
+def test_the_sweep_command_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkeypatch):
+    import logging
+
+    from tests.test_bad_input import run_cli
+
+    def engines_talk(task, space, out_root, **kwargs):
+        logging.getLogger("vllm.platforms.cpu").warning("Triton is not installed.")
+        folder = out_root / "adapter-sweep"
+        folder.mkdir(parents=True)
+        return folder, sweep.summarise([_trial(0, 0.5, lr=1e-3)], "accuracy")
+
+    monkeypatch.setattr(sweep, "run", engines_talk)
+    results = tmp_path / "sweeps"
+    code, out, err = run_cli(
+        ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--results", str(results)], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert "Triton" not in out + err and f"engine log: {results / 'engine.log'}" in out
+    assert "WARNING vllm.platforms.cpu: Triton is not installed." in (results / "engine.log").read_text()

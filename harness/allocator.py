@@ -47,7 +47,7 @@ def preloaded(environ: Mapping[str, str], allocator: str | None) -> dict[str, st
     return env
 
 
-def _disabled(environ: Mapping[str, str]) -> bool:
+def opted_out(environ: Mapping[str, str]) -> bool:
     """HARNESS_NO_TCMALLOC as a yes/no; a value that is neither counts as yes here, and the CLI then
     refuses it in one line (harness.options.env_flag) before any work."""
     return environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -64,7 +64,7 @@ def relaunch_env(environ: Mapping[str, str], args: Sequence[str], allocator: str
     command on a CPU machine with tcmalloc, no allocator preloaded yet, and the user not opting out."""
     preload = environ.get("LD_PRELOAD", "")
     # an allocator in LD_PRELOAD already, the user's or this one's: also what ends the relaunch
-    if allocator is None or gpu or _disabled(environ) or "malloc" in preload or allocator in preload:
+    if allocator is None or gpu or opted_out(environ) or "malloc" in preload or allocator in preload:
         return None
     if not COMPUTING.intersection(args) or "--help" in args:
         return None

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.allocator import preloaded, tcmalloc
+from harness.allocator import opted_out, preloaded, tcmalloc
 from harness.errors import UserError
 from harness.models import cache_root
 
@@ -169,7 +169,8 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
     )  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
-        env = server_env(os.environ, tcmalloc() if cpu else None)
+        wanted = cpu and not opted_out(os.environ)  # HARNESS_NO_TCMALLOC=1 holds for the server too
+        env = server_env(os.environ, tcmalloc() if wanted else None)
         server = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     served = Served(url, server.pid, str(model_dir.resolve()), dtype, max_model_len, seed)
     state = state_path()
@@ -184,7 +185,7 @@ def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int,
         tmp = state.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(served)))
         os.replace(tmp, state)
-        announce(served, log, env.get("LD_PRELOAD", "") if cpu else None)
+        announce(served, log, env.get("LD_PRELOAD", "") if wanted else None)
         server.wait()
         raise UserError(f"the vLLM server stopped (exit status {server.returncode}); see {log}")
     finally:
@@ -210,7 +211,8 @@ def server_env(environ: Mapping[str, str], allocator: str | None) -> dict[str, s
 
 
 def announce(served: Served, log: Path, preload: str | None = None) -> None:
-    """`preload`: the server's LD_PRELOAD on CPU (None on CUDA), to say whether tcmalloc serves it."""
+    """`preload`: the server's LD_PRELOAD on CPU (None on CUDA or where the user opted out of
+    tcmalloc), to say whether tcmalloc serves it."""
     from harness.console import make_console
 
     allocator = ", tcmalloc" if preload and "tcmalloc" in preload else ""

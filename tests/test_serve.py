@@ -145,6 +145,10 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     with pytest.raises(RuntimeError, match=said):
         serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")
     assert started[0]["LD_PRELOAD"] == "libtcmalloc_minimal.so.4" and "VLLM_ENABLE_V1_MULTIPROCESSING" not in started[0]
+    monkeypatch.setenv("HARNESS_NO_TCMALLOC", "1")  # the user's opt-out holds for the server too
+    with pytest.raises(RuntimeError, match=said):
+        serve.serve(model_dir, "127.0.0.1", 8765, "float32", 4096, 0, model_dir.parent / "serve.log")
+    assert "LD_PRELOAD" not in started[1]
 
 
 def test_the_server_gets_tcmalloc_unless_an_allocator_is_preloaded_already():

@@ -529,44 +529,41 @@ def sweep(
         what = f"is {'an' if other == 'adapter' else 'a'} {other}-side setting" if len(given) == 1 else (
             f"are {other}-side settings")  # fmt: skip
         raise UserError(f"{flags} {what}, which --side {side} would leave out (use --side {other})")
-    from harness import engine_log
+    from harness.engine_log import ENGINE_LOG
 
-    # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
-    log = results / engine_log.ENGINE_LOG
+    log = results / ENGINE_LOG  # where both sides send the engines' own lines, once the input is checked
     if side == "prompt":
         del prompt_cli["max_device_s"]
         raw.update({k: v for k, v in prompt_cli.items() if v is not None})
-        with engine_log.logging_to(log):
-            folder, summary = _prompt_sweep(
-                task,
-                raw,
-                method,
-                trials,
-                seed,
-                val_limit,
-                max_device_s,
-                backend,
-                _remote(url, connect_timeout, read_timeout, retries),
-                model or plan_model,
-                results,
-            )
+        folder, summary = _prompt_sweep(
+            task,
+            raw,
+            method,
+            trials,
+            seed,
+            val_limit,
+            max_device_s,
+            backend,
+            _remote(url, connect_timeout, read_timeout, retries),
+            model or plan_model,
+            results,
+        )
     else:
         raw.update({k: v for k, v in cli_space.items() if v})
         space = sw.parse_space(raw)
-        with engine_log.logging_to(log):
-            folder, summary = sw.run(
-                task,
-                space,
-                method=method,
-                budget=trials,
-                seed=seed,
-                base=base,
-                val_limit=val_limit,
-                executor=executor,
-                backend=backend,
-                out_root=results,
-                on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}", markup=False),
-            )
+        folder, summary = sw.run(
+            task,
+            space,
+            method=method,
+            budget=trials,
+            seed=seed,
+            base=base,
+            val_limit=val_limit,
+            executor=executor,
+            backend=backend,
+            out_root=results,
+            on_trial=lambda t: err.print(f"trial {t.number} {t.params}: {t.metric:.4f}", markup=False),
+        )
     write(folder, summary, task, usd_per_hour)
     print_rich(summary, usd_per_hour)
     out.print(f"sweep: {folder / 'sweep.html'}; engine log: {log}", markup=False, highlight=False, soft_wrap=True)
@@ -610,11 +607,15 @@ def _prompt_sweep(
     engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
     cfg = {"method": method, "trials": trials, "max_device_s": max_device_s}
     identity = search_identity(model_hash, engine, task)
-    try:
-        _, facts, summary = prompt_search(task, cfg, space, points, val, pool, engine, seed, results, identity)
-        return Path(facts["folder"]), summary
-    finally:
-        engine.close()
+    from harness import engine_log
+
+    # the engines' own lines (vLLM's warnings, loading bars) go to a log, as a run's do
+    with engine_log.logging_to(results / engine_log.ENGINE_LOG):
+        try:
+            _, facts, summary = prompt_search(task, cfg, space, points, val, pool, engine, seed, results, identity)
+            return Path(facts["folder"]), summary
+        finally:
+            engine.close()
 
 
 @app.command("data-check")

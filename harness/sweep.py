@@ -234,16 +234,21 @@ def run(
     done, trials, record = log.done, log.trials, log.record
 
     evaluate = _TrialRunner(task.name, base_cfg, val_limit, backend)
-    try:
-        if method == "tpe":
-            _tpe(space, budget, seed, done, evaluate, record, executor)
-        else:
-            configs = grid(space)[:budget] if method == "grid" else random_configs(space, budget, seed)
-            todo = [(i, p) for i, p in enumerate(configs) if json.dumps(p, sort_keys=True) not in done]
-            for trial in _execute(evaluate, todo, executor):
-                record(trial)
-    finally:
-        log.close()
+    from harness import engine_log
+
+    # the trials' engines write their own lines (loading bars, warnings) to a log, as a run's do;
+    # only now, so refused input leaves no folder behind
+    with engine_log.logging_to(out_root / engine_log.ENGINE_LOG):
+        try:
+            if method == "tpe":
+                _tpe(space, budget, seed, done, evaluate, record, executor)
+            else:
+                configs = grid(space)[:budget] if method == "grid" else random_configs(space, budget, seed)
+                todo = [(i, p) for i, p in enumerate(configs) if json.dumps(p, sort_keys=True) not in done]
+                for trial in _execute(evaluate, todo, executor):
+                    record(trial)
+        finally:
+            log.close()
     summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
     write_json(
         folder / "sweep.json",

@@ -296,13 +296,11 @@ def test_the_sweep_command_keeps_the_engines_lines_in_a_log(tmp_path, capsys, mo
 
     from tests.test_bad_input import run_cli
 
-    def engines_talk(task, space, out_root, **kwargs):
+    def engines_talk(self, number, params):
         logging.getLogger("vllm.platforms.cpu").warning("Triton is not installed.")
-        folder = out_root / "adapter-sweep"
-        folder.mkdir(parents=True)
-        return folder, sweep.summarise([_trial(0, 0.5, lr=1e-3)], "accuracy")
+        return sweep.Trial(number, params, 0.5, None, None, 0.0, 0.0, "none")
 
-    monkeypatch.setattr(sweep, "run", engines_talk)
+    monkeypatch.setattr(sweep._TrialRunner, "__call__", engines_talk)
     results = tmp_path / "sweeps"
     code, out, err = run_cli(
         ["sweep", "twitter_fin_sentiment", "--lr", "1e-3", "--results", str(results)], capsys, monkeypatch

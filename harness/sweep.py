@@ -8,6 +8,7 @@ Ray tasks (`--executor ray`, each asking for a GPU when the cluster has them).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -237,8 +238,9 @@ def run(
     from harness import engine_log
 
     # the trials' engines write their own lines (loading bars, warnings) to a log, as a run's do;
-    # only now, so refused input leaves no folder behind
-    with engine_log.logging_to(out_root / engine_log.ENGINE_LOG):
+    # only now, so refused input leaves no folder behind. Inside compare, the run's log keeps them.
+    own = engine_log.current() is None
+    with engine_log.logging_to(out_root / engine_log.ENGINE_LOG) if own else contextlib.nullcontext():
         try:
             if method == "tpe":
                 _tpe(space, budget, seed, done, evaluate, record, executor)

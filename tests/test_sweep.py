@@ -186,6 +186,7 @@ method = "grid"
 trials = 2
 """)
     run_dir, summaries = compare(load_plan(plan_file), tmp_path / "results", backend_kind="fake")
+    assert not (tmp_path / "results" / "sweeps" / "engine.log").exists()  # the run's own engine.log keeps it
     manifest = json.loads((run_dir / "manifest.json").read_text())
     found = manifest["tasks"]["twitter_fin_sentiment"]["sweep"]
     adapter = manifest["tasks"]["twitter_fin_sentiment"]["adapters"]["lora_n8"]

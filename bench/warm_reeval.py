@@ -20,6 +20,12 @@ researcher adds a task), its data linked; each path's response cache is a fresh 
 linked in. The path that goes first alternates over rounds; the best wall of each counts. Writes
 results/bench/warm_reeval.json.
 
+Each pass also records the prompt tokens the engine had to compute: vLLM's prefix cache keeps only
+whole KV blocks (32 tokens on CPU), so the shared prefix's last partial block is computed again for
+every request, 0-31 tokens depending on the wording's length, on top of each item's own ~33. And
+for each warm pass, the CPU seconds the server's processes spent (near 2x the pass's evaluation
+time: both cores busy, so a pass costs what its tokens cost).
+
     BENCH_N=400 BENCH_ROUNDS=2
 """
 
@@ -97,6 +103,57 @@ def compare(work: Path, env: dict[str, str], run: int) -> tuple[float, dict]:
     return wall, json.loads((work / "results" / f"r{run}" / "manifest.json").read_text())["timings"]
 
 
+def shared_prefix(ids: list[list[int]]) -> int:
+    """Tokens every prompt starts with."""
+    first, shortest = ids[0], min(len(x) for x in ids)
+    return next((k for k in range(shortest) if any(x[k] != first[k] for x in ids)), shortest)
+
+
+def prompt_work(ids: list[list[int]], block: int) -> dict[str, int]:
+    """Prompt tokens a prefix-caching engine computes for these prompts, sent together after the
+    shared prefix was cached by whole blocks: each prompt minus the shared prefix's whole blocks.
+    `tail` is what each request computes again of the shared prefix (its partial last block)."""
+    shared = shared_prefix(ids)
+    cached = shared // block * block
+    return {"shared_prefix": shared, "tail": shared - cached,
+            "computed": sum(len(x) for x in ids) - cached * len(ids)}  # fmt: skip
+
+
+def run_prompt_work(run_dir: Path) -> dict[str, int]:
+    """prompt_work of a run's test prompts, tokenized as the engine tokenizes them."""
+    from harness.backends.vllm import CPU_KV_BLOCK
+    from harness.chat import encode_chat
+    from harness.models import resolve
+    from harness.tokenizer import counting_tokenizer
+    from harness.types import Message
+
+    tok = counting_tokenizer(resolve())
+    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
+    ids = [encode_chat(tok, [Message(m["role"], m["content"]) for m in r["messages"]]) for r in rows]
+    return prompt_work(ids, CPU_KV_BLOCK)
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of a process and all its descendants, those still running and
+    those it has reaped (Linux /proc)."""
+    procs: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            procs[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, (parent, _) in procs.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(ticks for pid, (_, ticks) in procs.items() if pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -135,12 +192,18 @@ def main() -> None:
         for r in range(-1, ROUNDS):  # round -1, untimed: each cache's data check, once a session for an author
             edit(work, r)
             for path in ("cold", "warm") if r % 2 == 0 else ("warm", "cold"):
+                server_cpu = tree_cpu_s(server.pid)
                 wall, timings = compare(work, env if path == "warm" else cold_env, run)
+                if path == "warm":
+                    timings["server_cpu_s"] = round(tree_cpu_s(server.pid) - server_cpu, 1)
+                timings["wording"] = r % len(WORDINGS)
+                timings["prompt_tokens"] = run_prompt_work(work / "results" / f"r{run}")
                 run += 1
                 if r >= 0:
                     walls[path].append(wall)
                     phases[path].append(timings)
         wall, timings = compare(work, {**env, "HARNESS_NO_SERVE": "1"}, run)  # the last template again: all cached
+        timings["prompt_tokens"] = run_prompt_work(work / "results" / f"r{run}")
         walls["cached"].append(wall)
         phases["cached"].append(timings)
     finally:
@@ -150,7 +213,8 @@ def main() -> None:
     cold = min(walls["cold"])
     rows = [
         {"path": p, "items": N_ITEMS, "best_wall_s": min(w), "x_cold": cold / min(w),
-         "all_walls_s": " ".join(f"{x:.1f}" for x in w)}
+         "all_walls_s": " ".join(f"{x:.1f}" for x in w),
+         "tails": " ".join(str(t["prompt_tokens"]["tail"]) for t in phases[p])}
         for p, w in walls.items()
     ]  # fmt: skip
     settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}

@@ -566,7 +566,8 @@ def sweep(
         )
     write(folder, summary, task, usd_per_hour)
     print_rich(summary, usd_per_hour)
-    out.print(f"sweep: {folder / 'sweep.html'}; engine log: {log}", markup=False, highlight=False, soft_wrap=True)
+    logged = f"; engine log: {log}" if log.is_file() else ""  # no engine started when every answer was cached
+    out.print(f"sweep: {folder / 'sweep.html'}{logged}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _prompt_sweep(
@@ -872,7 +873,8 @@ def check_adapter(
     # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
     with engine_log.logging_to(cache_root() / "check-adapter" / "engine.log") as log:
         ok = check(adapter, task, n, model, template, tuple(m for m in modes.split(",") if m), out)
-    out.print(f"engine log: {log}", markup=False, highlight=False, soft_wrap=True)
+    if log.is_file():
+        out.print(f"engine log: {log}", markup=False, highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
 

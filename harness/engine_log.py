@@ -24,7 +24,8 @@ from pathlib import Path
 
 ENGINE_LOG = "engine.log"
 _ENGINE_LOGGERS = ("vllm", "transformers", "torch", "py.warnings", "ray", "datasets", "accelerate", "peft")
-_current: list[tuple[Path, dict[str, str | None]]] = []  # (log, the environment it replaced)
+# (log, the environment it replaced, the logging config written for it)
+_current: list[tuple[Path, dict[str, str | None], Path | None]] = []
 _last: list[Path] = []
 _FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
@@ -53,7 +54,13 @@ def _logging_config(path: Path, level: str) -> dict[str, object]:
         "disable_existing_loggers": False,
         "formatters": {"engine": {"format": _FORMAT}},
         "handlers": {
-            "engine": {"class": "logging.FileHandler", "filename": str(path), "formatter": "engine", "encoding": "utf-8"}
+            "engine": {
+                "class": "logging.FileHandler",
+                "filename": str(path),
+                "formatter": "engine",
+                "encoding": "utf-8",
+                "delay": True,
+            }
         },
         "loggers": {"vllm": {"handlers": ["engine"], "level": level, "propagate": False}},
     }
@@ -62,9 +69,10 @@ def _logging_config(path: Path, level: str) -> dict[str, object]:
 def use(path: Path) -> None:
     """Send this process's engine output, and that of engines it starts from now on, to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _current.append((path, {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "HF_HUB_DISABLE_PROGRESS_BARS")}))
+    replaced = {k: os.environ.get(k) for k in ("VLLM_LOGGING_CONFIG_PATH", "HF_HUB_DISABLE_PROGRESS_BARS")}
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when transformers is imported later
     _last.append(path)
+    config = None
     if os.environ.get("VLLM_CONFIGURE_LOGGING") != "0" and "VLLM_LOGGING_CONFIG_PATH" not in os.environ:
         # vLLM reads this when it is imported, here and in every engine process it starts; the log
         # keeps INFO (what a bug report needs) unless the user set VLLM_LOGGING_LEVEL.
@@ -72,7 +80,9 @@ def use(path: Path) -> None:
         level = os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper()
         config.write_text(json.dumps(_logging_config(path, level)), encoding="utf-8")
         os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    _current.append((path, replaced, config))
+    # opened at its first line: a run that starts no engine (all answers cached) leaves no empty log
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.set_name(f"harness-engine-log:{path}")
     logging.captureWarnings(True)
@@ -91,12 +101,14 @@ def release() -> None:
     """Stop logging to the current file (a run in a long-lived process is over)."""
     if not _current:
         return
-    path, env = _current.pop()
+    path, env, config = _current.pop()
     for key, value in env.items():  # the generated logging config belongs to this run only
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    if config is not None:  # read by engines at their start; a finished run leaves no stray file
+        config.unlink(missing_ok=True)
     if not _current:
         logging.captureWarnings(False)
     for name in _ENGINE_LOGGERS:

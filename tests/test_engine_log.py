@@ -90,3 +90,22 @@ def test_without_a_run_log_nothing_is_redirected(capfd):
     with engine_log.captured():
         print("still here")
     assert "still here" in capfd.readouterr().out
+
+
+def test_a_run_without_engine_output_leaves_no_log_and_no_logging_config(tmp_path, monkeypatch):
+    import logging
+    import os
+
+    from harness import engine_log
+
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("VLLM_CONFIGURE_LOGGING", raising=False)
+    quiet, talking = tmp_path / "quiet" / "engine.log", tmp_path / "talking" / "engine.log"
+    with engine_log.logging_to(quiet):
+        config = quiet.with_name(".engine.log.logging.json")
+        assert config.is_file()  # engines started inside the run read it
+    assert not quiet.exists() and not config.exists() and "VLLM_LOGGING_CONFIG_PATH" not in os.environ
+    with engine_log.logging_to(talking):
+        logging.getLogger("vllm.engine").warning("a line from the engine")
+    assert "a line from the engine" in talking.read_text()
+    assert list(talking.parent.iterdir()) == [talking]

@@ -17,11 +17,17 @@ from typing import Any
 from harness.errors import UserError
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+PLAN_NAME_MAX = 128 - 1 - 8  # the default run folder is <plan name>-<8-character digest>
+
+
+def plain_name(name: str, most: int = 128) -> bool:
+    """A plain folder name: no separators, no '..', nothing absolute, at most `most` characters."""
+    return len(name) <= most and RUN_ID.match(name) is not None and ".." not in name
 
 
 def check_run_id(run_id: str) -> str:
     """A run id is a plain folder name: no separators, no '..', nothing absolute."""
-    if not RUN_ID.match(run_id) or ".." in run_id:
+    if not plain_name(run_id):
         raise UserError(
             f"--run-id {run_id!r} is not a plain name: use letters, digits, '.', '_' and '-' "
             "(no '/', no '..'; at most 128 characters)"

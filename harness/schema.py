@@ -185,6 +185,19 @@ class PlanFile(Strict):
     prices: PricesTable = PricesTable()
     task: Annotated[list[TaskTable], Field(min_length=1)]
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str | None) -> str | None:
+        from harness.identity import PLAN_NAME_MAX, plain_name
+
+        # it names the run's folder under --results: 'x/../../elsewhere' wrote the run outside it
+        if name is not None and not plain_name(name, PLAN_NAME_MAX):
+            raise ValueError(
+                "it names the run's folder: use letters, digits, '.', '_' and '-' "
+                f"(no '/', no '..'; at most {PLAN_NAME_MAX} characters)"
+            )
+        return name
+
     @field_validator("task")
     @classmethod
     def _one_table_per_task(cls, tasks: list[TaskTable]) -> list[TaskTable]:

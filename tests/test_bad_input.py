@@ -296,6 +296,11 @@ CASES = [
         "unknown setting 'learning_rate' in task[1].train; did you mean lr",
     ),
     ("plan-no-task", lambda t: ["compare", "--plan", _plan(t, "name = 'x'\n")], 2, "names no [[task]]"),
+    # the name is the run folder's: one that climbs out of --results is refused before any work
+    ("plan-name-leaves-results", lambda t: ["compare", "--plan", _plan(t, "name = 'x/../../elsewhere'\n[[task]]\n"
+     "name = 'twitter_fin_sentiment'\n"), "--results", str(t / "runs")], 2, "name: value error, it names the run's folder"),
+    ("plan-name-too-long", lambda t: ["compare", "--plan", _plan(t, f"name = '{'n' * 120}'\n[[task]]\n"
+     "name = 'twitter_fin_sentiment'\n")], 2, "at most 119 characters"),
     ("bad-train-sizes", lambda t: ["compare", "banking77", "--train-sizes", "64,lots"], 2, "comma-separated integers"),
     ("zero-limit", lambda t: ["compare", "banking77", "--limit", "0"], 2, "must be positive"),
     (

@@ -76,7 +76,8 @@ def use(path: Path) -> None:
     if os.environ.get("VLLM_CONFIGURE_LOGGING") != "0" and "VLLM_LOGGING_CONFIG_PATH" not in os.environ:
         # vLLM reads this when it is imported, here and in every engine process it starts; the log
         # keeps INFO (what a bug report needs) unless the user set VLLM_LOGGING_LEVEL.
-        config = path.with_name(f".{path.name}.logging.json")
+        # one per process: two commands logging to one file (sweeps sharing --results) each remove their own
+        config = path.with_name(f".{path.name}.{os.getpid()}.logging.json")
         level = os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper()
         config.write_text(json.dumps(_logging_config(path, level)), encoding="utf-8")
         os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config)

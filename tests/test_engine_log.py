@@ -102,7 +102,7 @@ def test_a_run_without_engine_output_leaves_no_log_and_no_logging_config(tmp_pat
     monkeypatch.delenv("VLLM_CONFIGURE_LOGGING", raising=False)
     quiet, talking = tmp_path / "quiet" / "engine.log", tmp_path / "talking" / "engine.log"
     with engine_log.logging_to(quiet):
-        config = quiet.with_name(".engine.log.logging.json")
+        config = quiet.with_name(f".engine.log.{os.getpid()}.logging.json")
         assert config.is_file()  # engines started inside the run read it
     assert not quiet.exists() and not config.exists() and "VLLM_LOGGING_CONFIG_PATH" not in os.environ
     with engine_log.logging_to(talking):

@@ -31,6 +31,7 @@ time: both cores busy, so a pass costs what its tokens cost).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -135,23 +136,16 @@ def run_prompt_work(run_dir: Path) -> dict[str, int]:
 
 def tree_cpu_s(root: int) -> float:
     """User + system CPU seconds of a process and all its descendants, those still running and
-    those it has reaped (Linux /proc)."""
-    procs: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # gone meanwhile
-                continue
-            procs[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
-    tree, grew = {root}, True
-    while grew:
-        grew = False
-        for pid, (parent, _) in procs.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                grew = True
-    return sum(ticks for pid, (_, ticks) in procs.items() if pid in tree) / os.sysconf("SC_CLK_TCK")
+    those it has reaped."""
+    import psutil
+
+    top = psutil.Process(root)
+    total = 0.0
+    for proc in [top, *top.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone meanwhile: its parent reaped it, counted there
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def free_port() -> int:

@@ -31,21 +31,18 @@ def test_prompt_work_counts_the_shared_prefixs_partial_block_once_per_prompt():
     assert prompt_work([[1, 2], [3, 4, 5]], 32) == {"shared_prefix": 0, "tail": 0, "computed": 5}
 
 
-def test_tree_cpu_counts_the_cpu_time_of_descendants():
+def test_tree_cpu_counts_the_cpu_time_of_descendants_running_and_reaped():
     import subprocess
     import sys
-    import time
 
     from bench.warm_reeval import tree_cpu_s
 
     busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass"
-    # an idle parent whose child burns 0.6 s of CPU and is reaped: the tree's seconds include the child's
-    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {busy!r}])\ninput()"
-    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    # an idle parent whose child burns 0.6 s of CPU; the parent says when it has reaped the child
+    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {busy!r}])\nprint('reaped', flush=True)\ninput()"
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while tree_cpu_s(parent.pid) < 0.6 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert 0.6 <= tree_cpu_s(parent.pid) < 5
+        assert parent.stdout is not None and parent.stdout.readline() == "reaped\n"
+        assert 0.6 <= tree_cpu_s(parent.pid) < 5  # the child is gone: only the parent's count of it is left
     finally:
-        parent.communicate(b"\n", timeout=30)
+        parent.communicate("\n", timeout=30)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from harness.errors import UserError, closest, not_utf8
+from harness.identity import PLAN_NAME_MAX, plain_name
 from harness.options import SEED
 
 T = TypeVar("T")
@@ -188,8 +189,6 @@ class PlanFile(Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str | None) -> str | None:
-        from harness.identity import PLAN_NAME_MAX, plain_name
-
         # it names the run's folder under --results: 'x/../../elsewhere' wrote the run outside it
         if name is not None and not plain_name(name, PLAN_NAME_MAX):
             raise ValueError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -64,6 +67,86 @@ def test_holm_matches_statsmodels_and_keeps_none():
     assert stats.holm([0.01, None, 0.04]) == pytest.approx([0.02, None, 0.04])  # type: ignore[list-item]
     assert stats.holm([0.01, 0.04]) == pytest.approx([0.02, 0.04])
     assert stats.holm([None]) == [None]
+    rng = np.random.default_rng(4)
+    for m in (1, 3, 12):
+        for _ in range(4):  # ties and p-values near 1 included: the cap and the monotone step
+            ps = list(np.round(rng.uniform(0, 0.3 if m > 5 else 1.0, size=m), 2))
+            assert stats.holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]))
+
+
+def test_the_distributions_match_statsmodels_and_scipy_stats():
+    """The report's distributions come from scipy.special (scipy.stats costs 0.5 s to import):
+    each against the library call it stands for."""
+    from statsmodels.stats.contingency_tables import mcnemar
+    from statsmodels.stats.proportion import proportion_confint
+
+    for n in (1, 5, 12, 150, 1000):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for alpha in (0.05, 0.01):
+                expected = proportion_confint(k, n, alpha=alpha, method="beta")
+                assert stats.clopper_pearson(k, n, alpha) == pytest.approx(expected, abs=1e-12)
+    for a_only in range(0, 40, 3):
+        for b_only in range(0, 40, 4):
+            if a_only + b_only:
+                expected = mcnemar([[0, a_only], [b_only, 0]], exact=True).pvalue
+                assert stats.mcnemar_exact(a_only, b_only) == pytest.approx(expected, abs=1e-12)
+    assert stats.mde_from_se(0.02) == pytest.approx((sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) * 0.02)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.1])
+@pytest.mark.parametrize("power", [0.5, 0.8, 0.95])
+def test_the_detectable_effect_reaches_the_power_asked(alpha, power):
+    """t_test_effect's power computed by scipy.stats' noncentral t; and the effect against
+    statsmodels' solver where that converges (below ~10 items its root search stops at its bound:
+    at 2 items, alpha 0.01, it answers an effect of 10 whose power is 0.18, not 0.8)."""
+    from statsmodels.stats.power import TTestPower
+
+    for n in [*range(2, 30), 40, 100, 400, 5000, 100_000]:
+        effect = stats.t_test_effect(n, alpha, power)
+        crit, nc = sps.t.isf(alpha / 2, n - 1), effect * n**0.5
+        reached = sps.nct.sf(crit, n - 1, nc) + np.nan_to_num(sps.nct.cdf(-crit, n - 1, nc))  # nan: far tail, ~0
+        assert reached == pytest.approx(power, abs=5e-5)
+        if n >= 10:
+            solved = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")
+            assert effect == pytest.approx(solved, rel=2e-4)
+
+
+def test_items_needed_is_the_smallest_count_with_the_power():
+    from statsmodels.stats.power import TTestPower, ttest_power
+
+    for effect, discordance in [(0.05, 0.3), (0.01, 0.02), (0.2, 0.5), (0.5, 0.5), (0.3, 0.31), (0.02, 0.04)]:
+        for alpha, power in [(0.05, 0.8), (0.01, 0.9)]:
+            n = stats.items_needed(effect, discordance, alpha, power)
+            d = effect / (discordance - effect**2) ** 0.5
+            assert ttest_power(d, n, alpha) >= power - 1e-6
+            assert n == 2 or ttest_power(d, n - 1, alpha) < power + 1e-6
+            if n >= 10:
+                assert n == int(np.ceil(TTestPower().solve_power(effect_size=d, alpha=alpha, power=power)))
+
+
+def test_a_report_s_statistics_import_no_scipy_stats():
+    code = (
+        "import sys\n"
+        "from harness.analysis import summarise_task\n"
+        "from harness.cost import Prices\n"
+        "golds = ['N'] * 70 + ['B'] * 30\n"
+        "def rec(i, v, g, p):\n"
+        "    return {'task': 't', 'item': f'i{i}', 'variant': v, 'prediction': p, 'gold': g,\n"
+        "            'scores': {'correct': float(p == g)}, 'prompt_tokens': 100, 'completion_tokens': 2,\n"
+        "            'latency_s': 0.01}\n"
+        "records = [rec(i, 'zero_shot', g, 'N') for i, g in enumerate(golds)]\n"
+        "records += [rec(i, 'lora', g, g) for i, g in enumerate(golds)]\n"
+        "records += [rec(i, 'lora_b', g, g if i % 4 else 'U') for i, g in enumerate(golds)]\n"
+        "info = {'metrics': ['accuracy', 'macro_f1'], 'labels': ['B', 'N', 'U'], 'kind': 'classification'}\n"
+        "facts = {v: {'train_size': 8, 'train_device_s': 60.0} for v in ('lora', 'lora_b')}\n"
+        "s = summarise_task('t', info, records, facts, Prices())\n"
+        "rows = {r.variant: r for r in s.rows}\n"
+        "assert rows['lora'].metric.low > 0.96 and rows['lora'].metric.high == 1.0, rows  # Clopper-Pearson\n"
+        "assert rows['lora_b'].mde and rows['lora_b'].p_holm and rows['lora_b'].test == 'exact McNemar', rows\n"
+        "print(sorted(m for m in ('scipy.stats', 'statsmodels') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_break_even():

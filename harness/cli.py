@@ -774,6 +774,8 @@ def size(
         raise UserError(f"harness size works in points of a proportion; {task}'s metric {m.name} is not one")
     if effect / 100 > discordance:  # the ranges of each are checked by harness.options
         raise UserError(f"--discordance must be at least the effect ({effect / 100:g}), got {discordance:g}")
+    if power <= alpha:  # any number of items reaches it: a test of no difference already rejects at rate alpha
+        raise UserError(f"--power must be above --alpha ({alpha:g}), got {power:g}")
     if icc is not None and not t.cluster_field:  # else a correlation the user gave would change nothing, silently
         raise UserError(f"--icc is for tasks whose items share a source; {task}'s items are independent")
     n = items_needed(effect / 100, discordance, alpha, power)

@@ -344,6 +344,8 @@ def items_needed(effect: float, discordance: float, alpha: float = 0.05, power: 
     ceil(TTestPower().solve_power(effect_size=...)) gives."""
     if not 0 < abs(effect) <= discordance <= 1:
         raise ValueError("need 0 < effect <= discordance <= 1")
+    if not 0 < alpha < power < 1:  # at or below alpha, a test of no difference at all has the power
+        raise ValueError("need 0 < alpha < power < 1")
     sd = (discordance - effect**2) ** 0.5
     if sd == 0:
         return 2

@@ -595,6 +595,8 @@ CASES = [
      "--out", str(t / "out")], 2, "a task named banking77 is already defined"),
     ("size-icc-unclustered", lambda t: ["size", "twitter_fin_sentiment", "--effect", "5", "--icc", "0.2"], 2,
      "items are independent"),
+    ("size-power-not-above-alpha", lambda t: ["size", "twitter_fin_sentiment", "--effect", "5", "--power", "0.01"], 2,
+     "--power must be above --alpha (0.05), got 0.01"),
     ("models-pull-empty", lambda t: ["models", "pull", ""], 2, "unknown model ''"),
     ("plan-seed-negative", lambda t: ["compare", "--plan", _plan(t, TASK + "seeds = [-1]\n")], 2,
      "task[1].seeds[1]: input should be greater than or equal to 0"),

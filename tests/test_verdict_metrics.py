@@ -180,6 +180,8 @@ def test_items_needed_against_statsmodels_and_the_normal_formula():
     assert stats.items_needed(0.10, 0.3) < n < stats.items_needed(0.05, 0.5)  # bigger effects need fewer items
     with pytest.raises(ValueError):
         stats.items_needed(0.4, 0.3)  # an effect larger than the disagreement is impossible
+    with pytest.raises(ValueError):
+        stats.items_needed(0.05, 0.3, alpha=0.05, power=0.05)  # no difference at all already has this power
 
 
 def test_mde_and_items_needed_are_inverse():

@@ -24,7 +24,8 @@ Each pass also records the prompt tokens the engine had to compute: vLLM's prefi
 whole KV blocks (32 tokens on CPU), so the shared prefix's last partial block is computed again for
 every request, 0-31 tokens depending on the wording's length, on top of each item's own ~33. And
 for each warm pass, the CPU seconds the server's processes spent (near 2x the pass's evaluation
-time: both cores busy, so a pass costs what its tokens cost).
+time: both cores busy, so a pass costs what its tokens cost), and those seconds per computed
+prompt token (flat across wordings when a pass's time is its tokens).
 
     BENCH_N=400 BENCH_ROUNDS=2
 """
@@ -192,6 +193,10 @@ def main() -> None:
                     timings["server_cpu_s"] = round(tree_cpu_s(server.pid) - server_cpu, 1)
                 timings["wording"] = r % len(WORDINGS)
                 timings["prompt_tokens"] = run_prompt_work(work / "results" / f"r{run}")
+                if path == "warm":  # what a computed prompt token costs the server: flat when only tokens differ
+                    timings["server_cpu_ms_per_token"] = round(
+                        1000 * timings["server_cpu_s"] / timings["prompt_tokens"]["computed"], 2
+                    )
                 run += 1
                 if r >= 0:
                     walls[path].append(wall)
@@ -208,7 +213,9 @@ def main() -> None:
     rows = [
         {"path": p, "items": N_ITEMS, "best_wall_s": min(w), "x_cold": cold / min(w),
          "all_walls_s": " ".join(f"{x:.1f}" for x in w),
-         "tails": " ".join(str(t["prompt_tokens"]["tail"]) for t in phases[p])}
+         "tails": " ".join(str(t["prompt_tokens"]["tail"]) for t in phases[p]),
+         "server_cpu_ms_per_token": " ".join(f"{t['server_cpu_ms_per_token']:.2f}" for t in phases[p]
+                                             if "server_cpu_ms_per_token" in t) or "-"}
         for p, w in walls.items()
     ]  # fmt: skip
     settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}

@@ -441,7 +441,7 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     present = [p for p in pvalues if p is not None]
     if not present:
         return list(pvalues)
-    # Holm: the i-th smallest of m p-values times (m - i), made monotone, capped at 1
+    # Holm: the k-th smallest of m p-values (k from 1) times m - k + 1, made non-decreasing, capped at 1
     order = np.argsort(present, kind="stable")
     stepped = np.minimum(1.0, np.maximum.accumulate(np.asarray(present)[order] * np.arange(len(present), 0, -1)))
     adjusted = iter(stepped[np.argsort(order)])

@@ -126,11 +126,12 @@ def run_prompt_work(run_dir: Path) -> dict[str, int]:
     from harness.backends.vllm import CPU_KV_BLOCK
     from harness.chat import encode_chat
     from harness.models import resolve
+    from harness.results import read_samples
     from harness.tokenizer import counting_tokenizer
     from harness.types import Message
 
     tok = counting_tokenizer(resolve())
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_samples(run_dir / "samples.jsonl")
     ids = [encode_chat(tok, [Message(m["role"], m["content"]) for m in r["messages"]]) for r in rows]
     return prompt_work(ids, CPU_KV_BLOCK)
 

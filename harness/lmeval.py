@@ -20,13 +20,15 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 import yaml
 
+from harness import sandbox
 from harness.errors import UserError
 from harness.scaffold import json_source, tuple_source
 from harness.types import Sample
@@ -35,16 +37,28 @@ from harness.types import Sample
 
 
 @cache
-def _env() -> jinja2.Environment:
-    from harness.prompts import regex_replace
-
-    env = jinja2.Environment(loader=jinja2.BaseLoader(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters["regex_replace"] = regex_replace
+def _env() -> sandbox.SafeEnvironment:
+    """A downloaded YAML's doc_to_* strings are untrusted: rendered in the sandbox, with no loader."""
+    env = sandbox.SafeEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.add_filter("regex_replace", sandbox.regex_replace)
     return env
 
 
+@lru_cache(maxsize=64)
+def _compiled(template: str) -> jinja2.Template:
+    return sandbox.compile_string(_env(), template, "an lm-eval template")
+
+
 def apply_template(template: str, doc: dict[str, Any]) -> str:
-    return _env().from_string(template).render(**doc)
+    """An lm-eval doc_to_* template rendered for one document; whatever it does wrong, one line."""
+    try:
+        return sandbox.render(_compiled(template), dict(doc), "an lm-eval template")
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"lm-eval template {template[:60]!r} line {exc.lineno}: {exc.message}") from None
+    except jinja2.sandbox.SecurityError as exc:
+        raise UserError(f"lm-eval template {template[:60]!r} is refused by the sandbox: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise UserError(f"lm-eval template {template[:60]!r}: {exc}") from None
 
 
 def doc_choices(spec: Any, doc: dict[str, Any]) -> list[str]:
@@ -55,7 +69,11 @@ def doc_choices(spec: Any, doc: dict[str, Any]) -> list[str]:
         return [str(c) for c in spec.values()]
     if isinstance(spec, str) and spec in doc:
         return [str(c) for c in doc[spec]]
-    return [str(c) for c in ast.literal_eval(apply_template(str(spec), doc))]
+    text = apply_template(str(spec), doc)
+    try:
+        return [str(c) for c in ast.literal_eval(text)]
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise UserError(f"doc_to_choice rendered {text[:60]!r}, not a list of choices") from None
 
 
 def doc_target(spec: Any, doc: dict[str, Any], has_choices: bool) -> Any:
@@ -71,7 +89,7 @@ def doc_target(spec: Any, doc: dict[str, Any], has_choices: bool) -> Any:
     if len(text) >= 2 and text[0] == "[" and text[-1] == "]":
         try:
             return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return text
     return text
 
@@ -224,6 +242,7 @@ def convert(path: Path, name: str | None = None) -> Converted:
         )
     elif to_choice is not None:
         raise _refuse(path, "doc_to_choice", "choices with output_type generate_until")
+    _no_private_attributes(path, raw)
     splits = _splits(path, raw, notes)
     metrics, rule = _metrics(path, raw, output_type)
     pattern, group = _filters(path, raw, notes)
@@ -236,6 +255,24 @@ def convert(path: Path, name: str | None = None) -> Converted:
     rule_args = {**rule, **({"pattern": pattern, "group_select": group} if kind == "short_answer" and pattern else {})}
     task_file = _task_source(path, task_name, raw, kind, labels, splits, metrics, rule_args, variables, to_choice)
     return Converted(task_name, path, kind, task_file, template, tuple(notes), int(raw.get("num_fewshot") or 0))
+
+
+def _no_private_attributes(path: Path, raw: dict[str, Any]) -> None:
+    """A template that reaches for `__globals__` or `__class__` is an attempt to run code: refused at
+    import, by name (the sandbox would refuse it at every render anyway)."""
+    for key in ("doc_to_text", "doc_to_target", "doc_to_choice", "description"):
+        value = raw.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            name = sandbox.private_attribute(_env(), value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise UserError(f"{path}: {key} is not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
+        if name is not None:
+            raise UserError(
+                f"{path}: {key} reads the attribute {name!r}: a template that reaches into Python objects would "
+                "never run here (templates render in a sandbox); this file is not safe to import"
+            )
 
 
 def _name(path: Path, raw: Any) -> str:

@@ -20,7 +20,6 @@ A plan's variant may set max_tokens, stop and temperature too, which win over th
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -28,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
+from harness import sandbox
 from harness.errors import UserError, closest, not_utf8
 from harness.formats import Layout, perturb
 from harness.tasks import Task, builtin_dir
@@ -65,21 +66,17 @@ class PromptFormat:
 PLAIN = PromptFormat()
 
 
-def regex_replace(text: str, pattern: str, repl: str, count: int = 0) -> str:
-    """The one filter lm-evaluation-harness adds to Jinja, so its templates render the same here."""
-    return re.sub(pattern, repl, text, count=count)
-
-
 @cache
-def _environment(prompts_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(
-        # utf-8-sig: a byte-order mark (Windows editors) would otherwise open every prompt, unseen
-        loader=jinja2.FileSystemLoader([str(prompts_dir), str(builtin_dir("prompts"))], encoding="utf-8-sig"),
+def _environment(prompts_dir: Path) -> sandbox.SafeEnvironment:
+    """Templates are untrusted text (a task folder from elsewhere, an imported lm-eval YAML): they
+    render in the sandbox and read only their own folder (and the built-in shared macros)."""
+    env = sandbox.SafeEnvironment(
+        loader=sandbox.FolderLoader(prompts_dir, builtin_dir("prompts")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
     )
-    env.filters["regex_replace"] = regex_replace
+    env.add_filter("regex_replace", sandbox.regex_replace)
     return env
 
 
@@ -90,12 +87,17 @@ def load_template(task: Task, name: str) -> jinja2.Template:
             f"(templates: {', '.join(task.templates) or 'none'})"
         )
     assert task.prompts_dir is not None
+    where = f"template {task.name}/{name}.j2"
     try:
-        return _environment(task.prompts_dir).get_template(f"{name}.j2")
+        return sandbox.load(_environment(task.prompts_dir), f"{name}.j2", where)
     except jinja2.TemplateSyntaxError as exc:
-        raise UserError(f"template {task.name}/{name}.j2 line {exc.lineno}: {exc.message}") from None
-    except UnicodeDecodeError as exc:  # jinja2 reads templates as UTF-8
+        raise UserError(f"{where} line {exc.lineno}: {exc.message}") from None
+    except UnicodeDecodeError as exc:  # templates are UTF-8
         raise not_utf8(f"template {task.name}/{name}.j2", exc) from None
+    except jinja2.TemplateNotFound as exc:
+        raise UserError(f"{where} includes or imports {exc.name!r}, which is not in {task.prompts_dir}") from None
+    except sandbox.TemplateRefused as exc:
+        raise UserError(f"{where} is refused by the sandbox: {exc}") from None
 
 
 def template_hash(task: Task, name: str) -> str:
@@ -125,19 +127,8 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
     tmpl = load_template(task, template)
     # a row's own field named id, choices or labels is what its template means (lm-eval's ARC has `choices`)
     context = {"choices": list(sample.choices), "labels": fmt.labels(task.labels), "id": sample.id, **sample.fields}
-    try:
-        module = tmpl.make_module(context)
-    except jinja2.UndefinedError as exc:
-        raise UserError(
-            f"template {task.name}/{template}.j2: {exc.message} (row {sample.id}, whose fields are "
-            f"{', '.join(sorted(context))}; the task's to_sample sets them)"
-        ) from None
-    except jinja2.TemplateError as exc:
-        raise UserError(f"template {task.name}/{template}.j2: {exc} (row {sample.id})") from None
-    except Exception as exc:  # a template is user code: whatever it raises (1/0, a bad filter) is theirs to fix
-        raise UserError(
-            f"template {task.name}/{template}.j2 failed on row {sample.id}: {type(exc).__name__}: {exc}"
-        ) from None
+    where = f"template {task.name}/{template}.j2"
+    module = _rendered(task, tmpl, context, sample.id, where)
     style = getattr(module, "completion", "answer")
     if style not in ("answer", "cot"):
         raise UserError(f"template {task.name}/{template}.j2 sets completion={style!r}; use 'answer' or 'cot'")
@@ -146,7 +137,6 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 < max_tokens <= 1_000_000
     ):
         raise UserError(f"template {task.name}/{template}.j2 sets max_tokens={max_tokens!r}; use a positive whole number")
-    where = f"template {task.name}/{template}.j2"
     stop = _stop(getattr(module, "stop", ()), where)
     temperature = getattr(module, "temperature", 0.0)
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 5:
@@ -157,7 +147,7 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
     system = getattr(module, "system", None)
     text = str(module)
     if not fmt.layout.plain:  # the user turn only: the system prompt states the task, not a format
-        text = perturb(lambda ctx: str(tmpl.make_module(dict(ctx))), context, text, fmt.layout, where)
+        text = perturb(lambda ctx: str(_rendered(task, tmpl, dict(ctx), sample.id, where)), context, text, fmt.layout, where)
     user = text.strip() if strip else text
     return Turn(
         f"{user}\n{fmt.cue}" if fmt.cue else user,
@@ -167,6 +157,26 @@ def render_turn(task: Task, template: str, sample: Sample, fmt: PromptFormat = P
         stop,
         float(temperature),
     )
+
+
+def _rendered(task: Task, tmpl: jinja2.Template, context: dict[str, Any], row: str, where: str) -> Any:
+    """The template rendered in the sandbox (its text and the names its `{% set %}` lines export);
+    whatever goes wrong is the template's, said in one line with the row."""
+    try:
+        return sandbox.render_module(tmpl, context, where)
+    except jinja2.UndefinedError as exc:
+        raise UserError(
+            f"{where}: {exc.message} (row {row}, whose fields are {', '.join(sorted(context))}; "
+            "the task's to_sample sets them)"
+        ) from None
+    except jinja2.sandbox.SecurityError as exc:  # an attribute, a size or a time the sandbox refuses
+        raise UserError(f"{where} is refused by the sandbox on row {row}: {exc}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise UserError(f"{where} includes or imports {exc.name!r}, which is not in {task.prompts_dir}") from None
+    except jinja2.TemplateError as exc:
+        raise UserError(f"{where}: {exc} (row {row})") from None
+    except Exception as exc:  # a template is user code: whatever it raises (1/0, a bad filter) is theirs to fix
+        raise UserError(f"{where} failed on row {row}: {type(exc).__name__}: {exc}") from None
 
 
 def _stop(value: object, where: str) -> tuple[str, ...]:

@@ -48,13 +48,15 @@ class CountingTokenizer:
 def _compiled(template: str) -> Any:
     """The chat template in the environment transformers renders it in (its chat_template_utils:
     sandboxed, trim_blocks, lstrip_blocks, loop controls, its tojson, raise_exception and
-    strftime_now), compiled once: importing transformers for this alone cost a second per command."""
+    strftime_now), compiled once: importing transformers for this alone cost a second per command.
+    A model folder is someone else's text too: the harness's sandbox also bounds its time and size."""
     import datetime
     import json as _json
 
     import jinja2
     from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from harness.sandbox import SafeEnvironment, compile_string
 
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)
@@ -64,11 +66,11 @@ def _compiled(template: str) -> Any:
     ) -> str:
         return _json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = tojson
+    env = SafeEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.add_filter("tojson", tojson)
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
-    return env.from_string(template)
+    return compile_string(env, template, "the model's chat template")
 
 
 def _render(template: str, chat: list[dict[str, str]], add_generation_prompt: bool, special: dict[str, Any]) -> str:
@@ -80,10 +82,14 @@ def _render(template: str, chat: list[dict[str, str]], add_generation_prompt: bo
             conversations=[chat], chat_template=template, add_generation_prompt=add_generation_prompt, **special
         )
         return str(out[0][0])
-    rendered = _compiled(template).render(
-        messages=chat, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **special
-    )
-    return str(rendered)
+    from harness.errors import UserError
+    from harness.sandbox import TemplateRefused, render
+
+    variables = {"messages": chat, "tools": None, "documents": None, "add_generation_prompt": add_generation_prompt}
+    try:
+        return render(_compiled(template), {**variables, **special}, "the model's chat template")
+    except TemplateRefused as exc:  # the model folder's text, not the harness: the user's to replace
+        raise UserError(f"the model's chat template is refused by the sandbox: {exc}") from None
 
 
 def _token_text(value: Any) -> str | None:

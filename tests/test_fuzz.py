@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def check(args: list[str], capsys, monkeypatch, runs: Path, allowed: tuple[int, 
         usage = any(line.startswith("Usage:") for line in lines)  # click's own usage errors add usage lines
         assert len(lines) == 1 or usage, err
     assert snapshot(runs) == before  # no existing result changed
-    return code, out
+    return code, out + err
 
 
 def _gist(err: str) -> str:
@@ -261,6 +262,92 @@ def test_fuzzed_templates_are_accepted_or_refused_in_one_line(env, capsys, monke
     for shots in ("0", "2"):
         args = ["--tasks-dir", str(extra / "tasks"), "preview", "toy", "--shots", shots, "-n", "2"]
         check(args, capsys, monkeypatch, root / "runs")
+
+
+# ---------------------------------------------------------------- sandbox escapes and runaway templates
+
+CANARY = "canary-5d1e-never-in-output"
+# SECRET, REL and MARKER are filled in per example: a file to steal, its path relative to the
+# template's folder, and a file a command would create
+ESCAPES = [
+    "{{ cycler.__init__.__globals__.__builtins__.open('SECRET').read() }}",
+    "{{ self.__init__.__globals__['__builtins__']['__import__']('os').system('touch MARKER') }}",
+    "{{ lipsum.__globals__['os'].popen('cat SECRET').read() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ text.__class__.__base__.__subclasses__() }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ joiner.__call__.__globals__ }}",
+    "{{ range.__self__.open('SECRET').read() }}",
+    "{{ labels.__class__.__mro__ }}",
+    "{{ ''|attr('__class__') }}",
+    "{{ '{0.__class__.__init__.__globals__}'.format(cycler) }}",
+    "{{ self._TemplateReference__context }}",
+    "{% set x = labels.append('x') %}",
+    "{% set d = {} %}{{ d.update({'a': 1}) }}",
+    "{% include 'REL' %}",
+    "{% include 'SECRET' %}",
+    "{% import '../../../../etc/hostname' as h %}",
+    "{% extends 'REL' %}",
+    "{% from 'REL' import x %}",
+    "{% include ['nope.j2', 'REL'] %}",
+    "{{ cycler.next.__func__.__globals__ }}",
+    "{{ dict(a=1).items.__self__.__class__ }}",
+]
+RUNAWAYS = [
+    "{% for i in range(10**9) %}x{% endfor %}",
+    "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    "{% for a in labels %}{% for b in range(99999) %}{% for c in range(99999) %}{% endfor %}{% endfor %}{% endfor %}",
+    "{{ 'a' * 10**12 }}",
+    "{{ text * 10**9 }}",
+    "{{ 9 ** 9 ** 99 }}",
+    "{{ 2 ** (10**9) }}",
+    "{% set ns = namespace(s=text) %}{% for i in range(80) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% set ns = namespace(s=text) %}{% for i in range(80) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "{% set ns = namespace(l=[text]) %}{% for i in range(80) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l }}",
+    "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "{% include 'zero_shot.j2' %}",
+    "{{ (text * 1000)|replace('', text * 1000) }}",
+    "{{ 'x'|center(10**11) }}",
+    "{{ '%099999999999d'|format(1) }}",
+    "{{ '{:>99999999999}'.format(1) }}",
+    "{{ ('a' * 5000 + '!')|regex_replace('(a+)+$', '') }}",
+    "{% for i in range(99999) %}{{ labels|join(', ') }}{% endfor %}",
+    "{{ [1]|batch(10**10, 'x')|list }}",
+    "{{ [[1]] * 99999 | sum(start=[]) }}",
+    "{{ range(99999)|list|map('string')|join(text * 99999) }}",
+]
+SANDBOX_LIMIT_S = 0.3
+
+
+@given(pieces=st.lists(PIECES | st.sampled_from(ESCAPES) | st.sampled_from(RUNAWAYS), min_size=1, max_size=4))
+def test_fuzzed_escapes_and_runaways_neither_escape_nor_hang(env, capsys, monkeypatch, tmp_path, pieces):
+    from harness import sandbox
+
+    root, _ = env
+    monkeypatch.setattr(sandbox, "RENDER_SECONDS", SANDBOX_LIMIT_S)
+    secret, marker = tmp_path / "secret.txt", tmp_path / "ran"
+    secret.write_text(CANARY)
+    marker.unlink(missing_ok=True)
+    extra = tmp_path / "extra"
+    folder = extra / "prompts" / "toy"
+    folder.mkdir(parents=True, exist_ok=True)
+    (extra / "tasks").mkdir(exist_ok=True)
+    (extra / "tasks" / "toy.py").write_text(TOY)
+    rel = "/".join([".."] * len(folder.parts)) + str(secret)
+    body = "".join(pieces).replace("SECRET", str(secret)).replace("REL", rel).replace("MARKER", str(marker))
+    (folder / "zero_shot.j2").write_text(body)
+    shutil.copytree(root / "data" / "twitter_fin_sentiment", tmp_path / "data" / "toy", dirs_exist_ok=True)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    for shots in ("0", "2"):
+        t0 = time.perf_counter()
+        args = ["--tasks-dir", str(extra / "tasks"), "preview", "toy", "--shots", shots, "-n", "2"]
+        code, out = check(args, capsys, monkeypatch, root / "runs")
+        # a render is stopped after SANDBOX_LIMIT_S (and each refusal is one line): no example hangs
+        assert time.perf_counter() - t0 < 20 * SANDBOX_LIMIT_S + 5, pieces
+        assert CANARY not in out, pieces  # check() saw the error stream: nothing of the file there either
+        assert not marker.exists(), pieces
+        if any(p in ESCAPES for p in pieces):
+            assert code == 2, (pieces, out[-300:])
 
 
 # ---------------------------------------------------------------- stored results

@@ -208,6 +208,9 @@ def compare(
     items, pools, val_items, spaces, retention = pre.items, pre.pools, pre.val_items, pre.spaces, pre.retention
     identity, run_dir = pre.identity, pre.run_dir
     timings: dict[str, float] = {}
+    # Nothing in the run folder is written until every input is known good: a refused rerun of a
+    # finished run leaves it byte for byte as it was (the lock writes nothing there either).
+    responses = ResponseCache(cache_root() / "responses.sqlite") if use_cache else None
     with locked(run_dir), engine_log.logging_to(run_dir / engine_log.ENGINE_LOG):
         existing = run_dir / MANIFEST
         previous = read_json(existing) if existing.is_file() else None
@@ -250,8 +253,7 @@ def compare(
         manifest = build_manifest(plan_for_manifest, run_dir, model_dir, backend_kind, items, pools, trained)
         manifest["identity"] = identity
         if previous is not None:  # a resumed run keeps when it began and what its first session measured
-            manifest["created"] = previous.get("created", manifest["created"])
-            manifest["resumed"] = [*previous.get("resumed", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
+            manifest = carried_over(previous, manifest)
         for name, check in checks.items():
             manifest["tasks"][name]["data_check"] = check
             for w in check["warnings"]:
@@ -271,18 +273,17 @@ def compare(
                 "folder": found["folder"],
             }
         manifest["retention"] = {k: v for k, v in retention.items() if v}
-        write_json(existing, manifest)
         t0 = time.perf_counter()
         backend: Any = make_backend(backend_kind, model_dir, **(backend_options or {}))
+        write_json(existing, manifest)  # the first write of this session: its inputs are all known good
         raw = backend  # the latency probe and the noise floor time and query the engine itself
         # the noise floor must reach the engine (a cached answer would repeat the first one exactly),
         # except where this machine answered these very batches before
         noise_backend = backend
         known = None
-        if use_cache:
+        if responses is not None:
             hashes: dict[str | None, str] = {None: "base"}
             hashes.update({v.adapter: f["adapter_hash"] for vs in trained.values() for v, f in vs})
-            responses = ResponseCache(cache_root() / "responses.sqlite")
             backend = CachedBackend(raw, responses, manifest["model_hash"], hashes)
             machine = hardware.fingerprint()
             noise_backend = CachedBackend(raw, responses, manifest["model_hash"], hashes, per_batch=machine)
@@ -305,7 +306,7 @@ def compare(
                     manifest["tasks"][tp.name].setdefault("search", {})["prompt"] = facts
                     if not any(_same_prompt(searched, v) for v in variants):
                         variants.append(searched)
-                        manifest["tasks"][tp.name]["variants"].append(asdict(searched))
+                        manifest["tasks"][tp.name]["variants"] = [asdict(v) for v in variants]
                 drawn = seeded_prompts(variants, tp.seeds)  # one few-shot draw per seed, as one adapter per seed
                 if drawn != variants:
                     variants = drawn
@@ -372,6 +373,31 @@ def compare(
         print_rich(summaries)
     console.print(f"phases: {timings}")
     return run_dir, summaries
+
+
+# what a session adds to the manifest as it goes: a resumed run keeps the earlier session's until
+# this one has its own, so a rerun that stops early never leaves a manifest with less in it
+_LATER_FACTS = ("selected_prompt", "formats", "search", "sweep")
+
+
+def carried_over(previous: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The new session's manifest, keeping when the run began, the first session's timings and the
+    facts a session adds later in the run."""
+    out = {**manifest, "created": previous.get("created", manifest["created"])}
+    out["resumed"] = [*previous.get("resumed", []), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
+    for key in ("timings", "timings_resumed"):
+        if key in previous:
+            out[key] = previous[key]
+    old_tasks = previous.get("tasks") if isinstance(previous.get("tasks"), dict) else {}
+    for name, facts in out["tasks"].items():
+        old = old_tasks.get(name)
+        if isinstance(old, dict):
+            facts.update({k: old[k] for k in _LATER_FACTS if k in old and k not in facts})
+            if isinstance(old.get("variants"), list) and len(old["variants"]) > len(facts["variants"]):
+                facts["variants"] = old["variants"]  # with the searched prompt and seeded draws
+            if isinstance(old.get("adapters"), dict):
+                facts["adapters"] = {**old["adapters"], **facts["adapters"]}
+    return out
 
 
 def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir: Path, max_len: int) -> Plan:

@@ -168,10 +168,15 @@ def to_samples(task: Task, rows: Sequence[tuple[int, dict[str, Any]]], where: st
         missing = [f for f in task.required_fields if f not in row]
         if missing:
             raise UserError(f"{at}: missing field {missing[0]!r}")
+        nulls = [f for f in task.required_fields if row[f] is None]
+        if nulls:  # rendered, it would read "None" and be scored as if it were the row's text
+            raise UserError(f"{at}: field {nulls[0]!r} is null")
         try:
             sample = task.to_sample(row)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise UserError(f"{at}: cannot build a sample ({type(exc).__name__}: {exc})") from None
+        except UserError as exc:  # the task's own reading of the row (an lm-eval template) refused it
+            raise UserError(f"{at}: {exc}") from None
         if task.labels and task.kind in ("classification", "multiple_choice") and sample.target not in task.labels:
             raise UserError(f"{at}: label {sample.target!r} is not in the label set")
         if task.input_field not in sample.fields:  # else validation, similarity and overlap compare empty strings
@@ -179,6 +184,9 @@ def to_samples(task: Task, rows: Sequence[tuple[int, dict[str, Any]]], where: st
                 f"{at}: the task's input_field {task.input_field!r} is not a field of its samples "
                 f"({', '.join(sorted(sample.fields)) or 'none'}); set input_field= in its Task"
             )
+        value = sample.fields[task.input_field]
+        if value is None or not str(value).strip():  # a prompt about nothing, scored as if it were an item
+            raise UserError(f"{at}: the input field {task.input_field!r} is {'null' if value is None else 'empty'}")
         if task.cluster_field is not None and not isinstance(sample.fields.get(task.cluster_field), str | int):
             raise UserError(
                 f"{at}: the task's cluster_field {task.cluster_field!r} is not a text or number field of its samples "

@@ -127,28 +127,31 @@ class SampleWriter:
 
 @contextlib.contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Exclusive lock on a run directory: a second writer refuses instead of interleaving."""
+    """Exclusive lock on a run directory: a second writer refuses instead of interleaving. The lock is
+    on the directory itself (flock on its descriptor), so taking it writes nothing into the run; a
+    directory made here for a run that then wrote nothing is removed again."""
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fh = (run_dir / ".lock").open("a+")
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise UserError(f"cannot write to results folder {run_dir}: {exc.strerror}") from None
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise UserError(
-            f"run directory {run_dir} is in use by another harness process; wait for it or pass another --run-id"
-        ) from None
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"run directory {run_dir} is in use by another harness process; wait for it or pass another --run-id"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the run wrote something, which stays
+                run_dir.rmdir()
 
 
 def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

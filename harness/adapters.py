@@ -39,7 +39,7 @@ def adapter_hash(path: Path) -> str:
             if isinstance(cfg, dict):
                 cfg = {k: v for k, v in cfg.items() if k not in LOCATION_KEYS}
             h.update(json.dumps(cfg, sort_keys=True).encode())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             h.update(file_sha256(cfg_file).encode())
     if weights.is_file():
         h.update(file_sha256(weights).encode())
@@ -62,8 +62,8 @@ def check_files(path: Path) -> dict:
         raise UserError(f"{path} is not a LoRA adapter (needs adapter_config.json and adapter_model.safetensors)")
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{cfg_file} is corrupt ({getattr(exc, 'msg', exc)})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{cfg_file} is corrupt ({getattr(exc, 'msg', 'nested too deeply')})") from None
     schema.validate(schema.AdapterConfig, cfg, cfg_file)
     safetensors_shapes(weights)  # complete, not cut short: a truncated file fails here, not in an engine
     return dict(cfg)
@@ -87,7 +87,7 @@ def read_manifest(path: Path) -> dict:
     file = path / MANIFEST
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise UserError(f"{file} is corrupt ({getattr(exc, 'msg', exc)})") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{file} is corrupt (not a JSON object)")

@@ -65,7 +65,7 @@ class ResponseCache:
             for key, value in self.db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
                 try:
                     found[key] = replace(Completion(**json.loads(value)), cached=True)
-                except (json.JSONDecodeError, TypeError):
+                except (ValueError, TypeError, RecursionError):
                     continue  # a corrupt entry is a miss; the fresh answer overwrites it
         return found
 

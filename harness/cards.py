@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from harness import cost
 from harness.analysis import TaskSummary
+from harness.mdtext import md
 from harness.scoring import metric
 
 DEFAULT_VOLUME = 100_000.0  # requests a month shown when the plan gives none (said on the card)
@@ -113,11 +114,11 @@ def _usd(x: float) -> str:
 
 def markdown(c: Card) -> list[str]:
     at = f"{c.volume:,.0f} requests a month" + ("" if c.volume_given else " (no requests_per_month given: an example)")
-    lines = [f"### {c.task}: {c.headline}", "", f"- How sure: {c.confidence}"]
+    lines = [f"### {md(c.task)}: {md(c.headline)}", "", f"- How sure: {md(c.confidence)}"]
     if c.arms:
         figs = figures(c, c.volume)
         each = "; ".join(
-            f"{a.arm} ({a.side}) {figs[f'monthly-{i}']} a month, {_usd(a.one_off)} once, "
+            f"{md(a.arm)} ({a.side}) {figs[f'monthly-{i}']} a month, {_usd(a.one_off)} once, "
             f"{figs[f'total-{i}']} over {c.months:g} months"
             for i, a in enumerate(c.arms)
         )
@@ -127,7 +128,7 @@ def markdown(c: Card) -> list[str]:
         else:
             lines.append("- Break-even: never (see the verdict).")
     if c.waits:
-        lines.append(f"- {_waits(c)}")
+        lines.append(f"- {md(_waits(c))}")
     return [*lines, ""]
 
 

@@ -29,7 +29,10 @@ err = make_console(stderr=True)
 STATE = {"debug": False}
 
 ConnectTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for a connection.")]
-ReadTimeout = Annotated[float, typer.Option(help="openai backend: seconds to wait for an answer.")]
+ReadTimeout = Annotated[
+    float | None,
+    typer.Option(help="openai backend: seconds to wait for an answer (default: 30 + 0.25 a token the call asks for)."),
+]
 Retries = Annotated[int, typer.Option(help="openai backend: further tries after 429/5xx or a dropped connection.")]
 OutputFormat = Annotated[
     str, typer.Option("--format", help="table (for people) | json (one JSON document on stdout, for programs).")
@@ -338,7 +341,7 @@ def compare(
         int, typer.Option(help="Without --plan: trials of the adapter sweep and of the prompt search each (0: none).")
     ] = 4,
     connect_timeout: ConnectTimeout = 10.0,
-    read_timeout: ReadTimeout = 180.0,
+    read_timeout: ReadTimeout = None,
     retries: Retries = 3,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run every check that needs no model, say what would run, and stop.")
@@ -396,7 +399,14 @@ def compare(
         from harness.plan import check_retention
 
         others = tuple(r.strip() for r in retention.split(",") if r.strip())
-        p = replace(p, tasks=tuple(replace(tp, retention=check_retention(tp.name, others)) for tp in p.tasks))
+        p = replace(
+            p, tasks=tuple(replace(tp, retention=check_retention(tp.name, others), retention_skipped=()) for tp in p.tasks)
+        )
+    for tp in p.tasks:
+        for other in tp.retention_skipped:
+            from harness.console import warn
+
+            warn(f"{tp.name}: retention on {other} skipped: its data is not in HARNESS_DATA_DIR (--retention names others)")
     if limit is not None:
         p = replace(p, limit=limit)
     options: dict[str, Any] = {"overflow": overflow}
@@ -431,10 +441,12 @@ def compare(
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
 
 
-def _remote(url: str, connect_timeout: float, read_timeout: float, retries: int) -> dict[str, Any]:
+def _remote(url: str, connect_timeout: float, read_timeout: float | None, retries: int) -> dict[str, Any]:
     from harness.backends.openai import limits_from
 
-    options = {"url": url, "connect_timeout_s": connect_timeout, "read_timeout_s": read_timeout, "retries": retries}
+    options: dict[str, Any] = {"url": url, "connect_timeout_s": connect_timeout, "retries": retries}
+    if read_timeout is not None:
+        options["read_timeout_s"] = read_timeout
     limits_from(options)  # refused now, not when the first request goes out
     return options
 
@@ -487,7 +499,7 @@ def sweep(
     usd_per_hour: Annotated[float, typer.Option(help="Device price for trial costs.")] = 2.0,
     results: Annotated[Path, typer.Option()] = Path("results/sweeps"),
     connect_timeout: ConnectTimeout = 10.0,
-    read_timeout: ReadTimeout = 180.0,
+    read_timeout: ReadTimeout = None,
     retries: Retries = 3,
     tasks_dir: TasksDir = None,
 ) -> None:
@@ -694,14 +706,28 @@ def new_task(
     input_field: Annotated[
         str | None, typer.Option("--input", help="The main text field (default: text or the longest).")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="classification | multiple_choice | numeric | generation (default: DATA/labels.json means "
+            "classification; else guessed from the answers)."
+        ),
+    ] = None,
 ) -> None:
     """Write a task file and a zero-shot template from the data's fields and labels: a scaffold to edit."""
     from harness import scaffold
 
-    t = scaffold.infer(name, data, target, input_field)
+    t = scaffold.infer(name, data, target, input_field, kind)
     task_file, template = scaffold.write(t, out_dir)
     labels = f", {len(t.labels)} labels" if t.labels else ""
     out.print(f"{t.kind} task {name}: answer {t.target!r}, input {t.input_field!r}{labels}", soft_wrap=True)
+    if t.kind == "generation" and not t.references and kind is None:
+        out.print(
+            f"note: the answers read as free text (scored by ROUGE); if they are labels, list them in "
+            f"{data / 'labels.json'} or pass --kind classification",
+            soft_wrap=True,
+            markup=False,
+        )
     out.print(f"wrote {task_file} and {template}", soft_wrap=True)
     tasks_dir = task_file.parent
     data_root = (

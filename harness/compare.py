@@ -33,7 +33,7 @@ from harness.results import MANIFEST, check_writable, locked, read_json, write_j
 from harness.run import Variant, evaluate, seeded_prompts
 from harness.tasks import get_task
 from harness.tokenizer import counting_tokenizer
-from harness.train.config import from_mapping
+from harness.train.config import TrainConfig, from_mapping
 from harness.train.recipe import split_train_val, train
 from harness.words import counted
 
@@ -226,7 +226,15 @@ def compare(
                 f"{run_dir} was evaluated with other weights for {plan.model} (hash {previous['model_hash']}, "
                 f"now {content_hash(model_dir)}); omit --run-id or pass a new one"
             )
-        checks = {tp.name: data_check(tp.name, model_dir, trains=bool(tp.train_sizes)) for tp in plan.tasks}
+        checks = {tp.name: data_check(tp.name, model_dir, tp.train if tp.train_sizes else None) for tp in plan.tasks}
+        for tp in plan.tasks:  # before any sweep or training: an adapter that cannot learn is said now
+            if tp.train_sizes:
+                from harness.datacheck import untrainable
+
+                task = get_task(tp.name)
+                why = untrainable(task, checks[tp.name], tp.train.get("template") or task.adapter_template)
+                if why is not None:
+                    raise UserError(why)
         max_len = int((backend_options or {}).get("max_model_len", DEFAULT_CONTEXT))
         plan = fill_many_shot(plan, items, val_items, pools, model_dir, max_len)
         if (backend_options or {}).get("overflow", "error") == "error":
@@ -388,7 +396,9 @@ def carried_over(previous: dict[str, Any], manifest: dict[str, Any]) -> dict[str
     for key in ("timings", "timings_resumed"):
         if key in previous:
             out[key] = previous[key]
-    old_tasks = previous.get("tasks") if isinstance(previous.get("tasks"), dict) else {}
+    old_tasks = previous.get("tasks")
+    if not isinstance(old_tasks, dict):
+        old_tasks = {}
     for name, facts in out["tasks"].items():
         old = old_tasks.get(name)
         if isinstance(old, dict):
@@ -633,23 +643,27 @@ def retention_jobs(
     return jobs
 
 
-def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool = True) -> dict[str, Any]:
+def data_check(task_name: str, model_dir: Path, train: dict[str, Any] | None = None, sample: int = 500) -> dict[str, Any]:
     """Data checks recorded in the manifest; token lengths of training examples on a seeded sample of
-    training rows, only when the run trains (a prompt-only run is not warned about truncation).
+    training rows, only when the run trains (`train`: the plan's training settings, whose template and
+    max_seq_len the lengths are measured against; a prompt-only run is not warned about truncation).
     Kept in the cache under everything it reads (both splits, the adapter template when it trains,
     the tokenizer's files) and nothing else: near-duplicate search over 10,000 rows takes ~9 s that a
     prompt author, editing another template between runs, need not pay again."""
     from harness import datacheck
-    from harness.datacheck import check, example_lengths
+    from harness.datacheck import check, example_token_counts
 
     task = get_task(task_name)
+    trains = train is not None
+    template = (train or {}).get("template") or task.adapter_template
+    max_seq_len = int((train or {}).get("max_seq_len") or TrainConfig.max_seq_len)
     train_rows = data_mod.load_split(task, task.train_split)
     test_rows = data_mod.load_split(task, task.test_split)
     tokenizer_files = sorted(p for p in model_dir.glob("*") if p.name.startswith(("tokenizer", "chat_template")))
     key = digest({
         "task": task.name, "version": task.version, "train": data_mod.samples_hash(train_rows),
         "test": data_mod.samples_hash(test_rows), "sample": sample,
-        "adapter_template": template_hash(task, task.adapter_template) if trains else None,
+        "adapter_template": template_hash(task, template) if trains else None, "max_seq_len": max_seq_len,
         "trains": trains, "tokenizer": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tokenizer_files],
         "model": str(model_dir), "code": file_sha256(Path(datacheck.__file__)),
     })  # fmt: skip
@@ -661,13 +675,13 @@ def data_check(task_name: str, model_dir: Path, sample: int = 500, trains: bool 
                 return found
         except UserError:
             pass  # a torn cache file is recomputed and replaced
-    lengths: list[int] = []
+    counts: list[tuple[int, int]] = []
     if trains:
         tokenizer = counting_tokenizer(model_dir)
-        lengths = example_lengths(
-            task, data_mod.subset(train_rows, min(sample, len(train_rows))), task.adapter_template, tokenizer
-        )
-    out = asdict(check(task, train_rows, test_rows, lengths))
+        rows = data_mod.subset(train_rows, min(sample, len(train_rows)))
+        counts = example_token_counts(task, rows, template, tokenizer)
+    lengths, prompts = [full for _, full in counts], [p for p, _ in counts]
+    out = asdict(check(task, train_rows, test_rows, lengths, max_seq_len, prompts))
     cached.parent.mkdir(parents=True, exist_ok=True)
     write_json(cached, out)
     return out
@@ -705,6 +719,7 @@ def build_manifest(
             "variants": [asdict(v) for v in tp.variants],
             "adapters": {v.name: f for v, f in trained[tp.name]},
             "train_test_duplicates": len(overlaps.duplicates),
+            **({"retention_skipped": list(tp.retention_skipped)} if tp.retention_skipped else {}),
         }  # fmt: skip
     return {
         "run_id": run_dir.name, "plan_name": plan.name, "plan_digest": plan.digest(), "plan": asdict(plan),

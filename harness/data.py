@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import UserError, file_kind, shown
 from harness.tasks import Task
 from harness.types import Sample
+from harness.words import counted
 
 MAX_ROW_BYTES = 1 << 20  # one JSONL row; a longer line is a broken file, not a prompt
 
@@ -28,8 +29,9 @@ def data_dir() -> Path | None:
         return None
     root = Path(value)
     if not root.is_dir():
-        what = "a file" if root.exists() else "missing"
-        raise UserError(f"HARNESS_DATA_DIR={value} is {what}; point it at a folder of <task>/<split>.jsonl or unset it")
+        raise UserError(
+            f"HARNESS_DATA_DIR={shown(value)} is {file_kind(root)}; point it at a folder of <task>/<split>.jsonl or unset it"
+        )
     return root
 
 
@@ -38,7 +40,22 @@ def local_path(task: Task, split: str) -> Path | None:
     if root is None:
         return None
     path = root / task.name / f"{split}.jsonl"
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    if os.path.lexists(path):  # a named pipe or a folder is there: "missing" would send the user looking elsewhere
+        raise UserError(f"no data for {task.name}/{split}: {shown(path)} is {file_kind(path)}")
+    return None
+
+
+def has_split(task: Task, split: str) -> bool:
+    """Whether a split can be read without asking the network: a local file, or (with no
+    HARNESS_DATA_DIR) a hub dataset the task names, which is assumed reachable."""
+    try:
+        if data_dir() is not None:
+            return local_path(task, split) is not None
+    except UserError:
+        return False
+    return task.hub is not None and split in task.hub.splits
 
 
 def count_rows(task: Task, split: str) -> int | None:
@@ -85,6 +102,8 @@ def parse_jsonl(raw: bytes, path: Path) -> list[tuple[int, dict[str, Any]]]:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UserError(f"{path}: line {lineno} is nested too deeply to be a data row") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}: line {lineno} is not a JSON object")
         rows.append((lineno, row))
@@ -95,7 +114,7 @@ def _read_hub(task: Task, split: str) -> list[tuple[int, dict[str, Any]]]:
     root = data_dir()
     if root is not None:  # the user chose local data: other data from the hub would be a silent swap
         raise UserError(
-            f"no data for {task.name}/{split}: {root / task.name / (split + '.jsonl')} is missing "
+            f"no data for {task.name}/{split}: {shown(root / task.name / (split + '.jsonl'))} is missing "
             "(HARNESS_DATA_DIR is set, so the hub is not used; unset it to load from the hub)"
         )
     if task.hub is None or split not in task.hub.splits:
@@ -314,17 +333,27 @@ def carve_validation(
 
 def validation_items(task: Task, limit: int | None = None) -> tuple[Sample, ...]:
     """The validation items selections are scored on: the carve-out's first `limit` rows."""
-    _, val = carve_validation(task, load_split(task, task.train_split), load_split(task, task.test_split))
+    pool, test = load_split(task, task.train_split), load_split(task, task.test_split)
+    _, val = carve_validation(task, pool, test)
     if not val:
-        raise UserError(
-            f"{task.name} has no validation rows to select on: "
-            + (
-                f"its {task.val_split} split is empty"
-                if task.val_split
-                else f"its training split ({task.train_split}) is too small for a carve-out (needs at least 10 rows)"
-            )
-        )
+        raise UserError(f"{task.name} has no validation rows to select on: {_why_no_validation(task, pool, test)}")
     return val[:limit] if limit else val
+
+
+def _why_no_validation(task: Task, pool: Sequence[Sample], test: Sequence[Sample]) -> str:
+    """Why a carve-out came out empty, in the words that say what to fix."""
+    rows = load_split(task, task.val_split) if task.val_split else pool
+    where = f"its {task.val_split} split" if task.val_split else f"its training split ({task.train_split})"
+    if not task.val_split and len(pool) < 10:
+        return f"{where} is too small for a carve-out ({counted(len(pool), 'row')}; needs at least 10)"
+    test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
+    dups = sum(1 for s in rows if normalise_text(str(s.fields.get(task.input_field, ""))) in test_keys)
+    if dups == len(rows):
+        return (
+            f"every one of the {counted(len(rows), 'row')} of {where} duplicates a test item (the same "
+            f"{task.input_field} after normalising case, punctuation and spaces), and validation never overlaps test"
+        )
+    return f"{where} is empty"
 
 
 def label_coverage(task: Task, items: Sequence[Sample]) -> tuple[int, int] | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.data import normalise_text
 from harness.tasks import Task
@@ -30,6 +31,11 @@ class DataReport:
     over_max_len: int = 0
     max_seq_len: int = 0
     warnings: tuple[str, ...] = ()
+    # of the examples measured: how many, and how many whose prompt alone fills max_seq_len (their
+    # answer is cut off entirely: they teach nothing)
+    n_measured: int = 0
+    no_room: int = 0
+    prompt_lengths: dict[str, float] = field(default_factory=dict)  # min, median, max
 
 
 def _key(task: Task, s: Sample) -> str:
@@ -68,7 +74,12 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR, chunk: i
 
 
 def check(
-    task: Task, train: Sequence[Sample], test: Sequence[Sample], lengths: Sequence[int] = (), max_seq_len: int = 512
+    task: Task,
+    train: Sequence[Sample],
+    test: Sequence[Sample],
+    lengths: Sequence[int] = (),
+    max_seq_len: int = 512,
+    prompt_lengths: Sequence[int] = (),
 ) -> DataReport:
     labelled = task.kind in ("classification", "multiple_choice")
     counts = dict(Counter(s.target for s in train).most_common()) if labelled else {}
@@ -92,6 +103,9 @@ def check(
             "max": ordered[-1],
         }
         over = sum(1 for n in lengths if n > max_seq_len)
+    no_room = sum(1 for n in prompt_lengths if n >= max_seq_len)
+    prompts = sorted(prompt_lengths)
+    prompt_stats = {"min": prompts[0], "median": statistics.median(prompts), "max": prompts[-1]} if prompts else {}
     warnings = []
     if counts and max(counts.values()) > 5 * min(counts.values()):
         warnings.append(
@@ -108,18 +122,47 @@ def check(
         warnings.append(
             f"{counted(over, 'training example')} {_verb(over, 'exceed')} max_seq_len {max_seq_len} and will be truncated"
         )
+    if no_room and no_room < len(prompt_lengths):
+        warnings.append(
+            f"{no_room} of {counted(len(prompt_lengths), 'training example')} measured have prompts of "
+            f"{max_seq_len} tokens or more: their answers are cut off, so they teach nothing"
+        )
     return DataReport(
-        task.name, len(train), len(test), counts, exact, near, conflicts, overlap, stats, over, max_seq_len, tuple(warnings)
+        task.name, len(train), len(test), counts, exact, near, conflicts, overlap, stats, over, max_seq_len,
+        tuple(warnings), len(prompt_lengths), no_room, prompt_stats,
+    )  # fmt: skip
+
+
+def untrainable(task: Task, report: Mapping[str, Any], template: str) -> str | None:
+    """Why no training example of `template` fits max_seq_len, when none does (`report`: a DataReport
+    as the manifest keeps it); the recipe would stop with "no training example with a completion"
+    after the sweeps, without saying why."""
+    measured, no_room = report.get("n_measured", 0), report.get("no_room", 0)
+    if not measured or no_room < measured:
+        return None
+    p = report["prompt_lengths"]
+    need = int(report.get("token_lengths", {}).get("max", p["max"]))
+    return (
+        f"{task.name}: no training example fits max_seq_len {report['max_seq_len']}: the prompts of template "
+        f"{template} are {p['min']:,.0f} to {p['max']:,.0f} tokens (median {p['median']:,.0f}), leaving no room "
+        f"for the answer; set [task.train] max_seq_len = {need} or more, or train with a shorter template "
+        "([task.train] template, or the task's adapter_template: an adapter needs no label list in its prompt)"
     )
 
 
 def example_lengths(task: Task, samples: Sequence[Sample], template: str, tokenizer: object) -> list[int]:
     """Token length of each training example (prompt + completion) exactly as the recipe builds it."""
+    return [full for _, full in example_token_counts(task, samples, template, tokenizer)]
+
+
+def example_token_counts(task: Task, samples: Sequence[Sample], template: str, tokenizer: object) -> list[tuple[int, int]]:
+    """(prompt tokens, whole example tokens) of each training example, as the recipe builds it."""
     from harness.prompts import training_pair
-    from harness.train.examples import tokenize_pair
+    from harness.train.examples import IGNORE, tokenize_pair
 
     out = []
     for s in samples:
         messages, completion = training_pair(task, template, s)
-        out.append(len(tokenize_pair(tokenizer, messages, completion, max_len=1 << 30).input_ids))
+        example = tokenize_pair(tokenizer, messages, completion, max_len=1 << 30)
+        out.append((sum(1 for x in example.labels if x == IGNORE), len(example.input_ids)))
     return out

@@ -33,3 +33,36 @@ def not_utf8(what: str, exc: UnicodeDecodeError) -> UserError:
     return UserError(
         f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}, column {column}); save it as UTF-8"
     )
+
+
+def shown(value: object) -> str:
+    """A path or name as a message shows it: as written, or quoted with escapes when it holds
+    whitespace or an invisible character (a trailing newline in HARNESS_DATA_DIR printed as a space)."""
+    text = str(value)
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        return repr(text)
+    return text
+
+
+def file_kind(path: object) -> str:
+    """What a path that is not a regular file is, for a message ("a named pipe", "a folder")."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(str(path)).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    for test, what in (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe, not a file"),
+        (stat.S_ISSOCK, "a socket, not a file"),
+        (stat.S_ISCHR, "a device, not a file"),
+        (stat.S_ISBLK, "a device, not a file"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"

@@ -82,7 +82,7 @@ class Layout:
             return cls()
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise UserError(f"not a format layout: {text!r}") from None
         if not isinstance(raw, dict) or set(raw) - {"separator", "casing", "spacing", "naming"}:
             raise UserError(f"not a format layout: {text!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from typing import Any
 
 from harness.errors import UserError
@@ -23,6 +24,33 @@ PLAN_NAME_MAX = 128 - 1 - 8  # the default run folder is <plan name>-<8-characte
 def plain_name(name: str, most: int = 128) -> bool:
     """A plain folder name: no separators, no '..', nothing absolute, at most `most` characters."""
     return len(name) <= most and RUN_ID.match(name) is not None and ".." not in name
+
+
+# control characters, format characters (bidirectional overrides and isolates, zero-width joiners),
+# line and paragraph separators, surrogates, private use and unassigned code points
+_ODD = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def odd_character(text: str) -> str | None:
+    """The first character that would change how a name reads where it is shown (a terminal, a
+    report, a verdict sentence: U+202E reverses what follows), described; None when there is none."""
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in _ODD:
+            return f"U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character' if category == 'Cc' else category)})"
+    return None
+
+
+def check_shown_name(name: str, what: str) -> str:
+    """A name that reaches the terminal and the reports (a task, variant, label or template): no
+    character that would change how it, or the sentence around it, reads."""
+    odd = odd_character(name)
+    if odd is not None:
+        raise UserError(
+            f"{what} {name!r} contains {odd}, which would change how it reads in the terminal and the reports; "
+            "use visible characters"
+        )
+    return name
 
 
 def check_run_id(run_id: str) -> str:

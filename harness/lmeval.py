@@ -184,6 +184,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raw = yaml.load(text, Loader=_Loader)  # a SafeLoader with one extra tag
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise UserError(f"{path} is not an lm-eval task file (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: an lm-eval task file is a mapping of keys, got {type(raw).__name__}")
     _no_functions(path, raw, "")

@@ -23,6 +23,8 @@ from harness.analysis import RetentionRow, Row, TaskSummary, summarise_retention
 from harness.cost import Prices
 from harness.errors import UserError
 from harness.faults import checkpoint
+from harness.mdtext import code, md
+from harness.mdtext import table as md_table
 from harness.results import (
     METRICS,
     VALIDATION,
@@ -148,6 +150,11 @@ def summarise(
             for other, other_info in m.get("retention", {}).get(task, {}).items():
                 retention += summarise_retention(task, other, other_info, all_records.get(other, []), seed=seed)
         warnings = tuple(info.get("data_check", {}).get("warnings", ()))
+        warnings += tuple(
+            f"retention on {other} was not measured: its data is not in HARNESS_DATA_DIR (name retention tasks "
+            "with --retention)"
+            for other in info.get("retention_skipped") or ()
+        )
         summaries.append(replace(summary, retention=tuple(retention), data_warnings=warnings))
     return summaries, manifests
 
@@ -341,38 +348,38 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
     lines = ["# Prompt or fine-tune? Comparison report", ""]
     for m in manifests:
         lines.append(
-            f"Run `{m.get('run_id')}` — model `{m.get('model')}` (hash {m.get('model_hash')}), backend "
-            f"`{m.get('backend')}`, git {m.get('git_sha', '?')[:10]}, {m.get('created', '')}."
+            f"Run {code(m.get('run_id'))} — model {code(m.get('model'))} (hash {md(m.get('model_hash'))}), backend "
+            f"{code(m.get('backend'))}, git {md(str(m.get('git_sha', '?'))[:10])}, {md(m.get('created', ''))}."
         )
         if m.get("backend") == "fake":
             lines.append("**FAKE backend: scripted answers, not a model. These numbers mean nothing.**")
         if m.get("missing"):
-            lines.append(f"**{completeness.sentence(m['missing'])}**")
+            lines.append(f"**{md(completeness.sentence(m['missing']))}**")
     lines += ["", "## Decisions", ""]
     for s in summaries:
         lines += cards.markdown(cards.card(s))
     for s in summaries:
         lines += [
-            f"## {s.task}",
+            f"## {md(s.task)}",
             "",
-            f"**Verdict:** {s.verdict}",
+            f"**Verdict:** {md(s.verdict)}",
             "",
             f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
-            f"the selected prompt ({s.best_prompt}); p is the metric's own paired test ({_tests(s)}), "
+            f"the selected prompt ({md(s.best_prompt)}); p is the metric's own paired test ({_tests(s)}), "
             "Holm-corrected across the adapter arms; the other prompts' p is unadjusted (they were not "
             "chosen by it: selection is on validation). "
             "★ marks the arms chosen on validation.",
             "",
-            table(s).to_markdown(index=False),
+            md_table(table(s)),
             "",
         ]
-        lines += [x + "\n" for x in selection_lines(s)]
+        lines += [md(x) + "\n" for x in selection_lines(s)]
         sel = selection_table(s)
         if sel is not None:
-            lines += ["Selection (validation chooses; test only reports):", "", sel.to_markdown(index=False), ""]
+            lines += ["Selection (validation chooses; test only reports):", "", md_table(sel), ""]
         if s.efforts:
             lines += ["Tuning effort (expected best validation score against trials, Dodge et al. 2019):", ""]
-            lines += [f"- {x}" for x in effort_lines(s)] + [""]
+            lines += [f"- {md(x)}" for x in effort_lines(s)] + [""]
         if s.learning_curve:
             lines += ["Learning curve (adapter metric by number of labelled training examples):", ""]
             lines += [
@@ -383,46 +390,47 @@ def to_markdown(summaries: Sequence[TaskSummary], manifests: Sequence[dict[str, 
                 "",
                 f"Smallest size at which most of its seeds' adapters significantly beat the best prompt "
                 f"(the curve is the mean over seeds; the verdict compares the adapter chosen on validation): "
-                f"{s.smallest_winning_size or 'none of those tried'}.",
+                f"{md(s.smallest_winning_size or 'none of those tried')}.",
                 "",
             ]
         money = volume_table(s)
         if money is not None:
-            lines += [f"{VOLUME_TITLE}:", "", money.to_markdown(index=False, disable_numparse=True), ""]
+            lines += [f"{VOLUME_TITLE}:", "", md_table(money, disable_numparse=True), ""]
         spread = format_table(s)
         if spread is not None and s.formats is not None:
             lines += [
-                f"{FORMAT_TITLE.format(arm=s.formats.arm)}:",
+                f"{md(FORMAT_TITLE.format(arm=s.formats.arm))}:",
                 "",
-                spread.to_markdown(index=False, disable_numparse=True),
+                md_table(spread, disable_numparse=True),
                 "",
             ]
         if s.majority:
             lines += [
-                f"Majority-class baseline: always answering {s.majority[0]!r} (the commonest training label) "
+                f"Majority-class baseline: always answering {md(repr(s.majority[0]))} (the commonest training label) "
                 f"scores {s.majority[1] * 100:.1f}% accuracy on these items.",
                 "",
             ]
         if s.data_warnings:
-            lines += ["Data warnings:", ""] + [f"- {w}" for w in s.data_warnings] + [""]
+            lines += ["Data warnings:", ""] + [f"- {md(w)}" for w in s.data_warnings] + [""]
         if s.retention:
-            lines += ["Retention (what specialising cost on other tasks):", ""] + [f"- {r.sentence}" for r in s.retention]
+            lines += ["Retention (what specialising cost on other tasks):", ""]
+            lines += [f"- {md(r.sentence)}" for r in s.retention]
             lines.append("")
         if s.training:
             lines += [
                 "Training and validation loss per epoch (validation loss rising while training loss falls "
                 "means overfitting):",
                 "",
-                pd.DataFrame(list(s.training)).to_markdown(index=False),
+                md_table(pd.DataFrame(list(s.training))),
                 "",
             ]
         if s.disagreements:
             lines += [
-                f"Items where {s.best_adapter} and {s.best_prompt} disagree: {len(s.disagreements)} "
+                f"Items where {md(s.best_adapter)} and {md(s.best_prompt)} disagree: {len(s.disagreements)} "
                 f"(first 10 below; all in metrics.json).",
                 "",
             ]
-            lines += [pd.DataFrame(list(s.disagreements[:10])).to_markdown(index=False), ""]
+            lines += [md_table(pd.DataFrame(list(s.disagreements[:10]))), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -54,6 +54,8 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path} not found: is {path.parent} a run directory?") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is corrupt (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:  # 100,000 nested brackets: no file the harness writes
+        raise UserError(f"{path} is corrupt (nested too deeply)") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is corrupt (not UTF-8 at byte {exc.start})") from None
     except OSError as exc:
@@ -91,7 +93,7 @@ def read_samples(path: Path, schema: type = Record) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(raw)
-        except ValueError:  # bad JSON or bad UTF-8
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or nested too deeply
             if lineno == len(lines):  # torn tail from a crash: not a finished record
                 continue
             raise UserError(f"{path} line {lineno} is corrupt; delete that line (or the run) and rerun") from None

@@ -15,7 +15,8 @@ from harness.errors import UserError
 TARGET_NAMES = ("label", "answer", "target", "output", "summary", "summaries", "category", "class", "intent", "sentiment")
 TEST_SPLITS = ("test", "validation", "dev")
 VAL_SPLITS = ("validation", "dev")
-MAX_LABELS = 100  # more distinct string answers than this: free text, not a label set
+MAX_LABELS = 100  # without labels.json or --kind: more distinct string answers than this read as free text
+SCAFFOLD_KINDS = ("classification", "multiple_choice", "numeric", "generation")
 LETTERS = "ABCDEFGHIJ"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
@@ -48,9 +49,13 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def infer(name: str, data: Path, target: str | None = None, input_field: str | None = None) -> Inferred:
+def infer(
+    name: str, data: Path, target: str | None = None, input_field: str | None = None, kind: str | None = None
+) -> Inferred:
     if not NAME.match(name):
         raise UserError(f"task name {name!r} must be lower-case letters, digits and '_', starting with a letter")
+    if kind is not None and kind not in SCAFFOLD_KINDS:
+        raise UserError(f"--kind must be one of {', '.join(SCAFFOLD_KINDS)}, got {kind!r}")
     if not data.is_dir():
         raise UserError(f"--data {data} is not a folder of <split>.jsonl files")
     files = {p.stem: p for p in sorted(data.glob("*.jsonl"))}
@@ -70,7 +75,7 @@ def infer(name: str, data: Path, target: str | None = None, input_field: str | N
     id_field = "id" if "id" in keys else None
     text_fields = [k for k in keys if k not in (target, id_field) and all(isinstance(r.get(k), str) for r in train[:200])]
     list_fields = [k for k in keys if k not in (target, id_field) and all(isinstance(r.get(k), list) for r in train[:200])]
-    kind, labels, choices_field, references = _kind(values, list_fields, data)
+    kind, labels, choices_field, references = _kind(values, list_fields, data, kind)
     if input_field is None:
         if not text_fields:
             raise UserError(f"no text field besides the answer (fields: {', '.join(keys)}); name one with --input FIELD")
@@ -88,30 +93,64 @@ def _mean_len(rows: list[dict[str, Any]], key: str) -> float:
     return sum(len(str(r.get(key, ""))) for r in rows[:200]) / max(1, min(len(rows), 200))
 
 
-def _kind(values: list[Any], list_fields: list[str], data: Path) -> tuple[str, tuple[str, ...], str | None, bool]:
-    """(kind, labels, choices field, references) from the answer's values."""
-    if all(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in values):
-        return "generation", (), None, True
+def _kind(
+    values: list[Any], list_fields: list[str], data: Path, kind: str | None = None
+) -> tuple[str, tuple[str, ...], str | None, bool]:
+    """(kind, labels, choices field, references) from the answer's values. What the researcher said
+    wins over any guess: --kind, then a labels.json listing the label set (a 151-intent set is a
+    classification task, however many labels it has)."""
     as_text = [str(v) for v in values]
+    listed = _labels_file(data, as_text)
+    kind = kind or ("classification" if listed is not None else None)
+    references = all(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in values)
+    if kind == "classification":
+        if references:
+            raise UserError("--kind classification: the answers are lists of strings, not one label each")
+        return "classification", listed or tuple(sorted(set(as_text))), None, False
+    if kind == "multiple_choice":
+        if not list_fields or not all(v in LETTERS for v in as_text):
+            raise UserError(
+                f"--kind multiple_choice needs a list field of options and answers that are letters {LETTERS[0]}-"
+                f"{LETTERS[-1]}"
+            )
+        return "multiple_choice", _letters(as_text), list_fields[0], False
+    if kind in ("numeric", "generation"):
+        return kind, (), None, references and kind == "generation"
+    if references:
+        return "generation", (), None, True
     if all(isinstance(v, str) and v in LETTERS for v in values) and list_fields:
-        n = max(LETTERS.index(v) for v in as_text) + 1
-        return "multiple_choice", tuple(LETTERS[: max(n, 2)]), list_fields[0], False
+        return "multiple_choice", _letters(as_text), list_fields[0], False
     numbers = all((isinstance(v, int | float) and not isinstance(v, bool)) or _numeric(str(v)) for v in values)
     if numbers and len(set(as_text)) > 20:  # a few distinct numbers are labels (0/1), many are answers
         return "numeric", (), None, False
     distinct = Counter(as_text)
     if len(distinct) <= MAX_LABELS and len(distinct) < max(2, len(values) // 2):
-        order = data / "labels.json"
-        labels = tuple(sorted(distinct))
-        if order.is_file():
-            try:
-                given = json.loads(order.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                given = None
-            if isinstance(given, list) and set(map(str, given)) >= set(distinct):
-                labels = tuple(str(x) for x in given)
-        return "classification", labels, None, False
+        return "classification", tuple(sorted(distinct)), None, False
     return "generation", (), None, False
+
+
+def _letters(answers: list[str]) -> tuple[str, ...]:
+    n = max(LETTERS.index(v) for v in answers) + 1
+    return tuple(LETTERS[: max(n, 2)])
+
+
+def _labels_file(data: Path, answers: list[str]) -> tuple[str, ...] | None:
+    """DATA/labels.json: the label set in its order, which must cover every answer; None without one."""
+    path = data / "labels.json"
+    if not path.is_file():
+        return None
+    try:
+        given = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path} is not JSON ({getattr(exc, 'msg', exc)}); it should list the labels") from None
+    if not isinstance(given, list) or not given or not all(isinstance(x, str) and x for x in given):
+        raise UserError(f"{path} must be a JSON list of label strings")
+    if len(set(given)) != len(given):
+        raise UserError(f"{path} lists a label twice")
+    missing = sorted(set(answers) - set(given))
+    if missing:
+        raise UserError(f"{path} leaves out {len(missing)} label(s) the training data uses, e.g. {missing[0]!r}")
+    return tuple(given)
 
 
 def _numeric(text: str) -> bool:

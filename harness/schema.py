@@ -16,10 +16,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import UserError, closest, not_utf8
-from harness.identity import PLAN_NAME_MAX, plain_name
+from harness.identity import PLAN_NAME_MAX, odd_character, plain_name
 from harness.options import SEED
 
 T = TypeVar("T")
@@ -30,6 +39,17 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Method = Literal["grid", "random", "tpe"]
 Seed = Annotated[int, Field(ge=SEED.lo, le=SEED.hi)]  # the command line's --seed range
+
+
+def _plainly_shown(name: str) -> str:
+    odd = odd_character(name)
+    if odd is not None:  # U+202E in a variant name made the verdict sentence read backwards
+        raise ValueError(f"contains {odd}, which would change how it reads in the terminal and the reports")
+    return name
+
+
+# a name that reaches the terminal and the reports: a task, variant or label
+ShownName = Annotated[str, AfterValidator(_plainly_shown)]
 
 
 class Strict(BaseModel):
@@ -56,7 +76,7 @@ class PricesTable(Strict):
 
 
 class VariantTable(Strict):
-    name: Annotated[str, Field(min_length=1)] | None = None
+    name: Annotated[ShownName, Field(min_length=1)] | None = None
     template: Annotated[str, Field(min_length=1)]
     shots: NonNegativeInt = 0
     selection: Literal["random", "balanced", "similar", "fixed"] = "random"
@@ -158,7 +178,7 @@ class PromptSearchTable(PromptSpaceTable):
 
 
 class TaskTable(Strict):
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[ShownName, Field(min_length=1)]
     variants: list[VariantTable] = []
     train_sizes: list[PositiveInt] = []
     seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
@@ -259,7 +279,7 @@ class ValidationFacts(Stored):
 
 
 class FormatArm(Stored):
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[ShownName, Field(min_length=1)]
     describe: str = ""
 
 
@@ -273,13 +293,13 @@ class FormatsFacts(Stored):
 
 class TaskFacts(Stored):
     metrics: Annotated[list[str], Field(min_length=1)]
-    labels: list[str] | None = None
+    labels: list[ShownName] | None = None
     kind: str | None = None
     adapters: dict[str, AdapterFacts] = {}
     data_check: DataCheckFacts = DataCheckFacts()
     validation: ValidationFacts | None = None
     search: dict[str, SearchFacts] = {}
-    selected_prompt: str | None = None
+    selected_prompt: ShownName | None = None
     formats: FormatsFacts | None = None
     cluster_field: str | None = None
     clusters: dict[str, str] | None = None  # test item -> the source it shares with others
@@ -298,15 +318,15 @@ class Manifest(Stored):
     seed: int = 0
     prices: PricesTable = PricesTable()
     retention: dict[str, dict[str, RetentionFacts]] = {}
-    tasks: Annotated[dict[str, TaskFacts], Field(min_length=1)]
+    tasks: Annotated[dict[ShownName, TaskFacts], Field(min_length=1)]
 
 
 class Record(Stored):
     """One line of samples.jsonl / validation.jsonl."""
 
-    task: str
+    task: ShownName
     item: str
-    variant: str
+    variant: ShownName
     scores: dict[str, float]
     prediction: str | None
     gold: str
@@ -452,3 +472,5 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path} is not a {what} (nested too deeply)") from None

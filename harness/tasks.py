@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError, closest
+from harness.identity import check_shown_name
 from harness.types import Sample
 
 KINDS = ("classification", "multiple_choice", "numeric", "generation", "short_answer")
@@ -137,6 +138,9 @@ def _load_file(path: Path) -> Task:
         raise UserError(f"task file {path} defines TASK named {task.name!r}; it must equal the file name")
     if task.kind not in KINDS:
         raise UserError(f"task {task.name}: kind {task.kind!r} is not one of {', '.join(KINDS)}")
+    check_shown_name(task.name, f"task file {path}: name")
+    for label in task.labels:  # labels are printed in prompts, tables and verdicts
+        check_shown_name(label, f"task file {path}: label")
     return task
 
 
@@ -159,6 +163,8 @@ def registry(extra_dirs: tuple[str, ...] = ()) -> dict[str, Task]:
                 raise UserError(f"task file {path} names a task that {origin[task.name]} already defines; rename one")
             found[task.name] = replace(task, prompts_dir=_prompts_for(d, task.name))
             origin[task.name] = path
+            for template in found[task.name].templates:  # template names become variant names
+                check_shown_name(template, f"task {task.name}: template")
     return found
 
 

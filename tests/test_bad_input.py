@@ -124,14 +124,14 @@ def _bad_label(tmp: Path) -> None:
     (tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl").write_text('{"id": "a", "text": "x", "label": "Up"}\n')
 
 
-def _task_dir(tmp: Path, template: str) -> str:
+def _task_dir(tmp: Path, template: str, labels: str = "('yes', 'no')") -> str:
     (tmp / "extra" / "tasks").mkdir(parents=True)
     (tmp / "extra" / "prompts" / "toy").mkdir(parents=True)
     (tmp / "extra" / "tasks" / "toy.py").write_text(
         "from harness.tasks import Task\nfrom harness.types import Sample\n"
         "TASK = Task(name='toy', version=1, domain='toy', kind='classification', description='',\n"
         " to_sample=lambda r: Sample(id=r['id'], fields={'text': r['text']}, target=r['label']),\n"
-        " test_split='test', train_split='train', metrics=('accuracy',), labels=('yes', 'no'))\n"
+        f" test_split='test', train_split='train', metrics=('accuracy',), labels={labels})\n"
     )
     (tmp / "extra" / "prompts" / "toy" / "zero_shot.j2").write_text(template)
     (tmp / "data" / "toy").mkdir()
@@ -608,7 +608,51 @@ CASES = [
      "--seed must be from 0 to 4294967295"),
     ("adapter-weights-cut-short", lambda t: ["check-adapter", _truncated_adapter(t), "--task", "twitter_fin_sentiment"],
      2, "is not a readable safetensors file"),
+    # security and integrity, round two (issue 37)
+    ("null-input", lambda t: (_raw_data(t, b'{"id": "a", "text": null, "label": "Bullish"}\n'),
+                              ["preview", "twitter_fin_sentiment"])[1], 2, "line 1: field 'text' is null"),
+    ("empty-input", lambda t: (_raw_data(t, b'{"id": "a", "text": "  ", "label": "Bullish"}\n'),
+                               ["preview", "twitter_fin_sentiment"])[1], 2, "line 1: the input field 'text' is empty"),
+    ("variant-name-bidi", lambda t: ["compare", "--dry-run", "--plan", _variants_plan(
+        t, 'variants = [{name = "abc\u202edef", template = "zero_shot"}]')], 2,
+     "variants[1].name: value error, contains U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ("task-label-control", lambda t: ["--tasks-dir", _task_dir(t, "{{ text }}", labels="('yes', 'n\\x1bo')"),
+                                      "preview", "toy"], 2, "label 'n\\x1bo' contains U+001B"),
+    ("stored-variant-bidi", lambda t: ["report", str(make_run(t / "runs", "r", samples=RECORD.replace(
+        '"zero_shot"', '"zero\\u202eshot"') + "\n"))], 2, "variant: value error, contains U+202E"),
+    ("manifest-nested-deep", lambda t: ["report", _manifest(make_run(t / "runs", "r"), "[" * 100_000 + "]" * 100_000)],
+     2, "manifest.json is corrupt (nested too deeply)"),
+    ("records-nested-deep", lambda t: ["report", str(make_run(t / "runs", "r", samples=RECORD + "\n" + "[" * 100_000 +
+                                                               "\n" + RECORD + "\n"))], 2, "line 2 is corrupt"),
+    ("plan-nested-deep", lambda t: ["compare", "--plan", _plan(t, "x = " + "[" * 100_000 + "]" * 100_000)], 2,
+     "is not a plan file (nested too deeply)"),
+    ("data-named-pipe", lambda t: (_fifo(t), ["preview", "twitter_fin_sentiment"])[1], 2,
+     "validation.jsonl is a named pipe, not a file"),
+    ("data-dir-trailing-newline", lambda t: (_env("HARNESS_DATA_DIR", str(t / "nodata") + "\n"),
+                                             ["preview", "twitter_fin_sentiment"])[1], 2, "nodata\\n' is missing"),
+    ("validation-all-duplicates", lambda t: (_train_is_test(t), ["compare", "twitter_fin_sentiment", "--dry-run"])[1],
+     2, "duplicates a test item"),
 ]  # fmt: skip
+
+
+def _fifo(tmp: Path) -> None:
+    path = tmp / "data" / "twitter_fin_sentiment" / "validation.jsonl"
+    path.unlink()
+    os.mkfifo(path)
+
+
+_ENV: dict[str, str] = {}
+
+
+def _env(name: str, value: str) -> None:
+    _ENV[name] = value  # set by test_bad_input after the data folder's own setting
+
+
+def _train_is_test(tmp: Path) -> None:
+    folder = tmp / "data" / "twitter_fin_sentiment"
+    rows = [json.dumps({"id": f"x{i}", "text": f"$T{i} moves {i}", "label": "Neutral"}) for i in range(30)]
+    (folder / "train.jsonl").write_text("".join(r + "\n" for r in rows))
+    (folder / "validation.jsonl").write_text("".join(r.replace('"x', '"y') + "\n" for r in rows))
 
 
 def _truncated_adapter(tmp: Path) -> str:
@@ -636,7 +680,10 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: fail at once instead of retrying
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
+    _ENV.clear()
     args = build(tmp_path)
+    for name, value in _ENV.items():
+        monkeypatch.setenv(name, value)
     before = snapshot(tmp_path / "runs") if (tmp_path / "runs").exists() else {}
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert code == status, (out, err)
@@ -659,3 +706,20 @@ def test_ray_requested_but_not_installed(tmp_path, monkeypatch, capsys):
         monkeypatch,
     )
     assert code == 2 and "pip install 'harness[ray]'" in err and "Traceback" not in err
+
+
+def test_a_name_holding_markup_is_text_in_both_reports(tmp_path, monkeypatch, capsys):
+    """A variant named `<script>...` reached report.md raw (the HTML escaped it): a name is text."""
+    name = "<script>alert(1)</script>|[x](javascript:y)"
+    samples = "".join(
+        json.dumps({"task": "twitter_fin_sentiment", "item": f"i{i}", "variant": v, "prediction": "Bullish",
+                    "gold": "Bullish", "scores": {"correct": 1.0}, "prompt_tokens": 10, "completion_tokens": 1,
+                    "latency_s": 0.01}) + "\n"
+        for i in range(4) for v in ("zero_shot", name)
+    )  # fmt: skip
+    run = make_run(tmp_path / "runs", "r", samples=samples)
+    code, _, err = run_cli(["report", str(run)], capsys, monkeypatch)
+    assert code == 0, err
+    markdown, page = (run / "report.md").read_text(), (run / "report.html").read_text()
+    assert "<script>alert" not in markdown and "\\<script\\>alert(1)\\</script\\>\\|\\[x\\](javascript:y)" in markdown
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -50,21 +50,21 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")
-    first = data_check("twitter_fin_sentiment", model)
+    first = data_check("twitter_fin_sentiment", model, {})
     calls = []
     real = harness.datacheck.check
     monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert data_check("twitter_fin_sentiment", model) == json.loads(json.dumps(first)) and not calls
+    assert data_check("twitter_fin_sentiment", model, {}) == json.loads(json.dumps(first)) and not calls
     train = fixture_data / "twitter_fin_sentiment" / "train.jsonl"
     rows = train.read_text().splitlines()
     train.write_text("\n".join([*rows, rows[0].replace('"id": "', '"id": "copy-')]) + "\n")
-    again = data_check("twitter_fin_sentiment", model)
+    again = data_check("twitter_fin_sentiment", model, {})
     assert (
         calls == [1]
         and again["n_train"] == first["n_train"] + 1
         and again["exact_duplicates"] == 1 + first["exact_duplicates"]
     )
-    assert data_check("twitter_fin_sentiment", model, trains=False) and calls == [1, 1]  # no lengths: its own entry
+    assert data_check("twitter_fin_sentiment", model, None) and calls == [1, 1]  # no lengths: its own entry
 
 
 def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_data, cache_dir, tmp_path, monkeypatch):
@@ -88,16 +88,36 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     calls = []
     real = harness.datacheck.check
     monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
-    data_check(task.name, model, trains=False)
-    data_check(task.name, model, trains=True)
+    data_check(task.name, model, None)
+    data_check(task.name, model, {})
     assert calls == [1, 1]
     (prompts / "few_shot.j2").write_text((prompts / "few_shot.j2").read_text() + "{# a new wording #}\n")
-    data_check(task.name, model, trains=False)
-    data_check(task.name, model, trains=True)
+    data_check(task.name, model, None)
+    data_check(task.name, model, {})
     assert calls == [1, 1]  # both kept
     adapter = prompts / f"{task.adapter_template}.j2"
     adapter.write_text(adapter.read_text() + "{# a new wording #}\n")
-    data_check(task.name, model, trains=False)
+    data_check(task.name, model, None)
     assert calls == [1, 1]  # a prompt-only run reads no template
-    data_check(task.name, model, trains=True)
+    data_check(task.name, model, {})
     assert calls == [1, 1, 1]  # the training examples' lengths are measured again
+
+
+def test_a_prompt_longer_than_max_seq_len_is_refused_before_any_training(fixture_data, cache_dir, tmp_path):
+    """A 151-label prompt of hundreds of tokens left every example without its answer: the recipe
+    stopped after the sweeps with 'no training example with a completion'. Now the data check says
+    so before any training, with the lengths, against the plan's own max_seq_len."""
+    from harness.compare import data_check
+    from harness.datacheck import untrainable
+    from harness.tasks import get_task
+    from tests.tiny_model import make_model_dir
+
+    model = make_model_dir(tmp_path / "tiny")
+    task = get_task("banking77")  # its zero_shot prompt lists 77 intents
+    short = data_check(task.name, model, {"template": "zero_shot", "max_seq_len": 64})
+    why = untrainable(task, short, "zero_shot")
+    assert why is not None and "no training example fits max_seq_len 64" in why
+    assert "set [task.train] max_seq_len = " in why and "adapter_template" in why
+    assert short["no_room"] == short["n_measured"] > 0 and short["max_seq_len"] == 64
+    roomy = data_check(task.name, model, {"template": "zero_shot", "max_seq_len": 4096})
+    assert untrainable(task, roomy, "zero_shot") is None and roomy["max_seq_len"] == 4096  # the plan's, not 512

@@ -128,3 +128,44 @@ def test_refusals_are_one_line(workspace, capsys, monkeypatch, build, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     if build is _exists:
         assert (workspace / "out" / "tasks" / "mine.py").read_text() == "# mine\n"
+
+
+def _many_intents(folder: Path, with_labels: bool) -> list[str]:
+    """A CLINC150-style set: 151 intents, a few rows each (written here, by rule)."""
+    intents = [f"intent_{i:03d}" for i in range(151)]
+    rows = [{"id": f"r{i}", "text": f"please help with {intents[i % 151]} number {i}", "intent": intents[i % 151]}
+            for i in range(151 * 3)]  # fmt: skip
+    _write(folder, "train", rows[: 151 * 2])
+    _write(folder, "test", rows[151 * 2 :])
+    if with_labels:
+        (folder / "labels.json").write_text(json.dumps(list(reversed(intents))))
+    return intents
+
+
+def test_a_labels_file_makes_a_151_intent_set_a_classification_task(workspace, capsys, monkeypatch):
+    intents = _many_intents(workspace / "data" / "clinc", with_labels=True)
+    code, out, err = run_cli(["new-task", "clinc", "--data", "data/clinc", "--out", "out"], capsys, monkeypatch)
+    assert code == 0, err
+    task = get_task("clinc")
+    assert task.kind == "classification" and task.labels == tuple(reversed(intents))  # the file's order
+    assert "151 labels" in out
+
+
+def test_kind_says_what_the_heuristic_cannot(workspace, capsys, monkeypatch):
+    _many_intents(workspace / "data" / "clinc", with_labels=False)
+    code, out, err = run_cli(["new-task", "clinc", "--data", "data/clinc", "--out", "out"], capsys, monkeypatch)
+    assert code == 0 and "generation task clinc" in out and "--kind classification" in out, out + err
+    for p in (workspace / "out" / "tasks" / "clinc.py", workspace / "out" / "prompts" / "clinc" / "zero_shot.j2"):
+        p.unlink()
+    registry.cache_clear()
+    args = ["new-task", "clinc", "--data", "data/clinc", "--out", "out", "--kind", "classification"]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert get_task("clinc").kind == "classification" and len(get_task("clinc").labels) == 151
+
+
+def test_a_labels_file_that_leaves_out_a_label_is_refused(workspace, capsys, monkeypatch):
+    intents = _many_intents(workspace / "data" / "clinc", with_labels=False)
+    (workspace / "data" / "clinc" / "labels.json").write_text(json.dumps(intents[:-1]))
+    code, _, err = run_cli(["new-task", "clinc", "--data", "data/clinc", "--out", "out"], capsys, monkeypatch)
+    assert code == 2 and "leaves out 1 label(s) the training data uses, e.g. 'intent_150'" in err, err

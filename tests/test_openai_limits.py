@@ -214,3 +214,44 @@ def test_the_response_cache_keeps_each_servers_answers_apart(model_dir, tmp_path
         assert ask(gpu) == ("Bullish", 0)
         assert ask(gpu, model="other") == ("Bullish", 1)  # another model behind the same address
     cache.close()
+
+
+def test_the_default_read_timeout_scales_with_the_tokens_asked_for():
+    limits = oa.Limits()
+    assert limits.read_for(16) == oa.READ_BASE_S + 16 * oa.READ_PER_TOKEN_S
+    assert limits.read_for(256) > limits.read_for(16)  # a chain of thought may take longer than a label
+    assert oa.Limits(read_timeout_s=7.0).read_for(256) == 7.0  # the user's own value is kept as given
+
+
+def test_a_server_that_lists_models_but_never_completes_is_said_to_be_waited_on(model_dir, monkeypatch, capsys):
+    """/v1/models answers, /v1/completions never does: the console says the run waits on the server
+    (not a silent hang for minutes), and the call gives up after the scaled timeout, twice."""
+
+    class Stalls(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MODELS)))
+            self.end_headers()
+            self.wfile.write(MODELS)
+
+        def do_POST(self) -> None:
+            time.sleep(5)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(oa, "READ_BASE_S", 0.8)
+    monkeypatch.setattr(oa, "READ_PER_TOKEN_S", 0.1)  # max_tokens 2: 1.0 s a try
+    monkeypatch.setattr(oa, "WAIT_NOTICE_S", 0.3)
+    oa._said.clear()
+    with serving(Stalls) as url:
+        backend = oa.OpenAIBackend(model_dir, url=url, limits=oa.Limits(retries=3, backoff_s=0.01))
+        start = time.perf_counter()
+        with pytest.raises(UserError, match=r"failed after 2 tries \(no answer within 1 s\)"):
+            backend.generate([_request()])
+        elapsed = time.perf_counter() - start
+        backend.close()
+    assert elapsed < 4.0, elapsed
+    err = capsys.readouterr().err
+    assert f"waiting on {url}/v1/completions: no answer after 0.3 s (gives up after 1 s, then tries 3 more times)" in err
+    assert err.count("waiting on") == 1  # once a minute, not once a try

@@ -85,3 +85,12 @@ def test_a_refused_first_run_leaves_no_folder(setup):  # noqa: F811
     done = compare(setup, "--run-id", "fresh")
     assert done.returncode == 2 and "response cache" in done.stderr, done.stderr
     assert not (root / "results" / "fresh").exists()
+
+
+def test_an_adapter_that_cannot_fit_its_prompt_is_refused_before_training(setup):  # noqa: F811
+    root, plan, _ = setup
+    plan.write_text(plan.read_text() + "train_sizes = [8]\n[task.train]\nmax_seq_len = 4\nepochs = 1\n")
+    done = compare(setup)
+    assert done.returncode == 2, done.stderr[-1500:]
+    assert "toy: no training example fits max_seq_len 4" in done.stderr and "max_seq_len = " in done.stderr
+    assert not (root / "cache" / "adapters").exists()  # nothing trained

@@ -266,8 +266,27 @@ def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tm
     from harness.compare import data_check
 
     model = make_model_dir(tmp_path / "tiny")
-    trains = data_check("twitter_fin_sentiment", model, trains=True)
-    prompts_only = data_check("twitter_fin_sentiment", model, trains=False)
+    trains = data_check("twitter_fin_sentiment", model, {})
+    prompts_only = data_check("twitter_fin_sentiment", model, None)
     assert trains["token_lengths"] and not prompts_only["token_lengths"]
     assert not any("max_seq_len" in w for w in prompts_only["warnings"])
     assert prompts_only["label_counts"] == trains["label_counts"]  # the other checks still run
+
+
+def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, monkeypatch):
+    """A researcher's own HARNESS_DATA_DIR holds their task only: the default retention task
+    (twitter_fin_sentiment) has no data there, so retention is skipped and said, not refused."""
+    from harness.plan import default_plan
+    from tests.fixtures import write_data_dir
+
+    write_data_dir(tmp_path / "data", ["banking77"])
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    [tp] = default_plan(["banking77"]).tasks
+    assert tp.retention == () and tp.retention_skipped == ("twitter_fin_sentiment",)
+    write_data_dir(tmp_path / "data", ["twitter_fin_sentiment"])
+    [tp] = default_plan(["banking77"]).tasks
+    assert tp.retention == ("twitter_fin_sentiment",) and tp.retention_skipped == ()
+    # a plan that skips nothing keeps the digest (a part of its run folder's name) it had before
+    from harness.plan import load_plan
+
+    assert load_plan(Path(__file__).parents[1] / "experiments" / "demo.toml").digest() == "af13ab6d"

@@ -33,24 +33,41 @@ class Limits:
     """How long to wait and how often to retry: every remote call is bounded."""
 
     connect_timeout_s: float = 10.0  # to open a connection
-    read_timeout_s: float = 180.0  # between bytes of an answer (a long generation streams nothing until done)
+    # between bytes of an answer (a long generation streams nothing until done); None: scaled to the
+    # tokens a call asks for (`read_for`), so a server that never answers a short request is given up on
+    # in about half a minute, not after a fixed guess sized for the longest one
+    read_timeout_s: float | None = None
     retries: int = 3  # further tries after a 429, a 5xx or a dropped connection; a silent server gets one
     backoff_s: float = 1.0  # first wait; doubles each retry, with jitter
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "read_timeout_s"):
             value = getattr(self, name)
-            if not TIMEOUT_S.holds(value):
+            if value is not None and not TIMEOUT_S.holds(value):
                 raise UserError(f"{name.split('_')[0]} timeout must be {TIMEOUT_S.describe()} seconds, got {value}")
         if not RETRIES.holds(self.retries):
             raise UserError(f"retries must be {RETRIES.describe()}, got {self.retries}")
         if not 0 <= self.backoff_s <= 600:
             raise UserError(f"backoff must be between 0 and 600 seconds, got {self.backoff_s}")
 
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect_timeout_s, read=self.read_timeout_s, write=self.read_timeout_s, pool=self.connect_timeout_s
-        )
+    def read_for(self, tokens: int = 0) -> float:
+        """Seconds to wait for an answer that generates up to `tokens` tokens: the user's fixed
+        timeout, or READ_BASE_S plus READ_PER_TOKEN_S a token."""
+        if self.read_timeout_s is not None:
+            return self.read_timeout_s
+        return READ_BASE_S + READ_PER_TOKEN_S * tokens
+
+    def timeout(self, read_s: float | None = None) -> httpx.Timeout:
+        read = self.read_for() if read_s is None else read_s
+        return httpx.Timeout(connect=self.connect_timeout_s, read=read, write=read, pool=self.connect_timeout_s)
+
+
+# The default read timeout: a generous start-up (a queued request, a prompt to prefill) and then a
+# slow server's pace. `harness serve` on 2 CPU cores generates about 50 tokens/s for the 135M model
+# across a batch; 4 tokens/s (0.25 s a token) leaves room for a bigger model on a loaded machine.
+READ_BASE_S = 30.0
+READ_PER_TOKEN_S = 0.25
+WAIT_NOTICE_S = 15.0  # a call silent this long is said on the console, once a minute at most
 
 
 LIMIT_OPTIONS = ("connect_timeout_s", "read_timeout_s", "retries", "backoff_s")
@@ -63,19 +80,49 @@ def limits_from(options: dict[str, Any]) -> Limits:
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-def call(client: httpx.Client, method: str, url: str, limits: Limits, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One request with bounded waits and retries; every failure is one UserError line."""
+_said: dict[str, float] = {}
+_said_lock = threading.Lock()
+
+
+def _say_waiting(url: str, read_s: float, tries: int) -> None:
+    """A call that has been silent for WAIT_NOTICE_S: one console line, so a stalled server is not
+    mistaken for a hung harness (request threads share it: once a minute per address)."""
+    from harness.console import warn
+
+    with _said_lock:
+        now = time.monotonic()
+        if now - _said.get(url, -1e9) < 60:
+            return
+        _said[url] = now
+    more = f", then tries {tries} more time{'s' if tries != 1 else ''}" if tries else ""
+    warn(f"waiting on {url}: no answer after {WAIT_NOTICE_S:g} s (gives up after {read_s:g} s{more})")
+
+
+def call(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    limits: Limits,
+    body: dict[str, Any] | None = None,
+    tokens: int = 0,
+) -> dict[str, Any]:
+    """One request with bounded waits and retries; every failure is one UserError line. `tokens`:
+    what the call asks the server to generate, which sizes the default read timeout."""
     last = ""
     silent = 0
     tries = 0
+    read_s = limits.read_for(tokens)
     for attempt in range(limits.retries + 1):
         if attempt:
             time.sleep(limits.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2))
         tries += 1
+        notice = threading.Timer(WAIT_NOTICE_S, _say_waiting, (url, read_s, limits.retries - attempt))
+        notice.daemon = True
+        notice.start()
         try:
-            resp = client.request(method, url, json=body)
+            resp = client.request(method, url, json=body, timeout=limits.timeout(read_s))
         except httpx.TimeoutException as exc:
-            last = f"no answer within {limits.read_timeout_s:g} s" if isinstance(exc, httpx.ReadTimeout) else (
+            last = f"no answer within {read_s:g} s" if isinstance(exc, httpx.ReadTimeout) else (
                 f"no connection within {limits.connect_timeout_s:g} s")  # fmt: skip
             silent += isinstance(exc, httpx.ReadTimeout)
             if silent >= 2:  # a wedged server seldom recovers: waiting out every retry would take hours
@@ -86,6 +133,8 @@ def call(client: httpx.Client, method: str, url: str, limits: Limits, body: dict
             continue
         except httpx.InvalidURL as exc:  # the user's --url: no retry makes it valid
             raise UserError(f"{url} is not a valid URL ({exc})") from None
+        finally:
+            notice.cancel()
         if resp.status_code in RETRY_STATUS:
             last = f"HTTP {resp.status_code}"
             continue
@@ -112,7 +161,7 @@ def base_url(url: str) -> str:
 def probe(url: str, options: dict[str, Any]) -> None:
     """Before any model work: the server answers /v1/models (one try, the connect timeout)."""
     limits = limits_from(options)
-    quick = Limits(limits.connect_timeout_s, min(limits.read_timeout_s, 30.0), retries=0)
+    quick = Limits(limits.connect_timeout_s, min(limits.read_for(), 30.0), retries=0)
     with httpx.Client(timeout=quick.timeout()) as client:
         call(client, "GET", base_url(url) + "/v1/models", quick)
 
@@ -155,7 +204,9 @@ class OpenAIBackend:
         return f"openai/{self.url}/{self._model_name()}"
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return call(self.client, "POST", self.url + path, self.limits, body)
+        prompts = body.get("prompt")
+        many = len(prompts) if isinstance(prompts, list) and prompts and isinstance(prompts[0], list) else 1
+        return call(self.client, "POST", self.url + path, self.limits, body, int(body.get("max_tokens", 0)) * many)
 
     def _model_name(self) -> str:
         if self.served_model is None:

@@ -40,7 +40,7 @@ PATHS = {"tcmalloc": {}, "glibc": {"HARNESS_NO_TCMALLOC": "1"}}
 
 
 def fresh_cache(work: Path, name: str) -> str:
-    from harness.models import cache_root
+    from harness.engines.models import cache_root
 
     cache = work / name
     shutil.rmtree(cache, ignore_errors=True)
@@ -74,7 +74,7 @@ def main() -> None:
 
     from bench.common import write_result
     from bench.warm_reeval import NAME, edit, setup
-    from harness.allocator import tcmalloc
+    from harness.core.allocator import tcmalloc
 
     if unknown := set(COMMANDS) - {"compare", "train"}:
         sys.exit(f"BENCH_COMMANDS: compare and/or train, got {sorted(unknown)}")

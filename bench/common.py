@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from harness.hardware import describe
+from harness.engines.hardware import describe
 
 OUT_DIR = "results/bench"
 
@@ -17,7 +17,7 @@ OUT_DIR = "results/bench"
 def engine_log(name: str, out_dir: str = OUT_DIR) -> AbstractContextManager[Path]:
     """Send the in-process engines' own output to OUT_DIR/NAME.engine.log, as compare sends a run's to
     its engine.log: the console keeps the benchmark's table."""
-    from harness import engine_log as log
+    from harness.engines import engine_log as log
 
     return log.logging_to(Path(out_dir) / f"{name}.engine.log")
 
@@ -25,7 +25,7 @@ def engine_log(name: str, out_dir: str = OUT_DIR) -> AbstractContextManager[Path
 def write_result(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None, out_dir: str = OUT_DIR) -> Path:
     from rich.table import Table
 
-    from harness.console import make_console
+    from harness.core.console import make_console
 
     hardware = describe()  # CPU model, AVX/bf16 flags, usable cores, load average, any instruction-set cap
     if "isa_caps" in hardware:  # a capped run never overwrites the machine's own figures

@@ -28,13 +28,13 @@ STARTS = 3
 def child(mode: str) -> None:
     import gc
 
-    from harness import data
-    from harness.backends import kv_space
-    from harness.backends.vllm import VLLMBackend, configure_cpu_env
-    from harness.chat import encode_chat
-    from harness.models import resolve
-    from harness.run import Variant, build_requests
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.engines.backends import kv_space
+    from harness.engines.backends.vllm import VLLMBackend, configure_cpu_env
+    from harness.engines.chat import encode_chat
+    from harness.engines.models import resolve
+    from harness.experiment.runner import Variant, build_requests
+    from harness.taskkit.registry import get_task
 
     configure_cpu_env()
     in_process = mode == "in-process"

@@ -27,12 +27,12 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 def main() -> None:
     import torch
 
-    from harness import data
-    from harness.backends.vllm import VLLMBackend
-    from harness.chat import encode_chat
-    from harness.models import resolve
-    from harness.run import Variant, build_requests, evaluate
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.engines.backends.vllm import VLLMBackend
+    from harness.engines.chat import encode_chat
+    from harness.engines.models import resolve
+    from harness.experiment.runner import Variant, build_requests, evaluate
+    from harness.taskkit.registry import get_task
 
     task = get_task("twitter_fin_sentiment")
     items = data.test_items(task, N_ITEMS, seed=0)

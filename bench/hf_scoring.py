@@ -46,7 +46,7 @@ class PlainPeft:
         import torch
         from peft import PeftModel
 
-        from harness.chat import encode_chat
+        from harness.engines.chat import encode_chat
 
         model = PeftModel.from_pretrained(self.base, adapter).eval()
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
@@ -72,12 +72,12 @@ class PlainPeft:
 
 def main() -> None:
     from bench.common import write_result
-    from harness import data
-    from harness.backends.hf import HFBackend
-    from harness.models import resolve
-    from harness.run import Variant, build_requests
-    from harness.scoring import extract
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.engines.backends.hf import HFBackend
+    from harness.engines.models import resolve
+    from harness.experiment.runner import Variant, build_requests
+    from harness.taskkit.scoring import extract
+    from harness.taskkit.registry import get_task
     from harness.train.config import TrainConfig
     from harness.train.recipe import train
 

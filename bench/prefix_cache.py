@@ -30,12 +30,12 @@ WORKLOADS = (  # (task, variant name, template, shots, selection)
 
 
 def main() -> None:
-    from harness import data
-    from harness.backends.vllm import VLLMBackend
-    from harness.chat import encode_chat
-    from harness.models import resolve
-    from harness.run import Variant, build_requests
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.engines.backends.vllm import VLLMBackend
+    from harness.engines.chat import encode_chat
+    from harness.engines.models import resolve
+    from harness.experiment.runner import Variant, build_requests
+    from harness.taskkit.registry import get_task
 
     model_dir = resolve()
     batches = []

@@ -49,9 +49,9 @@ def config(path: str):
 def examples(cfg):
     from transformers import AutoTokenizer
 
-    from harness import data
-    from harness.models import resolve
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.engines.models import resolve
+    from harness.taskkit.registry import get_task
     from harness.train.examples import build_examples
     from harness.train.recipe import split_train_val
 

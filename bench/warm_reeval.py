@@ -66,7 +66,7 @@ TEMPLATE = '{{% set system = "{instruction}" | replace("{{listed}}", labels[:-1]
 
 def setup(work: Path) -> dict[str, str]:
     """Task folder, prompts, data and cache for the bench; the environment its commands run in."""
-    from harness.models import cache_root
+    from harness.engines.models import cache_root
 
     tasks = work / "tasks"
     tasks.mkdir()
@@ -123,12 +123,12 @@ def prompt_work(ids: list[list[int]], block: int) -> dict[str, int]:
 
 def run_prompt_work(run_dir: Path) -> dict[str, int]:
     """prompt_work of a run's test prompts, tokenized as the engine tokenizes them."""
-    from harness.backends.vllm import CPU_KV_BLOCK
-    from harness.chat import encode_chat
-    from harness.models import resolve
-    from harness.results import read_samples
-    from harness.tokenizer import counting_tokenizer
-    from harness.types import Message
+    from harness.engines.backends.vllm import CPU_KV_BLOCK
+    from harness.engines.chat import encode_chat
+    from harness.engines.models import resolve
+    from harness.runlog.folder import read_samples
+    from harness.engines.tokenizer import counting_tokenizer
+    from harness.core.types import Message
 
     tok = counting_tokenizer(resolve())
     rows = read_samples(run_dir / "samples.jsonl")
@@ -157,9 +157,9 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
-    from harness import serve
-    from harness.backends.vllm import VLLMBackend
-    from harness.models import resolve
+    from harness.engines.backends import serve
+    from harness.engines.backends.vllm import VLLMBackend
+    from harness.engines.models import resolve
 
     cmd = [str(Path(sys.executable).parent / "harness"), "serve", "--port", str(free_port())]
     start = time.perf_counter()
@@ -220,7 +220,7 @@ def main() -> None:
         for p, w in walls.items()
     ]  # fmt: skip
     settings = {"items": N_ITEMS, "rounds": ROUNDS, "variant": "few_shot_6 fixed", "val_items": 8}
-    from harness.allocator import tcmalloc
+    from harness.core.allocator import tcmalloc
 
     # harness serve preloads tcmalloc where the machine has it: the warm path's figure depends on it
     settings["server_allocator"] = tcmalloc() or "glibc malloc"

@@ -38,7 +38,7 @@ def _no_task_folders_carried_over():
     """A CLI call's --tasks-dir lives in the process (each CLI call sets its own): a test that ran one
     with a broken folder must not leave it to the next test in this worker."""
     yield
-    from harness.tasks import set_extra_dirs
+    from harness.taskkit.registry import set_extra_dirs
 
     set_extra_dirs([])
 

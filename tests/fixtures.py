@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.tasks import builtin_dir, registry
+from harness.taskkit.registry import builtin_dir, registry
 
 BUILTIN = sorted(p.stem for p in builtin_dir("tasks").glob("*.py") if not p.name.startswith("_"))
 

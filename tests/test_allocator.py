@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness import allocator
+from harness.core import allocator
 from tests.test_bad_input import run_cli
 
 TCM = "libtcmalloc_minimal.so.4"
@@ -68,12 +68,12 @@ def test_the_allocator_in_use_is_read_from_the_memory_map():
 # changes nothing) and the CLI swapped for a print of what the relaunched process got.
 CHILD = """
 import os, sys
-import harness.allocator as a
+import harness.core.allocator as a
 a.tcmalloc = lambda: "libm.so.6"
 a.gpu_machine = lambda: False
 import harness.cli
 harness.cli.main = lambda: print(os.getpid(), os.environ.get("LD_PRELOAD"), sys.argv[1:])
-from harness.launch import main
+from harness.cli.launch import main
 main()
 """
 

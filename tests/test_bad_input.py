@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.tasks import registry
+from harness.taskkit.registry import registry
 from tests.fixtures import write_data_dir
 
 

@@ -5,7 +5,7 @@ import json
 
 def test_a_capped_run_writes_beside_the_machines_own_figures(tmp_path, monkeypatch):
     from bench.common import write_result
-    from harness.hardware import ISA_CAPS
+    from harness.engines.hardware import ISA_CAPS
 
     for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cards, cost
-from harness.analysis import summarise_task
+from harness.report import cards
+from harness.analysis import cost
+from harness.analysis.summary import summarise_task
 from tests.test_fullcost import ADAPTERS, INFO, _rec
 
 
@@ -147,7 +148,7 @@ def test_the_page_script_computes_the_same_figures_as_python(tmp_path: Path):
 
 
 def _page(c: cards.Card) -> str:
-    from harness.report import to_html
+    from harness.report.build import to_html
 
     s = _summary(PRICES)
     assert cards.card(s) == c
@@ -160,7 +161,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package: chromium)")
 def test_the_slider_recomputes_the_same_figures_in_a_real_browser(tmp_path: Path):
-    from harness.report import to_html
+    from harness.report.build import to_html
 
     s = _summary(PRICES)
     page = tmp_path / "report.html"

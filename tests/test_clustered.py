@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import stats
-from harness.analysis import summarise_task
-from harness.cost import Prices
-from harness.errors import UserError
-from harness.scoring import Scored
-from harness.tasks import get_task
+from harness.analysis import stats
+from harness.analysis.summary import summarise_task
+from harness.analysis.cost import Prices
+from harness.core.errors import UserError
+from harness.taskkit.scoring import Scored
+from harness.taskkit.registry import get_task
 
 
 def test_clustered_se_matches_a_hand_computation_and_statsmodels():
@@ -101,7 +101,7 @@ def test_the_verdict_uses_and_names_the_clusters():
 def test_contract_nli_clusters_by_contract_and_a_missing_cluster_field_is_refused():
     from dataclasses import replace
 
-    from harness.data import to_samples
+    from harness.taskkit.data import to_samples
 
     task = get_task("contract_nli")
     row = {
@@ -121,7 +121,7 @@ def test_design_effect_by_hand_and_in_harness_size(fixture_data):
     import subprocess
     import sys
 
-    from harness.stats import design_effect
+    from harness.analysis.stats import design_effect
 
     assert design_effect([10] * 5, 0.1) == pytest.approx(1.9)  # 1 + (10 - 1) * 0.1
     # unequal clusters: m = (2^2 + 8^2) / (2 + 8) = 6.8, so 1 + 5.8 * 0.5

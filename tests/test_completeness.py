@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import data
-from harness.backends.fake import FakeBackend
-from harness.completeness import missing_answers, sentence
-from harness.results import MANIFEST
-from harness.run import Variant, evaluate
-from harness.tasks import get_task
+from harness.taskkit import data
+from harness.engines.backends.fake import FakeBackend
+from harness.runlog.completeness import missing_answers, sentence
+from harness.runlog.folder import MANIFEST
+from harness.experiment.runner import Variant, evaluate
+from harness.taskkit.registry import get_task
 
 TWITTER = "twitter_fin_sentiment"
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from harness import data, prompts
-from harness.errors import UserError
-from harness.tasks import get_task
-from harness.types import Sample
+from harness.taskkit import data
+from harness.taskkit import prompts
+from harness.core.errors import UserError
+from harness.taskkit.registry import get_task
+from harness.core.types import Sample
 
 
 def _write(root, task, split, lines):
@@ -226,7 +227,7 @@ def test_validation_carve_never_overlaps_test_and_is_seed_free():
 
 @pytest.mark.parametrize(("selection", "casing"), [("fixed", "given"), ("similar", "given"), ("fixed", "upper")])
 def test_requests_render_each_shot_once_and_say_what_rendering_it_every_time_says(monkeypatch, selection, casing):
-    from harness.run import Variant, build_requests
+    from harness.experiment.runner import Variant, build_requests
 
     task = get_task("twitter_fin_sentiment")
     pool = tuple(Sample(f"p{i}", {"text": f"shares of firm {i} move {'up' * (i % 3)}"}, lab)

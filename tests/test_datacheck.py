@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from harness.datacheck import check, near_duplicate_pairs
-from harness.tasks import get_task
-from harness.types import Sample
+from harness.authoring.datacheck import check, near_duplicate_pairs
+from harness.taskkit.registry import get_task
+from harness.core.types import Sample
 
 
 def test_data_check_finds_duplicates_conflicts_overlap_and_long_rows():
@@ -45,15 +45,15 @@ def test_near_duplicates_ignore_distinct_texts():
 def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, cache_dir, tmp_path, monkeypatch):
     import json
 
-    import harness.datacheck
-    from harness.compare import data_check
+    import harness.authoring.datacheck
+    from harness.experiment.compare import data_check
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")
     first = data_check("twitter_fin_sentiment", model, {})
     calls = []
-    real = harness.datacheck.check
-    monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = harness.authoring.datacheck.check
+    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert data_check("twitter_fin_sentiment", model, {}) == json.loads(json.dumps(first)) and not calls
     train = fixture_data / "twitter_fin_sentiment" / "train.jsonl"
     rows = train.read_text().splitlines()
@@ -73,10 +73,10 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     import dataclasses
     import shutil
 
-    import harness.compare
-    import harness.datacheck
-    from harness.compare import data_check
-    from harness.tasks import get_task
+    import harness.experiment.compare
+    import harness.authoring.datacheck
+    from harness.experiment.compare import data_check
+    from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")
@@ -84,10 +84,10 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     assert task.prompts_dir is not None and task.adapter_template != "few_shot"
     prompts = tmp_path / "prompts"
     shutil.copytree(task.prompts_dir, prompts)
-    monkeypatch.setattr(harness.compare, "get_task", lambda name: dataclasses.replace(task, prompts_dir=prompts))
+    monkeypatch.setattr(harness.experiment.compare, "get_task", lambda name: dataclasses.replace(task, prompts_dir=prompts))
     calls = []
-    real = harness.datacheck.check
-    monkeypatch.setattr(harness.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = harness.authoring.datacheck.check
+    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
     data_check(task.name, model, None)
     data_check(task.name, model, {})
     assert calls == [1, 1]
@@ -107,9 +107,9 @@ def test_a_prompt_longer_than_max_seq_len_is_refused_before_any_training(fixture
     """A 151-label prompt of hundreds of tokens left every example without its answer: the recipe
     stopped after the sweeps with 'no training example with a completion'. Now the data check says
     so before any training, with the lengths, against the plan's own max_seq_len."""
-    from harness.compare import data_check
-    from harness.datacheck import untrainable
-    from harness.tasks import get_task
+    from harness.experiment.compare import data_check
+    from harness.authoring.datacheck import untrainable
+    from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")

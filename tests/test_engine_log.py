@@ -16,8 +16,8 @@ def test_engine_processes_native_writes_and_logging_reach_the_log_not_the_consol
     done = _run(f"""
         import logging, os, subprocess, sys
         from pathlib import Path
-        from harness import engine_log
-        from harness.console import make_console
+        from harness.engines import engine_log
+        from harness.core.console import make_console
         console = make_console(stderr=True)
         with engine_log.logging_to(Path({str(log)!r})):
             with engine_log.captured():
@@ -54,7 +54,7 @@ def test_an_in_process_engines_own_python_writes_reach_the_log(tmp_path):
     done = _run(f"""
         import sys
         from pathlib import Path
-        from harness import engine_log
+        from harness.engines import engine_log
         with engine_log.logging_to(Path({str(log)!r})):
             with engine_log.captured(keep_console=False):
                 print("Loading safetensors checkpoint shards: 100%", file=sys.stderr)
@@ -72,7 +72,7 @@ def test_a_failing_engine_start_names_the_log(tmp_path):
     done = _run(f"""
         import os
         from pathlib import Path
-        from harness import engine_log
+        from harness.engines import engine_log
         with engine_log.logging_to(Path({str(log)!r})):
             with engine_log.captured():
                 os.write(2, b"CUDA out of memory details\\n")
@@ -84,7 +84,7 @@ def test_a_failing_engine_start_names_the_log(tmp_path):
 
 
 def test_without_a_run_log_nothing_is_redirected(capfd):
-    from harness import engine_log
+    from harness.engines import engine_log
 
     assert engine_log.current() is None
     with engine_log.captured():
@@ -96,7 +96,7 @@ def test_a_run_without_engine_output_leaves_no_log_and_no_logging_config(tmp_pat
     import logging
     import os
 
-    from harness import engine_log
+    from harness.engines import engine_log
 
     monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
     monkeypatch.delenv("VLLM_CONFIGURE_LOGGING", raising=False)

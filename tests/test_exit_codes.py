@@ -50,16 +50,16 @@ def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatc
     import numpy as np
     from safetensors.numpy import save_file
 
-    import harness.check
+    import harness.experiment.check_adapter
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"r": 8}')
     save_file({"w": np.zeros(2, dtype=np.float32)}, str(adapter / "adapter_model.safetensors"))  # complete
-    monkeypatch.setattr(harness.check, "check", lambda *a, **k: False)
+    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: False)
     code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 1
-    monkeypatch.setattr(harness.check, "check", lambda *a, **k: True)
+    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: True)
     code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 0
 
@@ -67,7 +67,7 @@ def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatc
 def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkeypatch):
     import logging
 
-    import harness.check
+    import harness.experiment.check_adapter
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -79,7 +79,7 @@ def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkey
         return True
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(harness.check, "check", engines_talk)
+    monkeypatch.setattr(harness.experiment.check_adapter, "check", engines_talk)
     code, out, err = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     log = tmp_path / "cache" / "check-adapter" / "engine.log"
     assert code == 0 and "Triton" not in out + err and f"engine log: {log}" in out
@@ -87,19 +87,19 @@ def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkey
 
 
 def test_a_bug_is_exit_1_and_ctrl_c_is_130_each_with_one_line(capsys, monkeypatch):
-    import harness.data
+    import harness.taskkit.data
 
     def boom(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(harness.data, "test_items", boom)
+    monkeypatch.setattr(harness.taskkit.data, "test_items", boom)
     code, _, err = run_cli(["preview", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 1 and err.strip() == "internal error: RuntimeError: a bug (rerun with --debug for the traceback)"
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.data, "test_items", interrupt)
+    monkeypatch.setattr(harness.taskkit.data, "test_items", interrupt)
     code, _, err = run_cli(["preview", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 130 and err.strip().splitlines() == [
         "interrupted: finished work is saved; rerun the same command to resume"
@@ -215,19 +215,19 @@ class OutOfMemoryError(RuntimeError):
     ],
 )
 def test_memory_running_out_is_one_line_with_what_helps(failure, said, tmp_path, capsys, monkeypatch):
-    import harness.report
+    import harness.report.build
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("step failed") from failure
 
-    monkeypatch.setattr(harness.report, "write_reports", exhausted)
+    monkeypatch.setattr(harness.report.build, "write_reports", exhausted)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and err.startswith(f"error: {said}: finished work is saved") and len(err.splitlines()) == 1
     assert "batch_size with a larger grad_accum" in err and "internal error" not in err
 
 
 def test_too_little_memory_for_the_kv_cache_is_one_line_with_what_helps(tmp_path, capsys, monkeypatch):
-    import harness.report
+    import harness.report.build
 
     vllm_said = ValueError(
         "Available memory on node 0 (3.10/23.40 GiB) on kv cache allocation is less than requested memory for kv "
@@ -237,7 +237,7 @@ def test_too_little_memory_for_the_kv_cache_is_one_line_with_what_helps(tmp_path
     def exhausted(*args, **kwargs):
         raise RuntimeError("Engine core initialization failed") from vllm_said
 
-    monkeypatch.setattr(harness.report, "write_reports", exhausted)
+    monkeypatch.setattr(harness.report.build, "write_reports", exhausted)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err
     assert err.startswith("error: not enough free memory for the engine's KV cache: finished work is saved")

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness import cost, fullcost
-from harness.analysis import summarise_task
+from harness.analysis import cost
+from harness.analysis import fullcost
+from harness.analysis.summary import summarise_task
 
 ADAPTERS = {
     "lora_n64_s0": {"train_size": 64, "seed": 0, "train_device_s": 100.0},
@@ -86,7 +87,7 @@ def test_the_verdict_recovers_the_whole_one_off_difference_and_gives_the_traffic
     assert "Break-even: 2 hours of that traffic." in s.verdict  # 232 requests, 0.0023 months
     assert "the one-off cost is recovered after 232 requests (95% CI" in s.verdict
     assert [a.arm for a in s.at_volume] == ["few_shot_8", "lora_n256_s0"]
-    from harness.report import to_markdown
+    from harness.report.build import to_markdown
 
     md = to_markdown([s], [])
     row = next(line for line in md.split("Cost at your traffic")[1].splitlines() if line.startswith("| lora_n256_s0"))

@@ -321,7 +321,7 @@ SANDBOX_LIMIT_S = 0.3
 
 @given(pieces=st.lists(PIECES | st.sampled_from(ESCAPES) | st.sampled_from(RUNAWAYS), min_size=1, max_size=4))
 def test_fuzzed_escapes_and_runaways_neither_escape_nor_hang(env, capsys, monkeypatch, tmp_path, pieces):
-    from harness import sandbox
+    from harness.taskkit import sandbox
 
     root, _ = env
     monkeypatch.setattr(sandbox, "RENDER_SECONDS", SANDBOX_LIMIT_S)

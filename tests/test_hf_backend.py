@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from harness.backends.hf import HFBackend
-from harness.types import Decoding, Message, Request
+from harness.engines.backends.hf import HFBackend
+from harness.core.types import Decoding, Message, Request
 from tests.tiny_model import make_model_dir
 
 
@@ -91,8 +91,8 @@ def test_batches_sorted_by_length_answer_each_request_in_its_own_place(tiny_adap
 
 
 def test_a_damaged_merged_copy_is_merged_again(tiny_adapter, cache_dir, capsys):
-    from harness.adapters import merged_model
-    from harness.models import damaged_weights
+    from harness.engines.adapters import merged_model
+    from harness.engines.models import damaged_weights
 
     model_dir, adapter = tiny_adapter
     first = merged_model(adapter, model_dir)
@@ -106,7 +106,7 @@ def test_a_damaged_merged_copy_is_merged_again(tiny_adapter, cache_dir, capsys):
 
 
 def test_serving_an_adapter_trims_other_merged_copies_to_the_budget(tiny_adapter, cache_dir, monkeypatch):
-    from harness.adapters import merged_model
+    from harness.engines.adapters import merged_model
 
     model_dir, adapter = tiny_adapter
     stale = cache_dir / "merged" / "stale-copy"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness.backends import kv_space
+from harness.engines.backends import kv_space
 from tests.fixtures import write_data_dir
 from tests.test_bad_input import run_cli
 

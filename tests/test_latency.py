@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from harness import data
-from harness.backends.fake import FakeBackend
-from harness.latency import LATENCY, percentiles, probe
-from harness.run import Variant
-from harness.tasks import get_task
+from harness.taskkit import data
+from harness.engines.backends.fake import FakeBackend
+from harness.experiment.latency import LATENCY, percentiles, probe
+from harness.experiment.runner import Variant
+from harness.taskkit.registry import get_task
 
 
 class FirstCallSlow(FakeBackend):
@@ -72,7 +72,7 @@ def test_a_new_run_reuses_the_times_this_machine_measured_for_the_same_requests(
     """A template edit makes a new run directory; its unchanged arms' requests were timed before on
     this machine, so their probe needs no engine. Another machine, another adapter or another
     request is timed afresh."""
-    from harness.cache import CachedBackend, LatencyCache, ResponseCache
+    from harness.engines.response_cache import CachedBackend, LatencyCache, ResponseCache
 
     task = get_task("twitter_fin_sentiment")
     items = data.load_split(task, "train")
@@ -101,7 +101,7 @@ def test_a_time_measured_another_way_is_not_reused(fixture_data, tmp_path):
     """Through `harness serve` (an HTTP round trip) or by an engine in this process, eager or
     compiled: the same request on the same machine waits differently, so a time is reused only
     where the backend would measure it the same way."""
-    from harness.cache import CachedBackend, LatencyCache, ResponseCache
+    from harness.engines.response_cache import CachedBackend, LatencyCache, ResponseCache
 
     task = get_task("twitter_fin_sentiment")
     items = data.load_split(task, "train")

@@ -8,8 +8,10 @@ import json
 
 import pytest
 
-from harness import lmeval, prompts, scoring
-from harness.tasks import get_task, registry
+from harness.authoring import lmeval
+from harness.taskkit import prompts
+from harness.taskkit import scoring
+from harness.taskkit.registry import get_task, registry
 from tests.test_bad_input import run_cli
 
 GSM = r"""task: gsm_toy
@@ -121,7 +123,7 @@ def test_generate_until_task_renders_and_scores_as_lm_eval(imported):
 
 
 def test_local_data_files_load_through_datasets(imported):
-    from harness import data
+    from harness.taskkit import data
 
     imported(GSM)
     task = get_task("gsm_toy")
@@ -132,7 +134,7 @@ def test_local_data_files_load_through_datasets(imported):
 def test_a_pinned_revision_is_kept_and_a_hub_split_is_asked_for_once_a_run(imported, monkeypatch):
     import datasets
 
-    from harness import data
+    from harness.taskkit import data
 
     asked: list[dict] = []
 
@@ -168,7 +170,7 @@ def test_fixed_choices_become_a_labelled_task(imported):
 
 
 def test_written_tasks_pass_their_own_checks(imported):
-    from harness.taskcheck import run_checks
+    from harness.authoring.taskcheck import run_checks
 
     for text, name in ((GSM, "gsm_toy"), (SST, "sst_toy")):
         imported(text, f"{name}.yaml")

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from harness.errors import UserError
-from harness.many_shot import many_shot_k, resolve
-from harness.plan import MANY_SHOT, default_variants, pick_variants
-from harness.run import Variant, build_requests
-from harness.tasks import get_task
-from harness.types import Message, Sample
+from harness.core.errors import UserError
+from harness.experiment.many_shot import many_shot_k, resolve
+from harness.experiment.plan import MANY_SHOT, default_variants, pick_variants
+from harness.experiment.runner import Variant, build_requests
+from harness.taskkit.registry import get_task
+from harness.core.types import Message, Sample
 from tests.test_sweep import synthetic_task  # noqa: F401 (a fixture)
 
 
@@ -55,14 +55,14 @@ def test_k_is_the_largest_that_fits_every_item():
 def test_many_shot_is_a_default_arm_and_a_variant_name(fixture_data):
     task = get_task("twitter_fin_sentiment")
     assert MANY_SHOT in default_variants(task)
-    from harness.plan import Plan, TaskPlan
+    from harness.experiment.plan import Plan, TaskPlan
 
     plan = pick_variants(Plan("p", (TaskPlan(task.name, (Variant("zero_shot", "zero_shot"),)),)), ("many_shot",))
     assert plan.tasks[0].variants == (MANY_SHOT,)
 
 
 def test_a_plan_cannot_give_shots_and_many_shot(tmp_path, fixture_data):
-    from harness.plan import load_plan
+    from harness.experiment.plan import load_plan
 
     plan = tmp_path / "p.toml"
     plan.write_text(
@@ -76,8 +76,8 @@ def test_a_plan_cannot_give_shots_and_many_shot(tmp_path, fixture_data):
 
 
 def test_compare_fills_the_context_with_the_models_tokenizer(synthetic_task, tmp_path):  # noqa: F811
-    from harness.compare import compare
-    from harness.plan import load_plan
+    from harness.experiment.compare import compare
+    from harness.experiment.plan import load_plan
 
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(f"""name = "many"
@@ -101,7 +101,7 @@ variants = [{{template = "few_shot", many_shot = true}}]
     assert len(mine) == 6 and all(sum(m["role"] == "assistant" for m in r["messages"]) == k for r in mine)
     from transformers import AutoTokenizer
 
-    from harness.chat import encode_chat
+    from harness.engines.chat import encode_chat
 
     tok = AutoTokenizer.from_pretrained(synthetic_task)
     lengths = [len(encode_chat(tok, [Message(**m) for m in r["messages"]])) for r in mine]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import merged_store
-from harness.errors import UserError
+from harness.engines import merged_store
+from harness.core.errors import UserError
 from tests.test_bad_input import run_cli
 
 
@@ -29,7 +29,7 @@ def holder():
     procs: list[subprocess.Popen] = []
 
     def hold(folder: Path, key: str) -> None:
-        code = "import sys; from pathlib import Path; from harness import merged_store as m; "
+        code = "import sys; from pathlib import Path; from harness.engines import merged_store as m; "
         code += "m.hold(Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); sys.stdin.read()"
         proc = subprocess.Popen(
             [sys.executable, "-c", code, str(folder), key], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -68,7 +68,7 @@ def test_a_copy_in_use_stays_even_over_budget(tmp_path, holder):
 def test_a_released_copy_can_go(tmp_path, holder):
     folder = tmp_path / "merged"
     _copy(folder, "k", 10, 100)
-    code = "import sys; from pathlib import Path; from harness import merged_store as m; m.hold(Path(sys.argv[1]), 'k')"
+    code = "import sys; from pathlib import Path; from harness.engines import merged_store as m; m.hold(Path(sys.argv[1]), 'k')"
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True)  # held, then the process ended
     assert merged_store.trim(folder, 0).removed == ("k",)
 

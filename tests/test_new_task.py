@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import data, prompts, scaffold
-from harness.taskcheck import run_checks
-from harness.tasks import get_task, registry
+from harness.taskkit import data
+from harness.taskkit import prompts
+from harness.authoring import scaffold
+from harness.authoring.taskcheck import run_checks
+from harness.taskkit.registry import get_task, registry
 from tests.test_bad_input import run_cli
 
 SMS = [("Claim your free cash prize now", "spam"), ("Lunch tomorrow at noon?", "ham"), ("You won a cruise", "spam")]

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness.backends import openai as oa
-from harness.errors import UserError
-from harness.types import Decoding, Message, Request
+from harness.engines.backends import openai as oa
+from harness.core.errors import UserError
+from harness.core.types import Decoding, Message, Request
 from tests.test_openai_limits import MODELS, serving
 from tests.tiny_model import make_model_dir
 
@@ -104,7 +104,7 @@ def test_an_answer_to_a_cut_prompt_is_kept_apart_from_the_whole_prompts(model_di
     """With --overflow truncate a prompt over the context is cut to its last tokens: the answer is
     to what was sent, so a run with a longer context (sending it whole) or a shorter one (cutting
     more) must not get it from the cache; prompts that fit are the same request either way."""
-    from harness.cache import CachedBackend, ResponseCache
+    from harness.engines.response_cache import CachedBackend, ResponseCache
 
     cache = ResponseCache(tmp_path / "responses.sqlite")
     long = Request((Message("user", "up " * 200),), Decoding(max_tokens=2))

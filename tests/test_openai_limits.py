@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness.backends import openai as oa
-from harness.errors import UserError
-from harness.types import Decoding, Message, Request
+from harness.engines.backends import openai as oa
+from harness.core.errors import UserError
+from harness.core.types import Decoding, Message, Request
 from tests.tiny_model import make_model_dir
 
 
@@ -117,7 +117,7 @@ def test_a_hanging_server_fails_within_the_configured_timeout(model_dir):
 
 
 def test_the_probe_refuses_an_unreachable_or_silent_server_before_any_work():
-    from harness.backends import check_backend
+    from harness.engines.backends import check_backend
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -198,7 +198,7 @@ def test_the_response_cache_keeps_each_servers_answers_apart(model_dir, tmp_path
     """Two servers under one model name (a GPU's bf16 copy and a CPU's float32 one, say) answer the
     same prompt differently: a run against the second asks it rather than handing out the first's
     answers, and the first one asked again is all cache hits."""
-    from harness.cache import CachedBackend, ResponseCache
+    from harness.engines.response_cache import CachedBackend, ResponseCache
 
     cache = ResponseCache(tmp_path / "responses.sqlite")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from harness import cli
-from harness.errors import UserError
-from harness.options import RANGES, Range, check_output_folder, check_value, flags_of
+from harness.cli import root as cli
+from harness.core.errors import UserError
+from harness.core.options import RANGES, Range, check_output_folder, check_value, flags_of
 
 
 def commands():
@@ -56,7 +56,7 @@ def test_every_numeric_option_of_every_command_has_a_range_its_default_meets():
 
 
 def test_every_path_option_is_checked_somewhere_named():
-    from harness.options import CHECKED_BY_COMMAND, INPUT_FILES, OUTPUT_FOLDERS
+    from harness.core.options import CHECKED_BY_COMMAND, INPUT_FILES, OUTPUT_FOLDERS
 
     seen = [(info.callback.__name__, name) for info in commands() for name in path_parameters(info.callback)]
     assert len(seen) >= 15
@@ -123,7 +123,7 @@ def test_output_folder_checked_without_creating_anything(tmp_path):
 
 
 def test_serve_refuses_an_address_it_cannot_listen_on_before_starting():
-    from harness.serve import check_address
+    from harness.engines.backends.serve import check_address
 
     with pytest.raises(UserError, match="is not an address of this machine"):
         check_address("999.1.1.1", 8999)
@@ -137,7 +137,7 @@ def test_serve_refuses_an_address_it_cannot_listen_on_before_starting():
 
 
 def test_openai_url_may_end_in_v1_as_openai_clients_write_it():
-    from harness.backends.openai import base_url
+    from harness.engines.backends.openai import base_url
 
     for url in ("http://h:8000", "http://h:8000/", "http://h:8000/v1", "http://h:8000/v1/"):
         assert base_url(url) == "http://h:8000"
@@ -145,7 +145,7 @@ def test_openai_url_may_end_in_v1_as_openai_clients_write_it():
 
 
 def test_cache_folder_that_is_a_file_is_refused(tmp_path, monkeypatch):
-    from harness.models import cache_root
+    from harness.engines.models import cache_root
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "file"))
     (tmp_path / "file").write_text("x")
@@ -156,8 +156,8 @@ def test_cache_folder_that_is_a_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_yes_no_variable_reads_no_as_no_and_refuses_anything_else(monkeypatch):
-    from harness.options import env_flag
-    from harness.serve import running
+    from harness.core.options import env_flag
+    from harness.engines.backends.serve import running
 
     for value, flag in (("", False), ("0", False), ("false", False), ("No", False), ("1", True), ("yes", True)):
         monkeypatch.setenv("HARNESS_NO_SERVE", value)

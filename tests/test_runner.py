@@ -7,17 +7,17 @@ import multiprocessing as mp
 
 import pytest
 
-from harness import data
-from harness.analysis import summarise_task
-from harness.backends.fake import FakeBackend
-from harness.cache import CachedBackend, ResponseCache, request_key
-from harness.cards import card
-from harness.cost import Prices
-from harness.errors import UserError
-from harness.results import SAMPLES, locked, read_samples, repair_tail
-from harness.run import Variant, evaluate
-from harness.tasks import get_task
-from harness.types import Decoding, Message, Request, Sample
+from harness.taskkit import data
+from harness.analysis.summary import summarise_task
+from harness.engines.backends.fake import FakeBackend
+from harness.engines.response_cache import CachedBackend, ResponseCache, request_key
+from harness.report.cards import card
+from harness.analysis.cost import Prices
+from harness.core.errors import UserError
+from harness.runlog.folder import SAMPLES, locked, read_samples, repair_tail
+from harness.experiment.runner import Variant, evaluate
+from harness.taskkit.registry import get_task
+from harness.core.types import Decoding, Message, Request, Sample
 
 
 def _oracle(task, items):
@@ -224,7 +224,7 @@ def test_analysis_verdict_fine_tuning_pays_off():
     assert row.break_even is not None and row.break_even.requests == 42_353
     assert "the one-off cost is recovered after 42,353 requests" in s.verdict
     assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
-    from harness.report import to_markdown
+    from harness.report.build import to_markdown
 
     md = to_markdown([s], [{}])
     assert "Smallest size at which most of its seeds' adapters significantly beat the best prompt (the curve" in md
@@ -317,7 +317,7 @@ def test_no_difference_between_two_arms_that_both_score_the_constant_answer_says
 
 
 def test_retention_sentences():
-    from harness.analysis import summarise_retention
+    from harness.analysis.summary import summarise_retention
 
     info = {"metrics": ["accuracy"], "labels": ["a", "b"]}
     base = [{**_record(f"i{i}", "retention[src]:base", i < 30), "task": "other"} for i in range(40)]
@@ -345,7 +345,7 @@ def test_cache_keeps_answers_served_in_other_dtypes_apart(tmp_path):
 
 
 def test_every_prompt_is_checked_against_the_context_before_training(fixture_data, tmp_path):
-    from harness.compare import check_context
+    from harness.experiment.compare import check_context
     from tests.tiny_model import make_model_dir
 
     task = get_task("twitter_fin_sentiment")
@@ -358,7 +358,7 @@ def test_every_prompt_is_checked_against_the_context_before_training(fixture_dat
 
 
 def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
-    from harness.analysis import shown_answer
+    from harness.analysis.summary import shown_answer
 
     records = [_record(f"i{i}", "few_shot", True) for i in range(3)]
     records += [_record(f"i{i}", "lora_n8", False) for i in range(3)]
@@ -372,7 +372,7 @@ def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
 
 
 def test_merged_runs_that_share_a_run_id_keep_apart_and_one_run_twice_is_refused(tmp_path):
-    from harness.report import load_runs, run_labels
+    from harness.report.build import load_runs, run_labels
     from tests.test_bad_input import make_run
 
     assert run_labels(["r1", "r2"], [tmp_path / "a" / "r1", tmp_path / "a" / "r2"]) == ["r1", "r2"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from harness import sandbox
+from harness.taskkit import sandbox
 from tests.test_bad_input import _task_dir, run_cli
 
 CANARY = "canary-7f3a9c-never-in-output"
@@ -192,8 +192,8 @@ def test_a_missing_include_names_the_folder(tmp_path, capsys, monkeypatch):
 
 
 def test_lm_eval_templates_render_in_the_sandbox():
-    from harness.errors import UserError
-    from harness.lmeval import apply_template
+    from harness.core.errors import UserError
+    from harness.authoring.lmeval import apply_template
 
     assert apply_template("{{ question|regex_replace(' +', ' ') }}?", {"question": "a  b"}) == "a b?"
     with pytest.raises(UserError, match="refused by the sandbox"):
@@ -213,8 +213,8 @@ def test_import_lm_eval_refuses_a_payload_in_doc_to_text(tmp_path, capsys, monke
 
 
 def test_a_chat_template_that_runs_away_is_stopped(fast_limit):
-    from harness.errors import UserError
-    from harness.tokenizer import _render
+    from harness.core.errors import UserError
+    from harness.engines.tokenizer import _render
 
     runaway = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     with pytest.raises(UserError, match=r"chat template is refused by the sandbox: .* ran for over"):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import scoring
-from harness.types import Sample
+from harness.taskkit import scoring
+from harness.core.types import Sample
 
 LABELS = ("card_arrival", "card_linking", "lost_or_stolen_card", "Refund_not_showing_up")
 
@@ -70,7 +70,7 @@ def test_extract_number(output, expected):
 
 
 def test_numeric_score_normalises_gold():
-    from harness.tasks import get_task
+    from harness.taskkit.registry import get_task
 
     task = get_task("gsm8k")
     s = Sample("g", {}, "1,200")
@@ -97,7 +97,7 @@ def test_macro_f1_matches_sklearn():
 
 
 def test_unknown_metric():
-    from harness.errors import UserError
+    from harness.core.errors import UserError
 
     with pytest.raises(UserError, match="unknown metric"):
         scoring.metric_fn("acuracy")

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import data, effort, selection
-from harness import prompt_search as ps
-from harness.backends.fake import FakeBackend
-from harness.errors import UserError
-from harness.results import MANIFEST
-from harness.run import Variant, evaluate
-from harness.tasks import get_task, registry
-from harness.types import Request, Sample
+from harness.taskkit import data
+from harness.analysis import effort
+from harness.analysis import selection
+from harness.experiment import prompt_search as ps
+from harness.engines.backends.fake import FakeBackend
+from harness.core.errors import UserError
+from harness.runlog.folder import MANIFEST
+from harness.experiment.runner import Variant, evaluate
+from harness.taskkit.registry import get_task, registry
+from harness.core.types import Request, Sample
 from tests.test_kill import _rows
 
 TWITTER = "twitter_fin_sentiment"
@@ -105,7 +107,7 @@ def _manifest(run: Path, task) -> None:
 def test_test_answers_never_flip_the_selection(rows_task, tmp_path, test_favours):
     """zero_shot (system prompt 'You are a financial analyst ...') is right on validation; whatever
     the test answers say, it stays the selected prompt, and its test rank is reported honestly."""
-    from harness.report import summarise
+    from harness.report.build import summarise
 
     task = rows_task
     val = data.validation_items(task, 20)
@@ -143,7 +145,7 @@ def test_selection_ties_go_to_fewer_tokens_then_name():
 
 
 def test_combined_arm_is_built_on_the_selected_adapter():
-    from harness.compare import adapter_arms
+    from harness.experiment.compare import adapter_arms
 
     task = get_task(TWITTER)
     prompt = Variant("searched", "few_shot", shots=4, selection="balanced", cue="Answer:", label_order="reversed")
@@ -169,8 +171,8 @@ def test_combined_arm_is_built_on_the_selected_adapter():
 
 
 def test_constrained_adapter_arm_in_a_verdict():
-    from harness.analysis import summarise_task
-    from harness.cost import Prices
+    from harness.analysis.summary import summarise_task
+    from harness.analysis.cost import Prices
 
     def rec(item, variant, ok, split_gold="a"):
         return {"task": "t", "item": item, "variant": variant, "prediction": split_gold if ok else "b",
@@ -314,7 +316,7 @@ def test_prompt_search_device_budget_and_tpe(rows_task, tmp_path):
 
 
 def test_plan_prompt_search_sections(tmp_path, fixture_data):
-    from harness.plan import load_plan
+    from harness.experiment.plan import load_plan
 
     def plan(body: str) -> Path:
         p = tmp_path / "p.toml"
@@ -373,7 +375,7 @@ def test_prompt_sweep_cli_bad_input(rows_task, tmp_path, capsys, monkeypatch, ar
 
 
 def test_counts_in_sentences_agree_with_their_number():
-    from harness.words import counted, verb
+    from harness.core.words import counted, verb
 
     assert (counted(1, "trial"), counted(0, "trial"), counted(1234, "row")) == ("1 trial", "0 trials", "1,234 rows")
     assert (verb(1, "appear"), verb(12, "appear")) == ("appears", "appear")
@@ -383,8 +385,8 @@ def test_a_prompt_search_scored_by_another_backend_setting_is_not_reused(rows_ta
     """The search folder is named by the backend as the response cache keys it: trials scored in
     bfloat16 (or by another server) are searched again in float32, not handed out as this run's;
     the same setting again, cached or not, reuses them."""
-    from harness.cache import CachedBackend, ResponseCache
-    from harness.compare import prompt_search, search_identity
+    from harness.engines.response_cache import CachedBackend, ResponseCache
+    from harness.experiment.compare import prompt_search, search_identity
 
     task = rows_task
     val, pool = data.validation_items(task, 20), data.shot_pool(task)

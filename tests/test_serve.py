@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from harness import serve
-from harness.types import Completion, Decoding, Message, Request
+from harness.engines.backends import serve
+from harness.core.types import Completion, Decoding, Message, Request
 from tests.test_openai_batch import echo_server
 from tests.test_openai_limits import MODELS, scripted_server
 from tests.tiny_model import make_model_dir
@@ -83,7 +83,7 @@ def test_only_a_live_answering_server_with_the_same_settings_is_used(model_dir):
 
 
 def test_base_model_requests_go_to_the_running_server_without_an_engine(model_dir):
-    from harness.backends.vllm import SERVED_BATCH, VLLMBackend
+    from harness.engines.backends.vllm import SERVED_BATCH, VLLMBackend
 
     n = SERVED_BATCH + 3
     with echo_server() as (url, bodies):
@@ -101,7 +101,7 @@ def test_base_model_requests_go_to_the_running_server_without_an_engine(model_di
 
 
 def test_no_server_means_the_backend_keeps_its_own_engine(model_dir):
-    from harness.backends.vllm import VLLMBackend
+    from harness.engines.backends.vllm import VLLMBackend
 
     backend = VLLMBackend(model_dir, dtype="float32")
     assert backend._server() is None and backend.served_url is None
@@ -113,7 +113,7 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     entry point (4096 tokens in-process, 2048 for its server): both ask for the faster 2048."""
     import types
 
-    from harness.backends import vllm as backend_mod
+    from harness.engines.backends import vllm as backend_mod
 
     made: list[dict] = []
 
@@ -168,7 +168,7 @@ def test_the_probe_knows_how_a_request_would_be_timed(model_dir, monkeypatch):
     single request starts on CPU; an adapter's request never goes to the server."""
     import types
 
-    from harness.backends import vllm as backend_mod
+    from harness.engines.backends import vllm as backend_mod
 
     class LLM:
         def __init__(self, **kwargs):
@@ -211,7 +211,7 @@ def test_each_prompt_is_encoded_once_by_whichever_engine_answers_it(model_dir, m
     check), not also by the backend for an engine it never starts: 816 encodes for 408 prompts before."""
     import types
 
-    from harness.backends import vllm as backend_mod
+    from harness.engines.backends import vllm as backend_mod
 
     encoded: list[int] = []
     real = backend_mod.encode_chat

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness import cost, stats
-from harness.scoring import METRICS, Scored
+from harness.analysis import cost
+from harness.analysis import stats
+from harness.taskkit.scoring import METRICS, Scored
 
 
 def _items(correct):
@@ -127,8 +128,8 @@ def test_items_needed_is_the_smallest_count_with_the_power():
 def test_a_report_s_statistics_import_no_scipy_stats():
     code = (
         "import sys\n"
-        "from harness.analysis import summarise_task\n"
-        "from harness.cost import Prices\n"
+        "from harness.analysis.summary import summarise_task\n"
+        "from harness.analysis.cost import Prices\n"
         "golds = ['N'] * 70 + ['B'] * 30\n"
         "def rec(i, v, g, p):\n"
         "    return {'task': 't', 'item': f'i{i}', 'variant': v, 'prediction': p, 'gold': g,\n"
@@ -168,7 +169,7 @@ def test_token_prices_add_up():
 
 
 def test_the_cpu_flags_that_decide_speed_are_read_from_cpuinfo():
-    from harness.hardware import cpu_model_and_flags
+    from harness.engines.hardware import cpu_model_and_flags
 
     avx2_only = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
     assert cpu_model_and_flags(avx2_only) == ("AMD EPYC 7B13", ["avx", "avx2", "fma"])
@@ -178,7 +179,7 @@ def test_the_cpu_flags_that_decide_speed_are_read_from_cpuinfo():
 
 
 def test_a_capped_instruction_set_is_recorded_with_the_figures(monkeypatch):
-    from harness.hardware import ISA_CAPS, describe
+    from harness.engines.hardware import ISA_CAPS, describe
 
     for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import sweep
-from harness.errors import UserError
+from harness.experiment import sweep
+from harness.core.errors import UserError
 from tests.test_kill import _rows
 from tests.tiny_model import make_model_dir
 
@@ -88,8 +88,8 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     assert len(s.trials) == 3 and len((folder / "trials.jsonl").read_text().splitlines()) == 3
     adapters = sorted((tmp_path / "cache" / "adapters").iterdir())
     # scored on the carve-out of the training split (6 of 60 rows), never on validation.jsonl (the test split)
-    from harness import data
-    from harness.tasks import get_task
+    from harness.taskkit import data
+    from harness.taskkit.registry import get_task
 
     task = get_task("twitter_fin_sentiment")
     _, val = data.carve_validation(task, data.load_split(task, "train"), data.load_split(task, "validation"))
@@ -109,7 +109,7 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     assert folder2 == folder and [t.metric for t in s2.trials] == [t.metric for t in s.trials]
     assert sorted((tmp_path / "cache" / "adapters").iterdir()) == adapters  # nothing retrained
     assert len((folder / "trials.jsonl").read_text().splitlines()) == 3  # nothing duplicated
-    from harness.sweep_report import write
+    from harness.report.sweep_report import write
 
     write(folder, s2, "twitter_fin_sentiment", 2.0)
     assert "spread best − median" in (folder / "sweep.md").read_text()
@@ -138,7 +138,7 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     # CUDA, merged float32 weights here) is another sweep, not a resume of these scores
     with _pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
-        mp.setattr("harness.chat.cuda_available", lambda: True)
+        mp.setattr("harness.engines.chat.cuda_available", lambda: True)
         folder4, _ = sweep.run(
             "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
             out_root=tmp_path / "sweeps",
@@ -164,8 +164,8 @@ def test_sweep_bad_input(synthetic_task, tmp_path):
 
 
 def test_compare_tunes_first_and_trains_the_best_setting(synthetic_task, tmp_path):
-    from harness.compare import compare
-    from harness.plan import load_plan
+    from harness.experiment.compare import compare
+    from harness.experiment.plan import load_plan
 
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(f"""name = "tuned"
@@ -204,7 +204,7 @@ trials = 2
     winner = max(trials, key=lambda t: t["metric"])
     assert found["best"]["lr"] == winner["params"]["lr"] and found["best_metric"] == winner["metric"]
     assert adapter["config"]["lr"] == winner["params"]["lr"] and adapter["config"]["train_size"] == 8
-    from harness.adapters import MANIFEST
+    from harness.engines.adapters import MANIFEST
 
     sizes = {json.loads((Path(t["adapter"]) / MANIFEST).read_text())["config"]["train_size"] for t in trials}
     assert sizes == {8}  # the sweep tuned at the size compare trains
@@ -275,7 +275,7 @@ def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_p
 
 
 def test_a_search_shows_its_trials_against_the_budget_and_resumes_the_count(tmp_path, capsys):
-    from harness.sweep import Trial, TrialLog
+    from harness.experiment.sweep import Trial, TrialLog
 
     def trial(n: int) -> Trial:
         return Trial(n, {"lr": n}, 0.5, None, None, 1.0, 1.0, "")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import prompts
-from harness.plan import Plan, TaskPlan, default_variants, pick_variants, without_training
-from harness.run import Variant, build_requests
-from harness.tasks import get_task, registry
-from harness.types import Sample
+from harness.taskkit import prompts
+from harness.experiment.plan import Plan, TaskPlan, default_variants, pick_variants, without_training
+from harness.experiment.runner import Variant, build_requests
+from harness.taskkit.registry import get_task, registry
+from harness.core.types import Sample
 from tests.test_bad_input import run_cli
 from tests.tiny_model import make_model_dir
 
@@ -133,7 +133,7 @@ def test_a_templates_byte_order_mark_is_not_part_of_the_prompt(env):
     make_task(env)
     (env / "extra" / "prompts" / "spam" / "zero_shot.j2").write_bytes(b"\xef\xbb\xbfIs this SMS spam?\n{{ sms }}")
     registry.cache_clear()
-    from harness.tasks import set_extra_dirs
+    from harness.taskkit.registry import set_extra_dirs
 
     set_extra_dirs([str(env / "extra" / "tasks")])
     prompts._environment.cache_clear()
@@ -164,7 +164,7 @@ def test_pick_variants_by_plan_name_template_or_template_k():
 
 @pytest.mark.parametrize("names", [("zero_shoot",), ("few_shot_x",), ("zero_shot", "zero_shot"), ()])
 def test_pick_variants_refuses_what_it_cannot_name(names):
-    from harness.errors import UserError
+    from harness.core.errors import UserError
 
     task = get_task("twitter_fin_sentiment")
     with pytest.raises(UserError, match="--variants"):
@@ -209,7 +209,7 @@ def test_whitespace_is_stripped_by_default_and_kept_when_the_template_says_so(tm
 
 
 def test_plan_variants_take_stop_and_temperature(tmp_path, fixture_data):
-    from harness.plan import load_plan
+    from harness.experiment.plan import load_plan
 
     plan = tmp_path / "p.toml"
     plan.write_text(
@@ -263,7 +263,7 @@ def test_prompt_only_run_from_the_command_line(env):
 
 
 def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tmp_path):
-    from harness.compare import data_check
+    from harness.experiment.compare import data_check
 
     model = make_model_dir(tmp_path / "tiny")
     trains = data_check("twitter_fin_sentiment", model, {})
@@ -276,7 +276,7 @@ def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tm
 def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, monkeypatch):
     """A researcher's own HARNESS_DATA_DIR holds their task only: the default retention task
     (twitter_fin_sentiment) has no data there, so retention is skipped and said, not refused."""
-    from harness.plan import default_plan
+    from harness.experiment.plan import default_plan
     from tests.fixtures import write_data_dir
 
     write_data_dir(tmp_path / "data", ["banking77"])
@@ -287,6 +287,6 @@ def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, mo
     [tp] = default_plan(["banking77"]).tasks
     assert tp.retention == ("twitter_fin_sentiment",) and tp.retention_skipped == ()
     # a plan that skips nothing keeps the digest (a part of its run folder's name) it had before
-    from harness.plan import load_plan
+    from harness.experiment.plan import load_plan
 
     assert load_plan(Path(__file__).parents[1] / "experiments" / "demo.toml").digest() == "af13ab6d"

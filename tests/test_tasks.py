@@ -9,10 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness import data, prompts
-from harness.errors import UserError
-from harness.taskcheck import run_checks
-from harness.tasks import all_tasks, get_task, registry
+from harness.taskkit import data
+from harness.taskkit import prompts
+from harness.core.errors import UserError
+from harness.authoring.taskcheck import run_checks
+from harness.taskkit.registry import all_tasks, get_task, registry
 
 
 def test_six_builtin_tasks():
@@ -68,7 +69,7 @@ def test_task_dropped_into_tasks_dir_is_picked_up(tmp_path, monkeypatch):
     try:
         task = get_task("toy_yesno")
         assert task.templates == ("zero_shot",)
-        from harness.types import Sample
+        from harness.core.types import Sample
 
         msgs = prompts.render(task, "zero_shot", Sample("1", {"text": "Is water wet?"}, "yes"))
         assert msgs[-1].content == "Answer yes or no: Is water wet?"
@@ -108,7 +109,7 @@ def test_missing_field_names_template_field_and_row(tmp_path):
     d.mkdir()
     (d / "zero_shot.j2").write_text("{{ tweet_text }}")
     broken = replace(task, prompts_dir=d)
-    from harness.types import Sample
+    from harness.core.types import Sample
 
     with pytest.raises(UserError, match=r"zero_shot\.j2.*tweet_text.*row r1"):
         prompts.render(broken, "zero_shot", Sample("r1", {"text": "x"}, "Bullish"))

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from harness.adapters import adapter_hash
+from harness.engines.adapters import adapter_hash
 from tests.test_kill import _rows
 from tests.tiny_model import make_model_dir
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 from harness.train.config import TrainConfig, from_mapping
 from harness.train.examples import IGNORE, collate, tokenize_pair
 from harness.train.recipe import train
-from harness.types import Message
+from harness.core.types import Message
 from tests.tiny_model import make_model_dir, make_tokenizer
 
 
@@ -98,7 +98,7 @@ def test_train_writes_complete_manifest_and_hits_cache(tiny):
 
 
 def test_a_damaged_cached_adapter_is_trained_again_not_served(tiny, capsys):
-    from harness.adapters import adapter_hash, check_files
+    from harness.engines.adapters import adapter_hash, check_files
 
     first = train(_cfg(tiny), progress=False)
     weights = first.path / "adapter_model.safetensors"
@@ -125,7 +125,7 @@ def test_a_rank_over_the_hidden_size_is_refused_before_training(tiny):
 
 
 def test_same_seed_same_loss_curve(tiny, cache_dir):
-    from harness.adapters import adapter_hash
+    from harness.engines.adapters import adapter_hash
 
     first = train(_cfg(tiny), progress=False)
     a, hash_a = first.manifest["loss_curve"], adapter_hash(first.path)
@@ -186,7 +186,7 @@ def test_non_finite_settings_and_weights_are_refused_and_never_cached(tiny, cach
 def test_adapter_hash_covers_weights_and_settings_not_the_cache_path(tiny, tmp_path):
     import shutil
 
-    from harness.adapters import adapter_hash
+    from harness.engines.adapters import adapter_hash
 
     trained = train(_cfg(tiny, epochs=1), progress=False)
     moved = tmp_path / "elsewhere" / "adapter"
@@ -201,7 +201,7 @@ def test_adapter_hash_covers_weights_and_settings_not_the_cache_path(tiny, tmp_p
 
 
 def test_the_train_schema_and_the_config_name_the_same_settings():
-    from harness.schema import TrainTable
+    from harness.core.schema import TrainTable
     from harness.train.config import FIELDS
 
     assert set(TrainTable.model_fields) == FIELDS - {"task"}  # a new recipe setting needs its schema entry

@@ -9,7 +9,7 @@ import time
 
 HELPER = """
 import os, signal, subprocess, sys
-from harness.backends import watchdog
+from harness.engines.backends import watchdog
 engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 watchdog.start([engine.pid])
 print(engine.pid, flush=True)
@@ -37,7 +37,7 @@ def test_engine_is_killed_when_the_harness_is_killed():
 
 
 def test_stop_disarms_the_watchdog():
-    from harness.backends import watchdog
+    from harness.engines.backends import watchdog
 
     engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     dog = watchdog.start([engine.pid])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import worth
-from harness.analysis import summarise_task
-from harness.cost import Prices
-from harness.stats import resamples
+from harness.analysis import worth
+from harness.analysis.summary import summarise_task
+from harness.analysis.cost import Prices
+from harness.analysis.stats import resamples
 
 
 @pytest.mark.parametrize(

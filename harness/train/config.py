@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.options import SEED
+from harness.core.errors import UserError
+from harness.core.options import SEED
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ FIELDS = {f.name for f in fields(TrainConfig)}
 def from_mapping(values: dict[str, Any], where: str = "training settings") -> TrainConfig:
     """TrainConfig from a mapping (a plan's [task.train] plus what compare or a sweep sets),
     type-checked by the schema: a wrong type or an unknown key is one clear line."""
-    from harness.schema import TrainTable, validate
+    from harness.core.schema import TrainTable, validate
 
     rest = {k: v for k, v in values.items() if k != "task"}
     if isinstance(rest.get("target_modules"), tuple):
@@ -87,7 +87,7 @@ def from_mapping(values: dict[str, Any], where: str = "training settings") -> Tr
 
 
 def from_toml(path: Path, task: str) -> TrainConfig:
-    from harness.schema import read_toml
+    from harness.core.schema import read_toml
 
     data = read_toml(path, "training config")
     train = data.get("train", {})

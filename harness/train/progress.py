@@ -9,8 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from harness.console import make_console
-from harness.faults import checkpoint
+from harness.core.console import make_console
+from harness.core.faults import checkpoint
 from harness.train.examples import Example
 
 

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import data as data_mod
-from harness.adapters import MANIFEST, canonical_config, check_files, read_manifest
-from harness.chat import device_count
-from harness.errors import UserError
-from harness.models import cache_root, content_hash, file_sha256, resolve
-from harness.prompts import load_template
-from harness.tasks import get_task
+from harness.taskkit import data as data_mod
+from harness.engines.adapters import MANIFEST, canonical_config, check_files, read_manifest
+from harness.engines.chat import device_count
+from harness.core.errors import UserError
+from harness.engines.models import cache_root, content_hash, file_sha256, resolve
+from harness.taskkit.prompts import load_template
+from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig
 from harness.train.examples import Example, build_examples, collate, collate_packed
 
@@ -73,7 +73,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
             check_files(final)
             return TrainedAdapter(final, read_manifest(final), cached=True)
         except UserError as exc:  # a cache entry is derived data: rebuild it rather than serve it
-            from harness.console import warn
+            from harness.core.console import warn
 
             warn(f"cached adapter damaged, training it again: {exc}")
     work = adapters_dir() / f".work-{task.name}-{key}"

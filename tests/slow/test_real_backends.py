@@ -11,10 +11,10 @@ import urllib.request
 
 import pytest
 
-from harness import data
-from harness.run import Variant, build_requests
-from harness.tasks import get_task
-from harness.types import Decoding, Message, Request
+from harness.taskkit import data
+from harness.experiment.runner import Variant, build_requests
+from harness.taskkit.registry import get_task
+from harness.core.types import Decoding, Message, Request
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def items(real_data):
 
 @pytest.fixture(scope="module")
 def hf(model_dir):
-    from harness.backends.hf import HFBackend
+    from harness.engines.backends.hf import HFBackend
 
     b = HFBackend(model_dir)
     yield b
@@ -52,7 +52,7 @@ def _agree(a, b):
 
 
 def test_vllm_and_hf_same_greedy_answers_and_adapter_changes_outputs(model_dir, trained_adapter, items, hf):
-    from harness.backends.vllm import VLLMBackend
+    from harness.engines.backends.vllm import VLLMBackend
 
     task, samples = items
     base_reqs = [Request((Message("user", q),), Decoding(max_tokens=12)) for q in QUESTIONS]
@@ -89,7 +89,7 @@ def _free_port():
 
 
 def test_openai_backend_against_real_vllm_serve(model_dir, trained_adapter, items, hf):
-    from harness.backends.openai import OpenAIBackend
+    from harness.engines.backends.openai import OpenAIBackend
 
     port = _free_port()
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -155,8 +155,8 @@ def test_openai_backend_against_real_vllm_serve(model_dir, trained_adapter, item
 
 
 def test_openai_backend_refused_connection_is_one_clear_error(model_dir):
-    from harness.backends import openai as oa
-    from harness.errors import UserError
+    from harness.engines.backends import openai as oa
+    from harness.core.errors import UserError
 
     limits = oa.Limits(retries=1, backoff_s=0.01)
     backend = oa.OpenAIBackend(model_dir, url=f"http://127.0.0.1:{_free_port()}", limits=limits)

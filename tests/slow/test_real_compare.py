@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import allocator
+from harness.core import allocator
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(args, env=None, timeout=900):
     """The `harness` command as a user runs it: its entry point relaunches with tcmalloc where it can."""
-    cmd = [sys.executable, "-m", "harness.launch", *args]
+    cmd = [sys.executable, "-m", "harness.cli.launch", *args]
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", allocator.DISABLE_ENV)}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
 

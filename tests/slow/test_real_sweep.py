@@ -13,7 +13,7 @@ BASE = {"train_size": 16, "epochs": 1, "rank": 8, "alpha": 16, "batch_size": 8, 
 
 
 def _run(tmp, executor):
-    from harness import sweep
+    from harness.experiment import sweep
 
     space = sweep.parse_space({"lr": [1e-5, 1e-3, 4e-3]})
     return sweep.run(
@@ -43,7 +43,7 @@ def test_sweep_picks_best_validation_trial_and_ray_agrees(real_data, model_dir, 
     import json
     import statistics
 
-    from harness.adapters import MANIFEST
+    from harness.engines.adapters import MANIFEST
 
     stored = [json.loads(x) for x in (folder / "trials.jsonl").read_text().splitlines()]
     assert sorted(t["params"]["lr"] for t in stored) == [1e-5, 1e-3, 4e-3]

@@ -1,0 +1,61 @@
+"""The one narrow model interface and the context-length policy.
+
+Every backend receives the *token ids* of the prompt that `harness.chat.encode_chat` builds with
+the base model's own chat template, so no engine can silently format a prompt differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.engines.chat import encode_chat
+from harness.core.errors import UserError
+from harness.core.types import Completion, Request
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Accounting for one generate() call, recorded with the run's records."""
+
+    requests: int
+    wall_s: float
+    device_s: float
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def kept_tokens(tokenizer: Any, request: Request, max_len: int, overflow: str) -> int | None:
+    """How many prompt tokens a backend keeps of this request where it cuts the prompt to fit
+    (`--overflow truncate`: the last ones); None where it sends the prompt whole. The answer is to
+    what was sent, so the response cache keys a cut prompt by it."""
+    if overflow != "truncate":
+        return None  # over the context, the request fails instead
+    budget = max_len - request.decoding.max_tokens
+    return budget if len(encode_chat(tokenizer, request.messages)) > budget else None
+
+
+def fit_context(ids: list[int], max_tokens: int, max_len: int, overflow: str, index: int) -> list[int]:
+    """Apply the explicit over-length policy: 'error' (default) or 'truncate' (keep the end)."""
+    budget = max_len - max_tokens
+    if len(ids) <= budget:
+        return ids
+    if overflow == "truncate" and budget > 0:
+        return ids[-budget:]
+    raise UserError(
+        f"request {index} needs {len(ids)} prompt + {max_tokens} new tokens, over the model's "
+        f"context of {max_len}; use fewer shots, a shorter template, or --overflow truncate"
+    )

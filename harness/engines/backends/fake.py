@@ -1,0 +1,51 @@
+"""Scripted answers for unit tests. Never the default, and reports say when it was used."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from harness.core.types import Completion, Request
+
+
+def _default_script(request: Request) -> str:
+    """Deterministic: a choice picked by hashing the prompt, else the prompt's last word."""
+    prompt = request.messages[-1].content
+    digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    if request.decoding.choices:
+        return request.decoding.choices[digest % len(request.decoding.choices)]
+    words = prompt.split()
+    return words[-1] if words else ""
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, script: Callable[[Request], str] | None = None, seconds_per_request: float = 0.0):
+        self.script = script or _default_script
+        self.calls: list[int] = []  # batch sizes, so tests can assert what reached the "model"
+        self.seconds_per_request = seconds_per_request
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        import time
+
+        self.calls.append(len(requests))
+        out = []
+        for r in requests:
+            if self.seconds_per_request:
+                time.sleep(self.seconds_per_request)
+            text = self.script(r)
+            words = sum(len(m.content.split()) for m in r.messages)
+            out.append(
+                Completion(
+                    text,
+                    prompt_tokens=words,
+                    completion_tokens=len(text.split()),
+                    finish_reason="stop",
+                    latency_s=self.seconds_per_request,
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,60 @@
+"""`harness check-adapter`: guard against an adapter that is silently ignored.
+
+Greedy outputs of the vLLM paths (lora, merged) must agree with transformers + peft on at
+least 95% of items, and differ from the base model on a clear share of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.taskkit import data as data_mod
+from harness.engines.adapters import MANIFEST, read_manifest, validate
+from harness.engines.backends import make_backend
+from harness.engines.models import resolve
+from harness.experiment.runner import Variant, build_requests
+from harness.taskkit.registry import get_task
+
+AGREE_MIN = 0.95
+DIFFER_MIN = 0.10
+
+
+def check(
+    adapter: Path, task_name: str, n: int, model: str, template: str | None, modes: tuple[str, ...], out: Console
+) -> bool:
+    task = get_task(task_name)
+    model_dir = resolve(model)
+    validate(adapter, model_dir)
+    if template is None and (adapter / MANIFEST).is_file():
+        template = read_manifest(adapter).get("template")
+    template = template or task.adapter_template
+    items = data_mod.test_items(task, n)
+    with_adapter = build_requests(task, Variant("adapter", template, adapter=str(adapter)), items, ())
+    base_reqs = build_requests(task, Variant("base", template), items, ())
+    outputs: dict[str, list[str]] = {}
+    hf: Any = make_backend("hf", model_dir, adapter_mode="lora")  # peft's own layers: the reference
+    outputs["hf+peft"] = [c.text for c in hf.generate(with_adapter)]
+    outputs["hf base"] = [c.text for c in hf.generate(base_reqs)]
+    hf.close()
+    for mode in modes:
+        backend = make_backend("vllm", model_dir, adapter_mode=mode)
+        outputs[f"vllm {mode}"] = [c.text for c in backend.generate(with_adapter)]
+        backend.close()
+    ref = outputs["hf+peft"]
+
+    def rate(xs: list[str], ys: list[str]) -> float:
+        return sum(x.strip() == y.strip() for x, y in zip(xs, ys, strict=True)) / len(xs)
+
+    ok = True
+    differ = 1 - rate(ref, outputs["hf base"])
+    out.print(f"adapter changes {differ:.0%} of greedy outputs vs the base model (need ≥ {DIFFER_MIN:.0%})")
+    ok &= differ >= DIFFER_MIN
+    for mode in modes:
+        agree = rate(outputs[f"vllm {mode}"], ref)
+        out.print(f"vllm {mode} agrees with transformers+peft on {agree:.0%} of {len(items)} items (need ≥ {AGREE_MIN:.0%})")
+        ok &= agree >= AGREE_MIN
+    out.print("[green]adapter check passed[/green]" if ok else "[red]adapter check FAILED[/red]")
+    return ok

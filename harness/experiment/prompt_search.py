@@ -1,0 +1,349 @@
+"""Prompt search: the prompt side's tuning, with the adapter sweep's machinery and budget.
+
+A search space over template wording, shots k, few-shot selection, label-list order, an output
+cue and constrained choice; grid, seeded random or Optuna TPE proposals; every trial scored on
+the same validation items the adapter sweep and the final selection use, through the run's
+backend and response cache. Trials are appended to trials.jsonl as each finishes, so an
+interrupted search resumes; a budget in trials and, optionally, in device-seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.core.errors import UserError, closest
+from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
+from harness.experiment.runner import Variant
+from harness.experiment.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
+from harness.taskkit.registry import Task
+
+SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
+DEFAULT_CUES = ("", "Answer:")
+DEFAULT_SHOTS = (0, 4, 8)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(value)
+
+
+def default_space(task: Task, pool_size: int) -> dict[str, list[Any]]:
+    """Every wording the task ships (chain-of-thought ones aside: ten times the tokens), k in
+    {0, 4, 8} as far as the pool allows, every selection, a cue or none; for labelled tasks
+    also the label order and constrained choice."""
+    templates = [t for t in task.templates if t != "cot"]
+    labelled = bool(task.labels) and task.kind in ("classification", "multiple_choice")
+    space: dict[str, list[Any]] = {
+        "template": templates,
+        "shots": [k for k in DEFAULT_SHOTS if k <= pool_size],
+        "selection": [s for s in PER_ITEM_SELECTIONS if labelled or s != "balanced"],
+        "cue": list(DEFAULT_CUES),
+    }
+    if labelled:
+        space["label_order"] = ["given", "reversed"]
+        space["constrained"] = [False, True]
+    return space
+
+
+def parse_space(task: Task, raw: Mapping[str, Any], pool_size: int) -> Space:
+    """{"template": ["zero_shot", "short"], "shots": "0,4"} -> Space; each value checked now."""
+    params = []
+    for name, values in raw.items():
+        if name not in SEARCHABLE:
+            raise UserError(
+                f"cannot search prompts over {name!r}{closest(name, SEARCHABLE)} (searchable: {', '.join(SEARCHABLE)})"
+            )
+        if isinstance(values, str):
+            values = values.split(",") if name != "cue" else values.split("|")
+        if not isinstance(values, list | tuple) or not values:
+            raise UserError(f"prompt search values for {name!r} must be a non-empty list")
+        params.append((name, tuple(dict.fromkeys(_check(task, name, v, pool_size) for v in values))))
+    if not params:
+        raise UserError("the prompt search space is empty: give at least one setting to vary, e.g. shots = [0, 4, 8]")
+    return Space(tuple(params))
+
+
+def _check(task: Task, name: str, value: Any, pool_size: int) -> Any:
+    if name == "template":
+        value = str(value).strip()
+        if value not in task.templates:
+            raise UserError(
+                f"prompt search: task {task.name} has no template {value!r}{closest(value, task.templates)} "
+                f"(templates: {', '.join(task.templates)})"
+            )
+        return value
+    if name == "shots":
+        try:
+            k = int(str(value).strip())
+        except ValueError:
+            raise UserError(f"prompt search: shots must be whole numbers, got {value!r}") from None
+        if k < 0 or k > pool_size:
+            raise UserError(f"prompt search: shots {k} is outside 0..{pool_size} (the few-shot pool of {task.name})")
+        return k
+    if name == "selection":
+        value = str(value).strip()
+        if value not in SELECTIONS:
+            raise UserError(f"prompt search: unknown selection {value!r}{closest(value, SELECTIONS)}")
+        return value
+    if name == "label_order":
+        value = str(value).strip()
+        if value not in LABEL_ORDERS:
+            raise UserError(f"prompt search: unknown label order {value!r}{closest(value, LABEL_ORDERS)}")
+        return value
+    if name == "constrained":
+        try:
+            flag = _bool(value)
+        except ValueError:
+            raise UserError(f"prompt search: constrained must be true or false, got {value!r}") from None
+        if flag and not task.labels:
+            raise UserError(f"prompt search: constrained choice needs a label set, and {task.name} has none")
+        return flag
+    return str(value)  # cue: any text, "" for none
+
+
+def variant_of(params: Mapping[str, Any], name: str = "searched") -> Variant:
+    """The prompt variant a trial's settings describe (defaults for what the space leaves out)."""
+    p = dict(params)
+    shots = int(p.get("shots", 0))
+    return Variant(
+        name,
+        str(p.get("template", "zero_shot")),
+        shots=shots,
+        selection=str(p.get("selection", "random")) if shots else "random",
+        constrained=bool(p.get("constrained", False)),
+        cue=str(p.get("cue", "")),
+        label_order=str(p.get("label_order", "given")),
+    )
+
+
+def canonical(params: Mapping[str, Any]) -> str:
+    """Settings that render the same prompts are one candidate (selection means nothing at k = 0)."""
+    v = variant_of(params)
+    return json.dumps([v.template, v.shots, v.selection, v.constrained, v.cue, v.label_order])
+
+
+TokenCounter = Callable[[Sequence[Any]], int]  # chat messages -> prompt tokens
+
+
+def candidates(
+    task: Task,
+    space: Space,
+    val: Sequence[Any],
+    pool: Sequence[Any],
+    count_tokens: TokenCounter | None = None,
+    max_len: int = 4096,
+    strict: bool = True,
+) -> list[dict[str, Any]]:
+    """The space's distinct points that fit the model's context.
+
+    The bound is conservative: the longest validation item with the k longest pool rows as shots
+    (whatever the selection picks is no longer), plus the answer budget. `strict` (a space the user
+    wrote) refuses a point over the context with one line; the default space just leaves it out."""
+    from harness.taskkit import prompts
+
+    seen: dict[str, dict[str, Any]] = {}
+    for params in grid(space):
+        seen.setdefault(canonical(params), params)
+    points = list(seen.values())
+    if not val:
+        return points
+
+    def size(s: Any) -> int:
+        return sum(len(str(v)) for v in s.fields.values())
+
+    worst = max(val, key=size)
+    # A template that never shows the label list renders the same prompt in every label order:
+    # one candidate, so no trial is spent on a prompt already scored.
+    lists_labels = {
+        t: prompts.render(task, t, worst, (), prompts.PromptFormat(label_order="given"))
+        != prompts.render(task, t, worst, (), prompts.PromptFormat(label_order="reversed"))
+        for t in {str(p.get("template", "zero_shot")) for p in points}
+    }
+    distinct: dict[str, dict[str, Any]] = {}
+    for params in points:
+        v = variant_of(params)
+        distinct.setdefault(canonical({**params, "label_order": v.label_order if lists_labels[v.template] else "-"}), params)
+    points = list(distinct.values())
+    if count_tokens is None:
+        return points
+    longest = sorted(pool, key=size, reverse=True)
+    fits: dict[tuple[str, int, str, str], int] = {}
+    out = []
+    for params in points:
+        v = variant_of(params)
+        key = (v.template, v.shots, v.cue, v.label_order)
+        if key not in fits:
+            fmt = prompts.PromptFormat(v.cue, v.label_order)
+            messages = prompts.render(task, v.template, worst, longest[: v.shots], fmt)
+            fits[key] = count_tokens(messages) + prompts.max_tokens_for(task, v.template, worst)
+        if fits[key] <= max_len:
+            out.append(params)
+        elif strict:
+            raise UserError(
+                f"prompt search: template {v.template} with {v.shots} shots needs up to {fits[key]} tokens, over "
+                f"the model's context of {max_len}; search fewer shots or a shorter template"
+            )
+    if not out:
+        raise UserError(f"prompt search: no point of the space fits the model's context of {max_len} tokens")
+    return out
+
+
+def search_id(task: str, space: Space, method: str, budget: int, seed: int, identity: Mapping[str, Any]) -> str:
+    """Everything that decides the trials' answers names the folder: an edited template, other
+    validation items or another model start a fresh search instead of mixing old answers in."""
+    payload = json.dumps([task, asdict(space), method, budget, seed, dict(identity)], sort_keys=True, default=str)
+    return f"prompt-{task}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
+
+
+class PromptTrialRunner:
+    """Score one prompt configuration on the validation items through a (cached) backend."""
+
+    def __init__(self, task: Task, items: Sequence[Any], pool: Sequence[Any], backend: Any, seed: int = 0):
+        self.task, self.items, self.pool, self.backend, self.seed = task, items, pool, backend, seed
+
+    def __call__(self, number: int, params: dict[str, Any]) -> Trial:
+        import time
+
+        from harness.engines.chat import device_count
+        from harness.experiment.runner import build_requests
+        from harness.taskkit.scoring import Scored, extract, metric_fn, score
+
+        variant = variant_of(params)
+        requests = build_requests(self.task, variant, self.items, self.pool, self.seed)
+        start = time.perf_counter()
+        completions = self.backend.generate(requests)
+        wall = time.perf_counter() - start
+        scored = []
+        for s, c in zip(self.items, completions, strict=True):
+            pred = extract(self.task, c.text, s)
+            scored.append(Scored(pred, s.target, score(self.task, pred, s)))
+        # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
+        device_s = sum(c.latency_s for c in completions) * device_count()
+        metric = metric_fn(self.task.primary_metric)(scored, self.task.labels)
+        return Trial(number, dict(params), metric, None, None, wall, device_s, "")
+
+
+def run(
+    task: Task,
+    space: Space,
+    runner: Callable[[int, dict[str, Any]], Trial],
+    *,
+    method: str = "random",
+    budget: int = 6,
+    seed: int = 0,
+    max_device_s: float | None = None,
+    identity: Mapping[str, Any] | None = None,
+    out_root: Path = Path("results/sweeps"),
+    on_trial: Callable[[Trial], None] | None = None,
+    space_points: Sequence[dict[str, Any]] | None = None,
+) -> tuple[Path, SweepSummary]:
+    """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
+    distinct point of the space); returns its folder and summary (the adapter sweep's)."""
+    from harness.runlog.folder import write_json
+
+    check_budget(method, budget, max_device_s)
+    points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
+    digest = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:12]
+    folder = out_root / search_id(
+        task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s, "points": digest}
+    )
+    log = TrialLog(folder / "trials.jsonl", on_trial, f"prompt search {task.name} ({method})", min(budget, len(points)))
+    done, trials, record = log.done, log.trials, log.record
+
+    def spent() -> bool:
+        return max_device_s is not None and sum(t.device_s for t in trials) >= max_device_s
+
+    try:
+        if method == "tpe":
+            _tpe(space, points, budget, seed, done, runner, record, spent)
+        else:
+            configs = points[:budget] if method == "grid" else random.Random(seed).sample(points, min(budget, len(points)))
+            for i, params in enumerate(configs):
+                key = json.dumps(params, sort_keys=True)
+                if key in done:
+                    continue
+                if spent():
+                    break
+                record(runner(i, params))
+    finally:
+        log.close()
+    summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
+    write_json(
+        folder / "sweep.json",
+        {
+            "side": "prompt", "task": task.name, "space": asdict(space), "method": method, "budget": budget,
+            "max_device_s": max_device_s, "seed": seed, "identity": dict(identity or {}), "summary": asdict(summary),
+        },
+    )  # fmt: skip
+    return folder, summary
+
+
+def _tpe(
+    space: Space,
+    points: Sequence[dict[str, Any]],
+    budget: int,
+    seed: int,
+    done: Mapping[str, Trial],
+    runner: Callable[[int, dict[str, Any]], Trial],
+    record: Callable[[Trial], None],
+    spent: Callable[[], bool],
+) -> None:
+    """Optuna TPE over the space; a proposal outside `points` (over the context, or a duplicate
+    prompt) is told as failed and costs no trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
+    }
+    allowed = {json.dumps(p, sort_keys=True) for p in points}
+    number, asked, limit = 0, 0, min(budget, len(allowed))
+    while number < limit and asked < 50 * budget and not spent():
+        asked += 1
+        ot = study.ask(dists)
+        key = json.dumps(dict(ot.params), sort_keys=True)
+        if key not in allowed:
+            study.tell(ot, state=optuna.trial.TrialState.FAIL)
+            continue
+        trial = done.get(key) or runner(number, dict(ot.params))
+        study.tell(ot, trial.metric)
+        record(trial)
+        allowed.discard(key)
+        number += 1
+
+
+def check_budget(method: str, budget: int, max_device_s: float | None) -> None:
+    if method not in METHODS:
+        raise UserError(f"unknown search method {method!r}{closest(method, METHODS)} (choose from {', '.join(METHODS)})")
+    if budget <= 0:
+        raise UserError(f"the prompt search's trial budget must be at least 1, got {budget}")
+    if max_device_s is not None and not max_device_s > 0:
+        raise UserError(f"the prompt search's device-seconds budget must be positive, got {max_device_s}")
+
+
+def trial_facts(summary: SweepSummary, method: str, folder: Path) -> dict[str, Any]:
+    """What the manifest keeps of a search: enough for the effort curve and the report."""
+    return {
+        "folder": str(folder),
+        "method": method,
+        "best": summary.best.params,
+        "best_metric": summary.best.metric,
+        "median": summary.median,
+        "spread": summary.spread,
+        "trials": [
+            {"number": t.number, "params": t.params, "metric": t.metric, "device_s": t.device_s} for t in summary.trials
+        ],
+    }

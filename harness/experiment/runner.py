@@ -1,0 +1,176 @@
+"""The runner: plan -> requests -> backend -> scored records. The only eval code doing I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.taskkit import prompts
+from harness.taskkit import scoring
+from harness.engines.backends.base import Backend, BatchStats
+from harness.engines.chat import device_count
+from harness.core.errors import UserError
+from harness.core.faults import checkpoint
+from harness.taskkit.formats import Layout
+from harness.runlog.folder import FORMATS, NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
+from harness.taskkit.registry import Task
+from harness.core.types import Decoding, Request, Sample
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One contender. Prompt engineering and fine-tuning are both just variants."""
+
+    name: str
+    template: str
+    shots: int = 0
+    selection: str = "random"
+    constrained: bool = False
+    adapter: str | None = None  # adapter directory
+    max_tokens: int | None = None
+    train_size: int | None = None  # for adapters: labelled examples it was trained on
+    seed: int = 0
+    cue: str = ""  # a line appended to every user turn, e.g. "Answer:"
+    label_order: str = "given"  # order of the label list in templates that show it
+    stop: tuple[str, ...] | None = None  # None: the template's
+    temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
+    layout: str = ""  # a format perturbation (harness.formats.Layout.encode); "" as written
+    shot_seed: int | None = None  # the few-shot draw's seed; None: the run's
+    many_shot: bool = False  # 'similar' shots, as many as the context allows (harness.many_shot sets `shots`)
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.adapter is not None
+
+
+def build_requests(
+    task: Task, variant: Variant, items: Sequence[Sample], pool: Sequence[Sample], seed: int = 0
+) -> list[Request]:
+    if variant.constrained and not task.labels:
+        raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
+    draw = seed if variant.shot_seed is None else variant.shot_seed
+    selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, draw) if variant.shots else None
+    fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
+    out = []
+    shot_users: dict[str, str] = {}  # one template and format here: a shot's turn renders once
+    for s in items:
+        shots = selector.select(s) if selector else ()
+        messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt, shot_users)
+        out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
+    return out
+
+
+def seeded_prompts(variants: Sequence[Variant], seeds: Sequence[int]) -> list[Variant]:
+    """With several seeds, each prompt arm that draws its few-shot examples at random gets one arm per
+    seed (`few_shot_8_s1`: the draw of seed 1), as the adapter gets one training run per seed: both
+    sides' luck of the draw is measured. 'similar' selection is deterministic: one arm."""
+    if len(seeds) < 2:
+        return list(variants)
+    out: list[Variant] = []
+    for v in variants:
+        if v.is_adapter or not v.shots or v.selection == "similar" or v.shot_seed is not None:
+            out.append(v)
+        else:
+            out += [replace(v, name=f"{v.name}_s{s}", shot_seed=s) for s in seeds]
+    return out
+
+
+def decoding(task: Task, variant: Variant, turn: prompts.Turn, seed: int) -> Decoding:
+    """The variant's settings over the template's over the task's."""
+    return Decoding(
+        max_tokens=variant.max_tokens or prompts.budget(task, turn),
+        temperature=turn.temperature if variant.temperature is None else variant.temperature,
+        stop=turn.stop if variant.stop is None else variant.stop,
+        seed=seed,
+        choices=tuple(task.labels) if variant.constrained else None,
+    )
+
+
+def score_record(task: Task, variant: Variant, sample: Sample, request: Request, completion: Any) -> dict[str, Any]:
+    prediction = scoring.extract(task, completion.text, sample)
+    return {
+        "task": task.name, "item": sample.id, "variant": variant.name,
+        "messages": [asdict(m) for m in request.messages], "output": completion.text,
+        "prediction": prediction, "gold": sample.target, "scores": scoring.score(task, prediction, sample),
+        "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+        "latency_s": completion.latency_s, "finish_reason": completion.finish_reason, "cached": completion.cached,
+    }  # fmt: skip
+
+
+BATCHES = "batches.jsonl"  # accounting per backend call: wall and device seconds, tokens, requests/s
+
+
+def batch_record(
+    task: str, chunk: Sequence[tuple[Variant, Sample, Request]], completions: Sequence[Any], wall: float
+) -> dict[str, Any]:
+    fresh = [c for c in completions if not c.cached]
+    stats = BatchStats(
+        len(chunk), wall, wall * device_count(), sum(c.prompt_tokens for c in fresh), sum(c.completion_tokens for c in fresh)
+    )
+    return {
+        "task": task,
+        "variants": sorted({v.name for v, _, _ in chunk}),
+        "cached": len(completions) - len(fresh),
+        **asdict(stats),
+        "requests_per_s": round(stats.requests_per_s, 3),
+    }
+
+
+def evaluate(
+    task: Task,
+    variants: Sequence[Variant],
+    items: Sequence[Sample],
+    pool: Sequence[Sample],
+    backend: Backend,
+    run_dir: Path,
+    seed: int = 0,
+    batch_size: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+    split: str = "test",
+) -> list[dict[str, Any]]:
+    """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
+    rerun after a crash only computes what is missing. Returns this task's records.
+    `on_batch(done, total)` after the kept records are counted and after each batch.
+
+    `split` "validation" writes to validation.jsonl: the records every selection is made on,
+    kept apart from the test records the report's numbers come from."""
+    path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE, "formats": FORMATS}[split]
+    done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
+    chunks: list[list[tuple[Variant, Sample, Request]]] = []
+    for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time
+        missing = [s for s in items if (s.id, v.name) not in done]
+        if missing:
+            mine = list(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
+            # a batch holds one variant: its wall time per request is that variant's cost, not a mix
+            chunks += [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    todo = [job for chunk in chunks for job in chunk]
+    total = len(items) * len(variants)
+    finished = total - len(todo)  # kept from an earlier run: a resumed or finished run says so, not 0/?
+    if on_batch:
+        on_batch(finished, total)
+    writer = SampleWriter(path)
+    batches = SampleWriter(run_dir / BATCHES)
+    try:
+        for chunk in chunks:
+            started = time.perf_counter()
+            completions = backend.generate([r for _, _, r in chunk])
+            wall = time.perf_counter() - started
+            records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
+            checkpoint("before-append")
+            writer.append(records)
+            batches.append([{**batch_record(task.name, chunk, completions, wall), "split": split}])
+            checkpoint("after-batch")
+            for rec in records:
+                done[(rec["item"], rec["variant"])] = rec
+            finished += len(chunk)
+            if on_batch:
+                on_batch(finished, total)
+    finally:
+        writer.close()
+        batches.close()
+    names = {v.name for v in variants}
+    ids = {s.id for s in items}
+    return [r for (item, name), r in done.items() if name in names and item in ids]

@@ -40,7 +40,7 @@ PATHS = {"tcmalloc": {}, "glibc": {"HARNESS_NO_TCMALLOC": "1"}}
 
 
 def fresh_cache(work: Path, name: str) -> str:
-    from harness.engines.models import cache_root
+    from harness.core.files import cache_root
 
     cache = work / name
     shutil.rmtree(cache, ignore_errors=True)

@@ -58,7 +58,7 @@ def vllm_kernels(capped: bool) -> list[str]:
 
 def run(mode: str, work: Path) -> tuple[float, dict, dict]:
     """Wall time, the run's phases, and its answers by (task, item, variant)."""
-    from harness.engines.models import cache_root
+    from harness.core.files import cache_root
 
     cache = work / mode / "cache"
     cache.mkdir(parents=True)

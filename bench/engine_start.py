@@ -28,12 +28,14 @@ STARTS = 3
 def child(mode: str) -> None:
     import gc
 
-    from harness.taskkit import data
     from harness.engines.backends import kv_space
-    from harness.engines.backends.vllm import VLLMBackend, configure_cpu_env
+    from harness.engines.backends.engine_settings import configure_cpu_env
+    from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.chat import encode_chat
     from harness.engines.models import resolve
-    from harness.experiment.runner import Variant, build_requests
+    from harness.experiment.runner import build_requests
+    from harness.experiment.variant import Variant
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     configure_cpu_env()

@@ -27,11 +27,12 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 def main() -> None:
     import torch
 
-    from harness.taskkit import data
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.chat import encode_chat
     from harness.engines.models import resolve
-    from harness.experiment.runner import Variant, build_requests, evaluate
+    from harness.experiment.runner import build_requests, evaluate
+    from harness.experiment.variant import Variant
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     task = get_task("twitter_fin_sentiment")

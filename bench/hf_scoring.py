@@ -72,12 +72,13 @@ class PlainPeft:
 
 def main() -> None:
     from bench.common import write_result
-    from harness.taskkit import data
     from harness.engines.backends.hf import HFBackend
     from harness.engines.models import resolve
-    from harness.experiment.runner import Variant, build_requests
-    from harness.taskkit.scoring import extract
+    from harness.experiment.runner import build_requests
+    from harness.experiment.variant import Variant
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
+    from harness.taskkit.scoring import extract
     from harness.train.config import TrainConfig
     from harness.train.recipe import train
 

@@ -30,11 +30,12 @@ WORKLOADS = (  # (task, variant name, template, shots, selection)
 
 
 def main() -> None:
-    from harness.taskkit import data
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.chat import encode_chat
     from harness.engines.models import resolve
-    from harness.experiment.runner import Variant, build_requests
+    from harness.experiment.runner import build_requests
+    from harness.experiment.variant import Variant
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     model_dir = resolve()

@@ -42,10 +42,11 @@ def one_budget(budget: str, round_no: int) -> dict[str, dict]:
     """In this process: start an engine with the budget, time each workload once; walls and answers."""
     from dataclasses import replace
 
-    from harness.taskkit import data
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.models import resolve
-    from harness.experiment.runner import Variant, build_requests
+    from harness.experiment.runner import build_requests
+    from harness.experiment.variant import Variant
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     tokens, seqs = (int(x) for x in budget.split("x"))

@@ -49,8 +49,8 @@ def config(path: str):
 def examples(cfg):
     from transformers import AutoTokenizer
 
-    from harness.taskkit import data
     from harness.engines.models import resolve
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
     from harness.train.examples import build_examples
     from harness.train.recipe import split_train_val

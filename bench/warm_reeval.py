@@ -66,7 +66,7 @@ TEMPLATE = '{{% set system = "{instruction}" | replace("{{listed}}", labels[:-1]
 
 def setup(work: Path) -> dict[str, str]:
     """Task folder, prompts, data and cache for the bench; the environment its commands run in."""
-    from harness.engines.models import cache_root
+    from harness.core.files import cache_root
 
     tasks = work / "tasks"
     tasks.mkdir()
@@ -123,12 +123,12 @@ def prompt_work(ids: list[list[int]], block: int) -> dict[str, int]:
 
 def run_prompt_work(run_dir: Path) -> dict[str, int]:
     """prompt_work of a run's test prompts, tokenized as the engine tokenizes them."""
-    from harness.engines.backends.vllm import CPU_KV_BLOCK
+    from harness.core.types import Message
+    from harness.engines.backends.engine_settings import CPU_KV_BLOCK
     from harness.engines.chat import encode_chat
     from harness.engines.models import resolve
-    from harness.runlog.folder import read_samples
     from harness.engines.tokenizer import counting_tokenizer
-    from harness.core.types import Message
+    from harness.runlog.folder import read_samples
 
     tok = counting_tokenizer(resolve())
     rows = read_samples(run_dir / "samples.jsonl")

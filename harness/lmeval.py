@@ -1,7 +1,7 @@
 """What a task file written by `harness import-lm-eval` imports to read a document as
 lm-evaluation-harness does. A stable name for those files; the harness itself imports these from
-harness.authoring.lmeval."""
+harness.taskkit.lmeval_docs."""
 
-from harness.authoring.lmeval import apply_template, doc_choices, doc_target, sample_from_doc
+from harness.taskkit.lmeval_docs import apply_template, doc_choices, doc_target, sample_from_doc
 
 __all__ = ["apply_template", "doc_choices", "doc_target", "sample_from_doc"]

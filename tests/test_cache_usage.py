@@ -9,8 +9,8 @@ import sqlite3
 
 import pytest
 
-from harness.engines.response_cache import ResponseCache
 from harness.core.types import Completion
+from harness.engines.response_cache import ResponseCache
 from tests.test_bad_input import make_run, run_cli
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import cards
 from harness.analysis import cost
 from harness.analysis.summary import summarise_task
+from harness.report import cards
 from tests.test_fullcost import ADAPTERS, INFO, _rec
 
 

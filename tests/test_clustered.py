@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from harness.analysis import stats
-from harness.analysis.summary import summarise_task
 from harness.analysis.cost import Prices
+from harness.analysis.summary import summarise_task
 from harness.core.errors import UserError
-from harness.taskkit.scoring import Scored
+from harness.taskkit.metrics import Scored
 from harness.taskkit.registry import get_task
 
 

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.taskkit import data
 from harness.engines.backends.fake import FakeBackend
+from harness.experiment.runner import evaluate
+from harness.experiment.variant import Variant
 from harness.runlog.completeness import missing_answers, sentence
 from harness.runlog.folder import MANIFEST
-from harness.experiment.runner import Variant, evaluate
+from harness.taskkit import data
 from harness.taskkit.registry import get_task
 
 TWITTER = "twitter_fin_sentiment"

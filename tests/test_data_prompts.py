@@ -4,11 +4,10 @@ import json
 
 import pytest
 
-from harness.taskkit import data
-from harness.taskkit import prompts
 from harness.core.errors import UserError
-from harness.taskkit.registry import get_task
 from harness.core.types import Sample
+from harness.taskkit import data, prompts
+from harness.taskkit.registry import get_task
 
 
 def _write(root, task, split, lines):
@@ -227,7 +226,8 @@ def test_validation_carve_never_overlaps_test_and_is_seed_free():
 
 @pytest.mark.parametrize(("selection", "casing"), [("fixed", "given"), ("similar", "given"), ("fixed", "upper")])
 def test_requests_render_each_shot_once_and_say_what_rendering_it_every_time_says(monkeypatch, selection, casing):
-    from harness.experiment.runner import Variant, build_requests
+    from harness.experiment.runner import build_requests
+    from harness.experiment.variant import Variant
 
     task = get_task("twitter_fin_sentiment")
     pool = tuple(Sample(f"p{i}", {"text": f"shares of firm {i} move {'up' * (i % 3)}"}, lab)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from harness.authoring.datacheck import check, near_duplicate_pairs
-from harness.taskkit.registry import get_task
 from harness.core.types import Sample
+from harness.taskkit.registry import get_task
 
 
 def test_data_check_finds_duplicates_conflicts_overlap_and_long_rows():
@@ -73,8 +73,8 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     import dataclasses
     import shutil
 
-    import harness.experiment.compare
     import harness.authoring.datacheck
+    import harness.experiment.compare
     from harness.experiment.compare import data_check
     from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
@@ -107,8 +107,8 @@ def test_a_prompt_longer_than_max_seq_len_is_refused_before_any_training(fixture
     """A 151-label prompt of hundreds of tokens left every example without its answer: the recipe
     stopped after the sweeps with 'no training example with a completion'. Now the data check says
     so before any training, with the lengths, against the plan's own max_seq_len."""
-    from harness.experiment.compare import data_check
     from harness.authoring.datacheck import untrainable
+    from harness.experiment.compare import data_check
     from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
 

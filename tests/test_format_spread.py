@@ -9,15 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from harness.taskkit import formats
-from harness.taskkit import prompts
-from harness.analysis.summary import format_sentence, summarise_task
 from harness.analysis.cost import Prices
+from harness.analysis.summary import format_sentence, summarise_task
 from harness.core.errors import UserError
-from harness.experiment.format_spread import check_perturbable, describe, spread_variants
-from harness.experiment.runner import Variant, build_requests
-from harness.taskkit.registry import get_task, registry
 from harness.core.types import Sample
+from harness.experiment.format_spread import check_perturbable, describe, spread_variants
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.taskkit import formats, prompts
+from harness.taskkit.registry import get_task, registry
 from tests.fixtures import ROWS
 
 BUILTIN = sorted(t for t in registry() if t in ROWS)

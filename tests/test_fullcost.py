@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.analysis import cost
-from harness.analysis import fullcost
+from harness.analysis import cost, fullcost
 from harness.analysis.summary import summarise_task
 
 ADAPTERS = {

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from harness.engines.backends.hf import HFBackend
 from harness.core.types import Decoding, Message, Request
+from harness.engines.backends.hf import HFBackend
 from tests.tiny_model import make_model_dir
 
 

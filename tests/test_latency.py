@@ -9,10 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from harness.taskkit import data
+from harness.analysis.stats import wait_percentiles as percentiles
 from harness.engines.backends.fake import FakeBackend
-from harness.experiment.latency import LATENCY, percentiles, probe
-from harness.experiment.runner import Variant
+from harness.experiment.latency import probe
+from harness.experiment.variant import Variant
+from harness.runlog.folder import LATENCY
+from harness.taskkit import data
 from harness.taskkit.registry import get_task
 
 

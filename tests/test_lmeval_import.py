@@ -8,9 +8,8 @@ import json
 
 import pytest
 
-from harness.authoring import lmeval
-from harness.taskkit import prompts
-from harness.taskkit import scoring
+from harness.authoring import lmeval_import as lmeval
+from harness.taskkit import lmeval_docs, prompts, scoring
 from harness.taskkit.registry import get_task, registry
 from tests.test_bad_input import run_cli
 
@@ -235,12 +234,12 @@ def test_same_prompt_as_lm_eval_when_installed(imported):
 
 def test_lm_eval_semantics_of_doc_to_target_and_choice():
     doc = {"label": 1, "opts": ["x", "y"], "n": 2}
-    assert lmeval.doc_target("label", doc, True) == 1
-    assert lmeval.doc_target("{{n}}", doc, True) == 2  # digits become an index when there are choices
-    assert lmeval.doc_target("{{n}}", doc, False) == "2"
-    assert lmeval.doc_target("{{opts}}", doc, False) == ["x", "y"]
-    assert lmeval.doc_choices("opts", doc) == ["x", "y"]
-    assert lmeval.doc_choices("{{opts}}", doc) == ["x", "y"]
-    assert lmeval.apply_template("{{ 'a-b' | regex_replace('-', '+') }}", {}) == "a+b"
+    assert lmeval_docs.doc_target("label", doc, True) == 1
+    assert lmeval_docs.doc_target("{{n}}", doc, True) == 2  # digits become an index when there are choices
+    assert lmeval_docs.doc_target("{{n}}", doc, False) == "2"
+    assert lmeval_docs.doc_target("{{opts}}", doc, False) == ["x", "y"]
+    assert lmeval_docs.doc_choices("opts", doc) == ["x", "y"]
+    assert lmeval_docs.doc_choices("{{opts}}", doc) == ["x", "y"]
+    assert lmeval_docs.apply_template("{{ 'a-b' | regex_replace('-', '+') }}", {}) == "a+b"
     with pytest.raises(ValueError, match="outside the 2 choices"):
-        lmeval.sample_from_doc({"label": 5}, "label", ["a", "b"])
+        lmeval_docs.sample_from_doc({"label": 5}, "label", ["a", "b"])

@@ -8,11 +8,12 @@ import json
 import pytest
 
 from harness.core.errors import UserError
+from harness.core.types import Message, Sample
 from harness.experiment.many_shot import many_shot_k, resolve
 from harness.experiment.plan import MANY_SHOT, default_variants, pick_variants
-from harness.experiment.runner import Variant, build_requests
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
 from harness.taskkit.registry import get_task
-from harness.core.types import Message, Sample
 from tests.test_sweep import synthetic_task  # noqa: F401 (a fixture)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engines import merged_store
 from harness.core.errors import UserError
+from harness.engines import merged_store
 from tests.test_bad_input import run_cli
 
 
@@ -68,7 +68,9 @@ def test_a_copy_in_use_stays_even_over_budget(tmp_path, holder):
 def test_a_released_copy_can_go(tmp_path, holder):
     folder = tmp_path / "merged"
     _copy(folder, "k", 10, 100)
-    code = "import sys; from pathlib import Path; from harness.engines import merged_store as m; m.hold(Path(sys.argv[1]), 'k')"
+    code = (
+        "import sys; from pathlib import Path; from harness.engines import merged_store as m; m.hold(Path(sys.argv[1]), 'k')"
+    )
     subprocess.run([sys.executable, "-c", code, str(folder)], check=True)  # held, then the process ended
     assert merged_store.trim(folder, 0).removed == ("k",)
 

@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 
-from harness.engines import models
 from harness.core.errors import UserError
+from harness.engines import models
 
 
 def test_parse_spec_kinds(tmp_path):

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.taskkit import data
-from harness.taskkit import prompts
 from harness.authoring import scaffold
 from harness.authoring.taskcheck import run_checks
+from harness.taskkit import data, prompts
 from harness.taskkit.registry import get_task, registry
 from tests.test_bad_input import run_cli
 

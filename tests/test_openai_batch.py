@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness.engines.backends import openai as oa
 from harness.core.errors import UserError
 from harness.core.types import Decoding, Message, Request
+from harness.engines.backends import openai as oa
 from tests.test_openai_limits import MODELS, serving
 from tests.tiny_model import make_model_dir
 

@@ -145,7 +145,7 @@ def test_openai_url_may_end_in_v1_as_openai_clients_write_it():
 
 
 def test_cache_folder_that_is_a_file_is_refused(tmp_path, monkeypatch):
-    from harness.engines.models import cache_root
+    from harness.core.files import cache_root
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "file"))
     (tmp_path / "file").write_text("x")

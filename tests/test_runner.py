@@ -7,17 +7,18 @@ import multiprocessing as mp
 
 import pytest
 
-from harness.taskkit import data
+from harness.analysis.cost import Prices
 from harness.analysis.summary import summarise_task
+from harness.core.errors import UserError
+from harness.core.types import Decoding, Message, Request, Sample
 from harness.engines.backends.fake import FakeBackend
 from harness.engines.response_cache import CachedBackend, ResponseCache, request_key
+from harness.experiment.runner import evaluate
+from harness.experiment.variant import Variant
 from harness.report.cards import card
-from harness.analysis.cost import Prices
-from harness.core.errors import UserError
 from harness.runlog.folder import SAMPLES, locked, read_samples, repair_tail
-from harness.experiment.runner import Variant, evaluate
+from harness.taskkit import data
 from harness.taskkit.registry import get_task
-from harness.core.types import Decoding, Message, Request, Sample
 
 
 def _oracle(task, items):

@@ -193,7 +193,7 @@ def test_a_missing_include_names_the_folder(tmp_path, capsys, monkeypatch):
 
 def test_lm_eval_templates_render_in_the_sandbox():
     from harness.core.errors import UserError
-    from harness.authoring.lmeval import apply_template
+    from harness.taskkit.lmeval_docs import apply_template
 
     assert apply_template("{{ question|regex_replace(' +', ' ') }}?", {"question": "a  b"}) == "a b?"
     with pytest.raises(UserError, match="refused by the sandbox"):

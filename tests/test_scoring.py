@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.taskkit import scoring
 from harness.core.types import Sample
+from harness.taskkit import metrics, scoring
 
 LABELS = ("card_arrival", "card_linking", "lost_or_stolen_card", "Refund_not_showing_up")
 
@@ -90,14 +90,14 @@ def test_macro_f1_matches_sklearn():
 
     golds = ["a", "a", "b", "b", "b"]
     preds = ["a", "b", "b", "b", None]
-    items = [scoring.Scored(p, g, {"correct": float(p == g)}) for p, g in zip(preds, golds, strict=True)]
+    items = [metrics.Scored(p, g, {"correct": float(p == g)}) for p, g in zip(preds, golds, strict=True)]
     expected = f1_score(golds, [p or "<none>" for p in preds], labels=["a", "b"], average="macro", zero_division=0)
-    assert scoring.METRICS["macro_f1"](items, ("a", "b")) == pytest.approx(expected)
-    assert scoring.METRICS["accuracy"](items, ()) == pytest.approx(0.6)
+    assert metrics.METRICS["macro_f1"](items, ("a", "b")) == pytest.approx(expected)
+    assert metrics.METRICS["accuracy"](items, ()) == pytest.approx(0.6)
 
 
 def test_unknown_metric():
     from harness.core.errors import UserError
 
     with pytest.raises(UserError, match="unknown metric"):
-        scoring.metric_fn("acuracy")
+        metrics.metric_fn("acuracy")

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.taskkit import data
-from harness.analysis import effort
-from harness.analysis import selection
-from harness.experiment import prompt_search as ps
-from harness.engines.backends.fake import FakeBackend
+from harness.analysis import effort, selection
 from harness.core.errors import UserError
-from harness.runlog.folder import MANIFEST
-from harness.experiment.runner import Variant, evaluate
-from harness.taskkit.registry import get_task, registry
 from harness.core.types import Request, Sample
+from harness.engines.backends.fake import FakeBackend
+from harness.experiment import prompt_search as ps
+from harness.experiment.runner import evaluate
+from harness.experiment.variant import Variant
+from harness.runlog.folder import MANIFEST
+from harness.taskkit import data
+from harness.taskkit.registry import get_task, registry
 from tests.test_kill import _rows
 
 TWITTER = "twitter_fin_sentiment"
@@ -171,8 +171,8 @@ def test_combined_arm_is_built_on_the_selected_adapter():
 
 
 def test_constrained_adapter_arm_in_a_verdict():
-    from harness.analysis.summary import summarise_task
     from harness.analysis.cost import Prices
+    from harness.analysis.summary import summarise_task
 
     def rec(item, variant, ok, split_gold="a"):
         return {"task": "t", "item": item, "variant": variant, "prediction": split_gold if ok else "b",

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from harness.engines.backends import serve
 from harness.core.types import Completion, Decoding, Message, Request
+from harness.engines.backends import serve
 from tests.test_openai_batch import echo_server
 from tests.test_openai_limits import MODELS, scripted_server
 from tests.tiny_model import make_model_dir
@@ -113,6 +113,7 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
     entry point (4096 tokens in-process, 2048 for its server): both ask for the faster 2048."""
     import types
 
+    from harness.engines.backends import engine_settings
     from harness.engines.backends import vllm as backend_mod
 
     made: list[dict] = []
@@ -123,12 +124,13 @@ def test_the_cpu_engine_and_the_server_share_prefixes_in_blocks_of_32_and_one_st
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
     monkeypatch.setattr(backend_mod, "configure_cpu_env", lambda: None)
+    monkeypatch.setattr(engine_settings, "configure_cpu_env", lambda: None)
     for name in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_LOGGING_LEVEL"):  # set by the backend: put back after
         monkeypatch.setenv(name, os.environ.get(name, ""))
     backend = backend_mod.VLLMBackend(model_dir)
     backend._get_engine(model_dir, False, 10)
     backend._engine = None  # nothing real to shut down
-    assert made[0]["block_size"] == backend_mod.CPU_KV_BLOCK == 32 and made[0]["enable_prefix_caching"]
+    assert made[0]["block_size"] == engine_settings.CPU_KV_BLOCK == 32 and made[0]["enable_prefix_caching"]
     assert made[0]["dtype"] == "float32"
     assert made[0]["max_num_batched_tokens"] == 2048 and made[0]["max_num_seqs"] == 128
     assert made[0]["kv_cache_memory_bytes"] == 2 << 30  # sized from the model's config: the floor for a small one

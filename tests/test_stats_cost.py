@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.analysis import cost
-from harness.analysis import stats
-from harness.taskkit.scoring import METRICS, Scored
+from harness.analysis import cost, stats
+from harness.taskkit.metrics import METRICS, Scored
 
 
 def _items(correct):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.experiment import sweep
 from harness.core.errors import UserError
+from harness.experiment import sweep
 from tests.test_kill import _rows
 from tests.tiny_model import make_model_dir
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.taskkit import prompts
-from harness.experiment.plan import Plan, TaskPlan, default_variants, pick_variants, without_training
-from harness.experiment.runner import Variant, build_requests
-from harness.taskkit.registry import get_task, registry
 from harness.core.types import Sample
+from harness.experiment.plan import Plan, TaskPlan, default_variants, pick_variants, without_training
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.taskkit import prompts
+from harness.taskkit.registry import get_task, registry
 from tests.test_bad_input import run_cli
 from tests.tiny_model import make_model_dir
 

@@ -9,10 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness.taskkit import data
-from harness.taskkit import prompts
-from harness.core.errors import UserError
 from harness.authoring.taskcheck import run_checks
+from harness.core.errors import UserError
+from harness.taskkit import data, prompts
 from harness.taskkit.registry import all_tasks, get_task, registry
 
 

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
+from harness.core.types import Message
 from harness.engines.chat import encode_chat
 from harness.engines.tokenizer import counting_tokenizer
 from harness.train.examples import tokenize_pair
-from harness.core.types import Message
 from tests.tiny_model import make_model_dir
 
 CHATS = [
@@ -53,7 +53,8 @@ def test_a_folder_without_a_fast_tokenizer_gets_transformers_tokenizer(tiny, tmp
 def test_counting_tokens_and_asking_for_cuda_import_no_torch(tiny):
     # the installed torch is the CPU build (Makefile): its version says so without importing it
     code = (
-        "import sys; from pathlib import Path; from harness.engines.chat import encode_chat; from harness.core.types import Message;"
+        "import sys; from pathlib import Path; from harness.engines.chat import encode_chat;"
+        "from harness.core.types import Message;"
         f"from harness.engines.tokenizer import counting_tokenizer; t = counting_tokenizer(Path({str(tiny)!r}));"
         "n = len(encode_chat(t, [Message('user', '$ACME up')]));"
         "from harness.engines.chat import cuda_available, device_count; assert not cuda_available() and device_count() == 1;"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from harness.core.errors import UserError
+from harness.core.types import Message
 from harness.train.config import TrainConfig, from_mapping
 from harness.train.examples import IGNORE, collate, tokenize_pair
 from harness.train.recipe import train
-from harness.core.types import Message
 from tests.tiny_model import make_model_dir, make_tokenizer
 
 

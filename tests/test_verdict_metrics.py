@@ -10,9 +10,9 @@ import pytest
 import scipy.stats as sps
 
 from harness.analysis import stats
-from harness.analysis.summary import summarise_task
 from harness.analysis.cost import Prices
-from harness.taskkit.scoring import Scored, metric
+from harness.analysis.summary import summarise_task
+from harness.taskkit.metrics import Scored, metric
 
 
 def _rec(item: str, variant: str, gold: str, pred: str, pt: int = 100) -> dict:
@@ -247,7 +247,7 @@ def test_with_few_shot_draws_per_seed_each_seed_is_paired_with_its_own_draw():
     per seed; the verdict gives both sides' mean +- sd and pairs seed k's adapter with seed k's draw."""
     from dataclasses import asdict
 
-    from harness.experiment.runner import Variant, seeded_prompts
+    from harness.experiment.variant import Variant, seeded_prompts
 
     drawn = seeded_prompts([Variant("zero_shot", "zero_shot"), Variant("few_shot_8", "few_shot", shots=8)], [0, 1, 2])
     assert [(v.name, v.shot_seed) for v in drawn] == [

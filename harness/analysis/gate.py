@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.analysis.summary import scored
-from harness.runlog.completeness import missing_answers
-from harness.core.errors import UserError
-from harness.runlog.folder import load_run
 from harness.analysis.stats import Paired, holm, paired_compare
+from harness.analysis.summary import scored
+from harness.core.errors import UserError
+from harness.runlog.completeness import missing_answers
+from harness.runlog.folder import load_run
 
 
 def _load(run: Path, role: str) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, dict[str, Any]]]]:

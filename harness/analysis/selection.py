@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.taskkit.scoring import Scored, metric_fn
+from harness.taskkit.metrics import Scored, metric_fn
 
 SIDES = ("prompt", "adapter", "combined")
 

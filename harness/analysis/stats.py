@@ -18,13 +18,14 @@ tests hold each of them to statsmodels' and scipy.stats' own results.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
-from harness.taskkit.scoring import Metric, Scored, metric
+from harness.taskkit.metrics import Coded, Metric, Scored, code_labels, f1_of_codes, metric
 
 N_BOOT = 1000
 N_PERM = 1000
@@ -141,7 +142,7 @@ def column_stats(
     if m.item_key is not None:
         return [partial(_mean_of, np.array(m.item_values(col), dtype=float)) for col in columns]
     if m.name == "macro_f1":
-        coded = _code(columns, labels)
+        coded = code_labels(columns, labels)
         return [partial(_f1_of, coded, p) for p in coded.preds]
     return [partial(_corpus_of, m.corpus, labels, col) for col in columns]
 
@@ -150,8 +151,8 @@ def _mean_of(values: np.ndarray, idx: np.ndarray) -> float:
     return float(values[idx].mean())
 
 
-def _f1_of(coded: _Coded, preds: np.ndarray, idx: np.ndarray) -> float:
-    return _f1(coded.golds[idx], preds[idx], coded.allowed)
+def _f1_of(coded: Coded, preds: np.ndarray, idx: np.ndarray) -> float:
+    return f1_of_codes(coded.golds[idx], preds[idx], coded.allowed)
 
 
 def _corpus_of(
@@ -161,51 +162,6 @@ def _corpus_of(
     idx: np.ndarray,
 ) -> float:
     return corpus([items[i] for i in idx], labels)
-
-
-@dataclass(frozen=True)
-class _Coded:
-    golds: np.ndarray  # integer codes of the gold answers (shared: the same items)
-    preds: tuple[np.ndarray, ...]  # one array of prediction codes per variant
-    allowed: np.ndarray  # per code: is it one of the task's labels
-
-
-def _code(columns: Sequence[Sequence[Scored]], labels: Sequence[str]) -> _Coded:
-    codes: dict[str, int] = {}
-    golds = np.array([codes.setdefault(i.gold, len(codes)) for i in columns[0]], dtype=int)
-    preds = tuple(
-        np.array(
-            [codes.setdefault(i.prediction if i.prediction is not None else "<none>", len(codes)) for i in col], dtype=int
-        )
-        for col in columns
-    )
-    for label in labels:
-        codes.setdefault(label, len(codes))
-    allowed = np.zeros(len(codes), dtype=bool)
-    allowed[[codes[label] for label in labels]] = True
-    return _Coded(golds, preds, allowed)
-
-
-def _f1(golds: np.ndarray, preds: np.ndarray, allowed: np.ndarray) -> float:
-    """scoring's macro-F1 on codes: the labels present are the golds' and the predicted task labels;
-    F1 = 2tp / (predicted + actual), 0 where both are 0 (sklearn's zero_division=0)."""
-    k = len(allowed)
-    gold_n = np.bincount(golds, minlength=k)
-    pred_n = np.bincount(preds, minlength=k)
-    tp = np.bincount(golds[golds == preds], minlength=k)
-    present = gold_n > 0
-    if allowed.any():
-        present |= (pred_n > 0) & allowed
-    if not present.any():
-        return float("nan")
-    denom = gold_n + pred_n
-    f1 = np.divide(2.0 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float(f1[present].mean())
-
-
-def corpus_macro_f1(items: Sequence[Scored], labels: Sequence[str]) -> float:
-    coded = _code([items], labels)
-    return _f1(coded.golds, coded.preds[0], coded.allowed)
 
 
 def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
@@ -398,14 +354,14 @@ def permutation_test(
         observed = abs(float(d.mean()))
         perm = np.abs(np.where(swaps, -d, d).mean(axis=1))
     elif m.name == "macro_f1":
-        coded = _code([a, b], labels)
+        coded = code_labels([a, b], labels)
         pa, pb = coded.preds
-        observed = abs(_f1(coded.golds, pb, coded.allowed) - _f1(coded.golds, pa, coded.allowed))
+        observed = abs(f1_of_codes(coded.golds, pb, coded.allowed) - f1_of_codes(coded.golds, pa, coded.allowed))
         perm = np.array(
             [
                 abs(
-                    _f1(coded.golds, np.where(row, pa, pb), coded.allowed)
-                    - _f1(coded.golds, np.where(row, pb, pa), coded.allowed)
+                    f1_of_codes(coded.golds, np.where(row, pa, pb), coded.allowed)
+                    - f1_of_codes(coded.golds, np.where(row, pb, pa), coded.allowed)
                 )
                 for row in swaps
             ]
@@ -446,3 +402,11 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     stepped = np.minimum(1.0, np.maximum.accumulate(np.asarray(present)[order] * np.arange(len(present), 0, -1)))
     adjusted = iter(stepped[np.argsort(order)])
     return [float(next(adjusted)) if p is not None else None for p in pvalues]
+
+
+def wait_percentiles(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float, int]]:
+    """Per arm: (p50, p95, requests) of the probe's wall times."""
+    by: dict[str, list[float]] = {}
+    for r in records:
+        by.setdefault(str(r["variant"]), []).append(float(r["latency_s"]))
+    return {v: (float(np.percentile(xs, 50)), float(np.percentile(xs, 95)), len(xs)) for v, xs in by.items()}

@@ -14,13 +14,22 @@ from typing import Any
 from harness.analysis import cost as cost_mod
 from harness.analysis import effort as effort_mod
 from harness.analysis import fullcost
-from harness.experiment import latency as latency_mod
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
-from harness.taskkit.scoring import BINARY_METRICS, Scored, metric_fn
-from harness.taskkit.scoring import metric as metric_of
-from harness.analysis.stats import Estimate, Paired, column_stats, groups_of, holm, metric_ci, paired_compare, resamples
+from harness.analysis.stats import (
+    Estimate,
+    Paired,
+    column_stats,
+    groups_of,
+    holm,
+    metric_ci,
+    paired_compare,
+    resamples,
+    wait_percentiles,
+)
 from harness.core.words import counted
+from harness.taskkit.metrics import BINARY_METRICS, Scored, metric_fn
+from harness.taskkit.metrics import metric as metric_of
 
 ALPHA = 0.05
 
@@ -232,7 +241,7 @@ def summarise_task(
             constrained=bool((facts or {}).get("constrained", False)), test=paired[v].test if v in paired else "",
             mde=paired[v].mde if v in paired else None,
         ))  # fmt: skip
-    waits = latency_mod.percentiles(latency_records)
+    waits = wait_percentiles(latency_records)
     rows = [
         replace(r, wait_p50=waits[r.variant][0], wait_p95=waits[r.variant][1]) if r.variant in waits else r for r in rows
     ]

@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.taskkit.data import normalise_text
-from harness.taskkit.registry import Task
 from harness.core.types import Sample
 from harness.core.words import counted
 from harness.core.words import verb as _verb
+from harness.taskkit.data import normalise_text
+from harness.taskkit.registry import Task
 
 NEAR = 0.9  # TF-IDF cosine at or above which two inputs count as near duplicates
 

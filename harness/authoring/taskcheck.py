@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.taskkit import data
-from harness.taskkit import prompts
-from harness.taskkit import scoring
 from harness.core.errors import UserError
-from harness.taskkit.registry import Task
 from harness.core.types import Sample
+from harness.taskkit import data, metrics, prompts, scoring
+from harness.taskkit.registry import Task
 
 DATA_ROWS = 20  # rows of each local split the data check renders
 
@@ -89,7 +87,7 @@ def _render_all(task: Task, test: Sequence[Sample], train: Sequence[Sample]) -> 
 
 
 def _key(task: Task) -> str:
-    return scoring.score_key(task.primary_metric)
+    return metrics.score_key(task.primary_metric)
 
 
 def _gold_scores(task: Task, test: Sequence[Sample]) -> str:

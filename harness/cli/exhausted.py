@@ -42,8 +42,8 @@ def _disk_full(exc: BaseException) -> str | None:
             where = f" writing {seen.filename}" if isinstance(seen, OSError) and seen.filename else ""
             said = f"no space left on device{where}: finished work is saved; free space and rerun the same command to resume"
             try:
+                from harness.core.files import cache_root
                 from harness.engines import cache_usage as cu
-                from harness.engines.models import cache_root
 
                 root = cache_root()
                 held = cu.human(sum(u.bytes for u in cu.usage(root)))

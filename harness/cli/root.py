@@ -137,8 +137,7 @@ def preview(
 ) -> None:
     """Show exactly the messages a model will see, with token counts."""
     _more_tasks(tasks_dir)
-    from harness.taskkit import data
-    from harness.taskkit import prompts
+    from harness.taskkit import data, prompts
     from harness.taskkit.registry import get_task
 
     t = get_task(task)
@@ -218,8 +217,8 @@ def cache_cmd(
 ) -> None:
     """What the harness cache holds (HARNESS_CACHE, default ~/.cache/harness), part by part, with
     what clearing each costs; --clear removes parts."""
+    from harness.core.files import cache_root
     from harness.engines import cache_usage as cu
-    from harness.engines.models import cache_root
 
     root = cache_root()
     fmt = _format(output)
@@ -253,9 +252,10 @@ def serve(
     runs, so a changed template is re-evaluated without an engine start (HARNESS_NO_SERVE=1: ignore it)."""
     import signal
 
-    from harness.engines.backends.vllm import VLLMBackend
-    from harness.engines.models import cache_root, resolve
+    from harness.core.files import cache_root
     from harness.engines.backends.serve import serve as run_server
+    from harness.engines.backends.vllm import VLLMBackend
+    from harness.engines.models import resolve
 
     model_dir = resolve(model)
     settings = VLLMBackend(model_dir)  # the engine settings compare's own engine would have
@@ -598,12 +598,13 @@ def _prompt_sweep(
 ) -> tuple[Path, Any]:
     """`harness sweep TASK --side prompt`: every check before the model loads, then the search
     exactly as compare runs it (same folder naming, so the two share finished trials)."""
-    from harness.taskkit import data
-    from harness.experiment import prompt_search as ps
+    from harness.core.files import cache_root
     from harness.engines.backends import check_backend, make_backend
+    from harness.engines.models import DEFAULT_MODEL, content_hash, resolve
     from harness.engines.response_cache import CachedBackend, ResponseCache
+    from harness.experiment import prompt_search as ps
     from harness.experiment.compare import DEFAULT_CONTEXT, prompt_search, search_identity, search_points
-    from harness.engines.models import DEFAULT_MODEL, cache_root, content_hash, resolve
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     task = get_task(task_name)
@@ -641,8 +642,8 @@ def data_check_cmd(
 ) -> None:
     """Label balance, duplicates, conflicting labels, lengths in tokens and train/test overlap."""
     _more_tasks(tasks_dir)
-    from harness.taskkit import data
     from harness.authoring.datacheck import check, example_lengths
+    from harness.taskkit import data
     from harness.taskkit.registry import get_task
 
     t = get_task(task)
@@ -751,7 +752,7 @@ def import_lm_eval(
 ) -> None:
     """Convert an lm-evaluation-harness task YAML (its common subset) into a task file and template;
     what cannot be converted (!function, include, per-document choices, other metrics) is refused by name."""
-    from harness.authoring import lmeval
+    from harness.authoring import lmeval_import as lmeval
 
     c = lmeval.convert(yaml_file, name)
     task_file, template = lmeval.write(c, out_dir)
@@ -790,9 +791,9 @@ def size(
 ) -> None:
     """Test items a paired comparison needs to detect a difference of EFFECT points."""
     _more_tasks(tasks_dir)
-    from harness.taskkit.data import count_rows
-    from harness.taskkit.scoring import metric
     from harness.analysis.stats import items_needed
+    from harness.taskkit.data import count_rows
+    from harness.taskkit.metrics import metric
     from harness.taskkit.registry import get_task
 
     t = get_task(task)
@@ -813,8 +814,8 @@ def size(
         import math
         from collections import Counter
 
-        from harness.taskkit.data import load_split
         from harness.analysis.stats import design_effect
+        from harness.taskkit.data import load_split
 
         sizes = list(Counter(str(s.fields[t.cluster_field]) for s in load_split(t, t.test_split)).values())
         icc = 0.1 if icc is None else icc
@@ -847,9 +848,9 @@ def report(
     output: OutputFormat = "table",
 ) -> None:
     """Rebuild the report from stored results alone (no model); several runs merge into one."""
-    from harness.runlog import completeness
     from harness.core.console import warn
     from harness.report.build import metrics_json, print_rich, summarise, write_reports
+    from harness.runlog import completeness
 
     as_json = _format(output) == "json"
     summaries, manifests = summarise(run_dirs, volume, usd_per_error)
@@ -896,8 +897,8 @@ def check_adapter(
     from harness.experiment.check_adapter import check
 
     check_files(adapter)
+    from harness.core.files import cache_root
     from harness.engines import engine_log
-    from harness.engines.models import cache_root
 
     # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
     with engine_log.logging_to(cache_root() / "check-adapter" / "engine.log") as log:

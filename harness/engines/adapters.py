@@ -10,10 +10,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness.engines import merged_store
 from harness.core import schema
 from harness.core.errors import UserError
-from harness.engines.models import cache_root, content_hash, damaged_weights, file_sha256, safetensors_shapes
+from harness.core.files import cache_root, file_sha256
+from harness.engines import merged_store
+from harness.engines.models import content_hash, damaged_weights, safetensors_shapes
 
 MANIFEST = "harness-adapter.json"
 
@@ -146,7 +147,7 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.runlog.folder import staged_dir
+    from harness.core.files import staged_dir
 
     with staged_dir(target) as staging:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)

@@ -12,9 +12,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.engines import merged_store
 from harness.core.disk import bytes_under
 from harness.core.errors import UserError, closest
+from harness.engines import merged_store
 
 
 @dataclass(frozen=True)

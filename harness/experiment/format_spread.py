@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from harness.core.types import Sample
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
 from harness.taskkit import formats
 from harness.taskkit.prompts import LABEL_ORDERS, PromptFormat, render, render_turn
-from harness.experiment.runner import Variant, build_requests
 from harness.taskkit.registry import Task
-from harness.core.types import Sample
 
 PROBE_ITEMS = 3  # items whose rendering decides whether a format changes the prompt
 

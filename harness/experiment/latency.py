@@ -13,21 +13,18 @@ is missing, like every other record.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from harness.core.types import Request, Sample
 from harness.engines.backends.base import Backend
 from harness.engines.response_cache import LatencyCache
-from harness.runlog.folder import SampleWriter, read_samples, unique_records
-from harness.experiment.runner import Variant, build_requests
-from harness.core.schema import LatencyRecord
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.runlog.folder import LATENCY, SampleWriter, read_samples, unique_records
+from harness.runlog.schema import LatencyRecord
 from harness.taskkit.registry import Task
-from harness.core.types import Request, Sample
 
-LATENCY = "latency.jsonl"
 DEFAULT_PROBE = 20
 
 
@@ -90,15 +87,3 @@ def _spare(items: Sequence[Sample], n: int, pool: Sequence[Sample]) -> Sample | 
     if len(items) > n:
         return items[n]
     return pool[0] if pool else None
-
-
-def load(run: Path) -> list[dict[str, Any]]:
-    return list(unique_records(read_samples(run / LATENCY, LatencyRecord)).values())
-
-
-def percentiles(records: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float, int]]:
-    """Per arm: (p50, p95, requests) of the probe's wall times."""
-    by: dict[str, list[float]] = {}
-    for r in records:
-        by.setdefault(str(r["variant"]), []).append(float(r["latency_s"]))
-    return {v: (float(np.percentile(xs, 50)), float(np.percentile(xs, 95)), len(xs)) for v, xs in by.items()}

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from harness.taskkit import prompts
 from harness.core.errors import UserError
-from harness.experiment.runner import Variant, build_requests
-from harness.taskkit.registry import Task
 from harness.core.types import Message, Sample
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.taskkit import prompts
+from harness.taskkit.registry import Task
 
 MAX_SHOTS = 200  # beyond this a 4k-token context never has room on these tasks; a bound on the work
 

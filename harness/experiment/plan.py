@@ -25,9 +25,9 @@ from typing import Any
 
 from harness.analysis.cost import Prices
 from harness.core.errors import UserError, closest
-from harness.engines.models import DEFAULT_MODEL
-from harness.experiment.runner import Variant
 from harness.core.schema import PlanFile, PromptSearchTable, VariantTable, read_toml, validate
+from harness.engines.models import DEFAULT_MODEL
+from harness.experiment.variant import Variant
 from harness.taskkit.registry import Task, get_task
 from harness.train.config import from_mapping
 
@@ -126,7 +126,7 @@ MAX_FORMATS = 50
 
 def check_error_price(tasks: tuple[Task, ...], where: str) -> None:
     """usd_per_error prices wrong answers: each task needs a metric that counts them."""
-    from harness.taskkit.scoring import BINARY_METRICS
+    from harness.taskkit.metrics import BINARY_METRICS
 
     for task in tasks:
         if not BINARY_METRICS & set(task.metrics):

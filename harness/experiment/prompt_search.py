@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError, closest
-from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
-from harness.experiment.runner import Variant
 from harness.experiment.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
+from harness.experiment.variant import Variant
+from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
 from harness.taskkit.registry import Task
 
 SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
@@ -218,7 +218,8 @@ class PromptTrialRunner:
 
         from harness.engines.chat import device_count
         from harness.experiment.runner import build_requests
-        from harness.taskkit.scoring import Scored, extract, metric_fn, score
+        from harness.taskkit.metrics import Scored, metric_fn
+        from harness.taskkit.scoring import extract, score
 
         variant = variant_of(params)
         requests = build_requests(self.task, variant, self.items, self.pool, self.seed)
@@ -251,7 +252,7 @@ def run(
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
     distinct point of the space); returns its folder and summary (the adapter sweep's)."""
-    from harness.runlog.folder import write_json
+    from harness.core.files import write_json
 
     check_budget(method, budget, max_device_s)
     points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())

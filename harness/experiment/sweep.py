@@ -205,7 +205,7 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a sweep; returns its folder and summary."""
-    from harness.runlog.folder import write_json
+    from harness.core.files import write_json
     from harness.taskkit.registry import get_task
     from harness.train.config import from_mapping
 
@@ -373,13 +373,16 @@ class _TrialRunner:
         return {**self.__dict__, "_backend": None}
 
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
-        from harness.taskkit import data
+        from harness.core.files import cache_root
         from harness.engines.backends import make_backend
+        from harness.engines.models import content_hash, resolve
         from harness.engines.response_cache import CachedBackend, ResponseCache
-        from harness.engines.models import cache_root, content_hash, resolve
-        from harness.experiment.runner import Variant, build_requests
-        from harness.taskkit.scoring import Scored, extract, metric_fn, score
+        from harness.experiment.runner import build_requests
+        from harness.experiment.variant import Variant
+        from harness.taskkit import data
+        from harness.taskkit.metrics import Scored, metric_fn
         from harness.taskkit.registry import get_task
+        from harness.taskkit.scoring import extract, score
         from harness.train.recipe import train
 
         task = get_task(self.task)

@@ -17,27 +17,26 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report import cards
-from harness.runlog import completeness
-from harness.experiment import latency as latency_mod
-from harness.analysis.summary import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.analysis.cost import Prices
+from harness.analysis.summary import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint
+from harness.core.files import atomic_write, write_json
+from harness.core.words import counted
+from harness.report import cards
 from harness.report.mdtext import code, md
 from harness.report.mdtext import table as md_table
+from harness.runlog import completeness
 from harness.runlog.folder import (
     METRICS,
     VALIDATION,
-    atomic_write,
     check_scores,
     load_formats,
+    load_latency,
     load_noise,
     load_run,
     load_validation,
-    write_json,
 )
-from harness.core.words import counted
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -111,7 +110,7 @@ def summarise(
     manifests, all_records, val_records = load_runs(run_dirs)
     noise = [r for run in run_dirs for r in load_noise(run)]
     formats = [r for run in run_dirs for r in load_formats(run)]
-    waits = [r for run in run_dirs for r in latency_mod.load(run)]
+    waits = [r for run in run_dirs for r in load_latency(run)]
     by_task = {t: [r for r in rs if not _is_retention(r["variant"])] for t, rs in all_records.items()}
     by_task = {t: rs for t, rs in by_task.items() if rs}
     summaries = []
@@ -128,7 +127,7 @@ def summarise(
         if volume is not None:
             prices = replace(prices, requests_per_month=volume)
         if usd_per_error is not None:
-            from harness.taskkit.scoring import BINARY_METRICS
+            from harness.taskkit.metrics import BINARY_METRICS
 
             if not BINARY_METRICS & set(info.get("metrics") or ()):
                 raise UserError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from harness.analysis import cost
 from harness.analysis.summary import TaskSummary
 from harness.report.mdtext import md
-from harness.taskkit.scoring import metric
+from harness.taskkit.metrics import metric
 
 DEFAULT_VOLUME = 100_000.0  # requests a month shown when the plan gives none (said on the card)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.build import _png
-from harness.runlog.folder import atomic_write
+from harness.core.files import atomic_write
 from harness.experiment.sweep import SweepSummary, heatmap
+from harness.report.build import _png
 
 
 def trials_table(s: SweepSummary, usd_per_hour: float) -> pd.DataFrame:

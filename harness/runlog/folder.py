@@ -11,13 +11,14 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError
-from harness.core.schema import Manifest, Record, validate
+from harness.core.files import read_json
+from harness.core.schema import validate
+from harness.runlog.schema import LatencyRecord, Manifest, Record
 
 SAMPLES = "samples.jsonl"
 FORMATS = "formats.jsonl"  # the selected prompt in perturbed formats: the format spread
@@ -25,41 +26,6 @@ NOISE = "noise.jsonl"  # the zero-shot arm re-run in another batch order: the ru
 VALIDATION = "validation.jsonl"  # the same records on validation items: what selections are made on
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes files private; results are meant to be shared and read
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: is {path.parent} a run directory?") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is corrupt (line {exc.lineno}: {exc.msg})") from None
-    except RecursionError:  # 100,000 nested brackets: no file the harness writes
-        raise UserError(f"{path} is corrupt (nested too deeply)") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is corrupt (not UTF-8 at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def repair_tail(path: Path) -> int:
@@ -171,7 +137,7 @@ def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def check_scores(path: Path, manifest: dict[str, Any], records: list[dict[str, Any]]) -> None:
     """Each record carries the per-item score its task's metrics are computed from."""
-    from harness.taskkit.scoring import score_key
+    from harness.taskkit.metrics import score_key
 
     needed = {name: {score_key(m) for m in info["metrics"]} for name, info in manifest["tasks"].items()}
     for r in records:
@@ -198,31 +164,9 @@ def load_validation(run: Path) -> list[dict[str, Any]]:
     return list(unique_records(read_samples(run / VALIDATION)).values())
 
 
-@contextlib.contextmanager
-def staged_dir(target: Path) -> Iterator[Path]:
-    """Build a directory under a temporary name beside `target`, then rename it into place: a
-    crash leaves no half-built directory that a later run would trust."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; caches are shared by the machine's users
-    try:
-        yield staging
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+LATENCY = "latency.jsonl"
 
 
-def check_writable(directory: Path, what: str = "results folder") -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"{what} {directory} is not writable ({exc.strerror})") from None
+def load_latency(run: Path) -> list[dict[str, Any]]:
+    """A run's latency-probe records (none for runs made before the probe, or with latency_probe = 0)."""
+    return list(unique_records(read_samples(run / LATENCY, LatencyRecord)).values())

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError, file_kind, shown
-from harness.taskkit.registry import Task
 from harness.core.types import Sample
 from harness.core.words import counted
+from harness.taskkit.registry import Task
 
 MAX_ROW_BYTES = 1 << 20  # one JSONL row; a longer line is a broken file, not a prompt
 

@@ -29,11 +29,11 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
-from harness.taskkit import sandbox
 from harness.core.errors import UserError, closest, not_utf8
+from harness.core.types import Message, Sample
+from harness.taskkit import sandbox
 from harness.taskkit.formats import Layout, perturb
 from harness.taskkit.registry import Task, builtin_dir
-from harness.core.types import Message, Sample
 
 SELECTIONS = ("random", "balanced", "similar", "fixed")
 # per-item draws: the prompt search's default space (a `fixed` set is one draw, asked for by name)
@@ -102,7 +102,7 @@ def load_template(task: Task, name: str) -> jinja2.Template:
 
 def template_hash(task: Task, name: str) -> str:
     """One template's content hash: an edited wording changes what it names."""
-    from harness.engines.models import file_sha256
+    from harness.core.files import file_sha256
 
     src = Path(load_template(task, name).filename or "")
     return file_sha256(src)[:16] if src.is_file() else "?"

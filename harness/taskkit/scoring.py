@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cache
 
-from harness.core.errors import UserError, closest
-from harness.taskkit.registry import AnswerRule, Task
 from harness.core.types import Sample
+from harness.taskkit.registry import AnswerRule, Task
 
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
 
@@ -167,104 +165,3 @@ def score(task: Task, prediction: str | None, sample: Sample) -> dict[str, float
             )
         }
     return {"correct": float(prediction == sample.target)}
-
-
-@dataclass(frozen=True)
-class Scored:
-    """What corpus metrics need of one item."""
-
-    prediction: str | None
-    gold: str
-    scores: dict[str, float]
-
-
-def _mean(key: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
-    def metric(items: Sequence[Scored], labels: Sequence[str]) -> float:
-        return sum(i.scores[key] for i in items) / len(items) if items else float("nan")
-
-    return metric
-
-
-def _macro_f1(items: Sequence[Scored], labels: Sequence[str]) -> float:
-    """sklearn's f1_score(average="macro", zero_division=0) over the golds' labels and the task labels
-    predicted, computed on integer codes as the bootstrap and the permutation test compute it (the
-    tests hold both to sklearn); importing sklearn for it cost every compare and report 1-2 s."""
-    from harness.analysis.stats import corpus_macro_f1
-
-    return corpus_macro_f1(items, labels)
-
-
-METRICS: dict[str, Callable[[Sequence[Scored], Sequence[str]], float]] = {
-    "accuracy": _mean("correct"),
-    "exact_match": _mean("correct"),
-    "macro_f1": _macro_f1,
-    "rouge1": _mean("rouge1"),
-    "rouge2": _mean("rouge2"),
-    "rougeL": _mean("rougeL"),
-}
-
-# Metrics whose per-item value is a 0/1 outcome: these get an exact McNemar test.
-BINARY_METRICS = frozenset({"accuracy", "exact_match"})
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric with the paired test that belongs to it, so no metric is tested by another's test:
-    McNemar compares per-item 0/1 outcomes and so tests accuracy only; a corpus metric (macro-F1)
-    or a mean of graded scores (ROUGE) gets a paired permutation test of the metric itself."""
-
-    name: str
-    corpus: Callable[[Sequence[Scored], Sequence[str]], float]
-    item_key: str | None  # the per-item score whose mean is the metric; None for a corpus metric
-    test: str  # "exact McNemar" | "paired permutation"
-    points: bool  # a proportion, shown in percentage points
-
-    def item_values(self, items: Sequence[Scored]) -> list[float]:
-        assert self.item_key is not None
-        return [i.scores.get(self.item_key, 0.0) for i in items]
-
-
-def metric(name: str) -> Metric:
-    if name in BINARY_METRICS:
-        return Metric(name, METRICS[name], "correct", "exact McNemar", True)
-    if name in ("rouge1", "rouge2", "rougeL"):
-        return Metric(name, METRICS[name], name, "paired permutation", False)
-    if name == "macro_f1":
-        return Metric(name, METRICS[name], None, "paired permutation", True)
-    return Metric(name, metric_fn(name), None, "paired permutation", False)
-
-
-def metric_fn(name: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
-    if name in METRICS:
-        return METRICS[name]
-    if name.startswith("evaluate:"):
-        return _evaluate_metric(name.removeprefix("evaluate:"))
-    raise UserError(
-        f"unknown metric {name!r}{closest(name, list(METRICS))}; "
-        "built-ins: " + ", ".join(METRICS) + ", or evaluate:NAME (needs hub access)"
-    )
-
-
-def _evaluate_metric(name: str) -> Callable[[Sequence[Scored], Sequence[str]], float]:
-    """Any Hugging Face `evaluate` metric, for users with hub access (it fetches the script)."""
-
-    def metric(items: Sequence[Scored], labels: Sequence[str]) -> float:
-        import evaluate
-
-        try:
-            m = evaluate.load(name)
-        except Exception as exc:
-            raise UserError(f"could not load evaluate metric {name!r} (needs hub access): {exc}") from None
-        out = m.compute(predictions=[i.prediction or "" for i in items], references=[i.gold for i in items])
-        return float(next(iter(out.values())))
-
-    return metric
-
-
-def score_key(metric: str) -> str:
-    """The per-item score a metric's paired test compares (macro-F1 pairs on correctness)."""
-    return {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}.get(metric, "correct")
-
-
-def per_item_value(metric: str, item: Scored) -> float:
-    return item.scores.get(score_key(metric), 0.0)

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.types import Message, Sample
 from harness.engines.chat import encode_chat
 from harness.taskkit.prompts import training_pair
 from harness.taskkit.registry import Task
-from harness.core.types import Message, Sample
 
 IGNORE = -100
 

@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.taskkit import data as data_mod
+from harness.core.errors import UserError
+from harness.core.files import cache_root, file_sha256
 from harness.engines.adapters import MANIFEST, canonical_config, check_files, read_manifest
 from harness.engines.chat import device_count
-from harness.core.errors import UserError
-from harness.engines.models import cache_root, content_hash, file_sha256, resolve
+from harness.engines.models import content_hash, resolve
+from harness.taskkit import data as data_mod
 from harness.taskkit.prompts import load_template
 from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig

@@ -11,10 +11,11 @@ import urllib.request
 
 import pytest
 
-from harness.taskkit import data
-from harness.experiment.runner import Variant, build_requests
-from harness.taskkit.registry import get_task
 from harness.core.types import Decoding, Message, Request
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.taskkit import data
+from harness.taskkit.registry import get_task
 
 pytestmark = pytest.mark.slow
 
@@ -155,8 +156,8 @@ def test_openai_backend_against_real_vllm_serve(model_dir, trained_adapter, item
 
 
 def test_openai_backend_refused_connection_is_one_clear_error(model_dir):
-    from harness.engines.backends import openai as oa
     from harness.core.errors import UserError
+    from harness.engines.backends import openai as oa
 
     limits = oa.Limits(retries=1, backoff_s=0.01)
     backend = oa.OpenAIBackend(model_dir, url=f"http://127.0.0.1:{_free_port()}", limits=limits)

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_pulled_model_has_chat_template_and_answers(model_dir):
-    from harness.engines.backends.hf import HFBackend
     from harness.core.types import Decoding, Message, Request
+    from harness.engines.backends.hf import HFBackend
 
     config = json.loads((model_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config
@@ -33,11 +33,10 @@ def test_counting_tokenizer_matches_transformers_on_every_task_prompt(real_data,
     on real test items of every built-in task, every template, with few-shot turns and answers."""
     from transformers import AutoTokenizer
 
-    from harness.taskkit import data
-    from harness.taskkit import prompts
     from harness.engines.chat import encode_chat
-    from harness.taskkit.registry import all_tasks
     from harness.engines.tokenizer import counting_tokenizer
+    from harness.taskkit import data, prompts
+    from harness.taskkit.registry import all_tasks
     from harness.train.examples import tokenize_pair
 
     ref, light = AutoTokenizer.from_pretrained(model_dir), counting_tokenizer(model_dir)

@@ -21,8 +21,8 @@ def test_adapter_validation_catches_wrong_base(trained_adapter, tmp_path):
     import json
     import shutil
 
-    from harness.engines.adapters import validate
     from harness.core.errors import UserError
+    from harness.engines.adapters import validate
     from tests.tiny_model import make_model_dir
 
     other = make_model_dir(tmp_path / "tiny")

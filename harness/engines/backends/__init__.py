@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.engines.backends.base import Backend, BatchStats
 from harness.core.errors import UserError, closest
+from harness.engines.backends.base import Backend, BatchStats
 
 BACKENDS = ("vllm", "hf", "openai")  # `fake` exists for tests and is deliberately not listed
 ADAPTER_MODES = ("auto", "lora", "merged")

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness.engines.chat import encode_chat
 from harness.core.errors import UserError
 from harness.core.types import Completion, Request
+from harness.engines.chat import encode_chat
 
 
 class Backend(Protocol):

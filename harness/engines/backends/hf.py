@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.types import Completion, Request
 from harness.engines import adapters
 from harness.engines.backends.base import fit_context, kept_tokens
 from harness.engines.chat import encode_chat
-from harness.core.types import Completion, Request
 
 
 def choice_constraint(tokenizer: Any, choices: Sequence[str], prompt_len: int) -> Callable[[int, Any], list[int]]:

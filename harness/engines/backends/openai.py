@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from harness.engines.adapters import adapter_hash
-from harness.engines.backends.base import fit_context, kept_tokens
-from harness.engines.chat import encode_chat
 from harness.core.errors import UserError
 from harness.core.options import RETRIES, TIMEOUT_S
 from harness.core.types import Completion, Decoding, Request
+from harness.engines.adapters import adapter_hash
+from harness.engines.backends.base import fit_context, kept_tokens
+from harness.engines.chat import encode_chat
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.core.allocator import opted_out, preloaded, tcmalloc
 from harness.core.errors import UserError
-from harness.engines.models import cache_root
+from harness.core.files import cache_root
 
 STARTUP_S = 600.0  # an engine start on a loaded 2-core machine, with room to spare
 DISABLE_ENV = "HARNESS_NO_SERVE"  # set to 1: never use a running `harness serve`
@@ -151,7 +151,7 @@ def check_address(host: str, port: int) -> None:
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
     from harness.engines.backends import kv_space
-    from harness.engines.backends.vllm import configure_cpu_env, kv_block_size, step_budget
+    from harness.engines.backends.engine_settings import configure_cpu_env, kv_block_size, step_budget
     from harness.engines.chat import cuda_available
 
     current = running(model_dir, dtype, max_model_len, seed)

@@ -46,6 +46,7 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
     import json
 
     import harness.authoring.datacheck
+    import harness.experiment.compare
     from harness.experiment.compare import data_check
     from tests.tiny_model import make_model_dir
 
@@ -53,7 +54,7 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
     first = data_check("twitter_fin_sentiment", model, {})
     calls = []
     real = harness.authoring.datacheck.check
-    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(harness.experiment.compare, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert data_check("twitter_fin_sentiment", model, {}) == json.loads(json.dumps(first)) and not calls
     train = fixture_data / "twitter_fin_sentiment" / "train.jsonl"
     rows = train.read_text().splitlines()
@@ -87,7 +88,7 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     monkeypatch.setattr(harness.experiment.compare, "get_task", lambda name: dataclasses.replace(task, prompts_dir=prompts))
     calls = []
     real = harness.authoring.datacheck.check
-    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(harness.experiment.compare, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
     data_check(task.name, model, None)
     data_check(task.name, model, {})
     assert calls == [1, 1]

@@ -117,7 +117,7 @@ def test_a_hanging_server_fails_within_the_configured_timeout(model_dir):
 
 
 def test_the_probe_refuses_an_unreachable_or_silent_server_before_any_work():
-    from harness.engines.backends import check_backend
+    from harness.engines.backends.factory import check_backend
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

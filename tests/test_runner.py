@@ -341,7 +341,7 @@ def test_cache_keeps_answers_served_in_other_dtypes_apart(tmp_path):
     assert [c.text for c in CachedBackend(cpu, cache, "m", {None: "base"}).generate(reqs)] == ["fp32"] * 3
     assert [c.text for c in CachedBackend(gpu, cache, "m", {None: "base"}).generate(reqs)] == ["bf16"] * 3
     again = CachedBackend(FakeBackend(lambda r: "never"), cache, "m", {None: "base"})
-    again.tag = "vllm/float32/merged"
+    again.cache_tag = "vllm/float32/merged"
     assert [c.text for c in again.generate(reqs)] == ["fp32"] * 3 and again.misses == 0
 
 

@@ -138,7 +138,7 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     # CUDA, merged float32 weights here) is another sweep, not a resume of these scores
     with _pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
-        mp.setattr("harness.engines.chat.cuda_available", lambda: True)
+        mp.setattr(sweep, "cuda_available", lambda: True)
         folder4, _ = sweep.run(
             "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
             out_root=tmp_path / "sweeps",

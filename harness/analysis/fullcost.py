@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.analysis import cost as cost_mod
 from harness.core.words import counted
-from harness.taskkit.metrics import BINARY_METRICS
+from harness.taskkit.metrics import BINARY_METRICS, metric
 
 
 def adapter_one_off(
@@ -48,7 +48,6 @@ def prompt_one_off(info: Mapping[str, Any], prompt: str, prices: cost_mod.Prices
 
 def wrong_answers(info: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[float]:
     """1.0 per wrong answer, 0.0 per right one, from the task's first right/wrong metric; [] when it has none."""
-    from harness.taskkit.metrics import metric
 
     binary = next((m for m in info.get("metrics") or () if m in BINARY_METRICS), None)
     if binary is None:

@@ -6,6 +6,8 @@ so a report can be rebuilt, or several runs merged, without any model.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -501,8 +503,6 @@ def cluster_sentence(info: Mapping[str, Any], clusters: Sequence[str] | None) ->
 
 
 def format_sentence(spread: FormatSpread | None, metric: str) -> str:
-    import statistics
-
     if spread is None:
         return ""
     scale = 100 if metric_of(metric).points else 1
@@ -638,7 +638,6 @@ def baseline_sentence(metric: str, majority: tuple[str, float], short: Mapping[s
 
 def epoch_losses(adapters: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
     """Mean training loss and validation loss per epoch for each adapter (the overfitting view)."""
-    import math
 
     rows = []
     for name, facts in adapters.items():
@@ -827,8 +826,6 @@ def prompt_draws(info: Mapping[str, Any], prompt: str, aligned: Mapping[str, Seq
 
 
 def _mean_sd(values: Sequence[float], metric: str) -> str:
-    import statistics
-
     scale, unit = (100, " points") if metric_of(metric).points else (1, "")
     return f"{statistics.mean(values) * scale:.1f} ± {statistics.stdev(values) * scale:.1f}{unit}"
 

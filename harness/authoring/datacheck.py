@@ -12,7 +12,9 @@ from harness.core.types import Sample
 from harness.core.words import counted
 from harness.core.words import verb as _verb
 from harness.taskkit.data import normalise_text
+from harness.taskkit.prompts import training_pair
 from harness.taskkit.registry import Task
+from harness.train.examples import IGNORE, tokenize_pair
 
 NEAR = 0.9  # TF-IDF cosine at or above which two inputs count as near duplicates
 
@@ -157,8 +159,6 @@ def example_lengths(task: Task, samples: Sequence[Sample], template: str, tokeni
 
 def example_token_counts(task: Task, samples: Sequence[Sample], template: str, tokenizer: object) -> list[tuple[int, int]]:
     """(prompt tokens, whole example tokens) of each training example, as the recipe builds it."""
-    from harness.taskkit.prompts import training_pair
-    from harness.train.examples import IGNORE, tokenize_pair
 
     out = []
     for s in samples:

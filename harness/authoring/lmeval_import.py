@@ -26,7 +26,7 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
-from harness.authoring.scaffold import json_source, tuple_source
+from harness.authoring.scaffold import json_source, tuple_source, write_files
 from harness.core.errors import UserError
 from harness.taskkit import lmeval_docs, sandbox
 
@@ -445,6 +445,4 @@ def _fixtures(
 
 
 def write(c: Converted, root: Path) -> tuple[Path, Path]:
-    from harness.authoring.scaffold import write_files
-
     return write_files(root, c.name, c.task_file, c.template, "import-lm-eval")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError
+from harness.taskkit.data import read_jsonl
+from harness.taskkit.registry import file_for
 
 TARGET_NAMES = ("label", "answer", "target", "output", "summary", "summaries", "category", "class", "intent", "sentiment")
 TEST_SPLITS = ("test", "validation", "dev")
@@ -41,8 +43,6 @@ class Inferred:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    from harness.taskkit.data import read_jsonl  # the data loader's own checks: encoding, NUL, row size, JSON
-
     rows = [row for _, row in read_jsonl(path)]
     if not rows:
         raise UserError(f"{path} is empty")
@@ -292,7 +292,6 @@ def write(t: Inferred, root: Path) -> tuple[Path, Path]:
 
 def write_files(root: Path, name: str, task_src: str, template_src: str, command: str) -> tuple[Path, Path]:
     """ROOT/tasks/NAME.py and ROOT/prompts/NAME/zero_shot.j2, where --tasks-dir ROOT/tasks finds them."""
-    from harness.taskkit.registry import file_for
 
     task_file = root / "tasks" / f"{name}.py"
     template = root / "prompts" / name / "zero_shot.j2"

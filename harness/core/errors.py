@@ -1,5 +1,9 @@
 """User-facing errors: the CLI prints them as one line and exits with status 2."""
 
+import difflib
+import os
+import stat
+
 
 class UserError(Exception):
     """A mistake in what the user asked for (a name, a path, a size). Never a bug."""
@@ -17,7 +21,6 @@ SYNONYMS = {
 
 def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
     """A ', did you mean X?' suffix when a close known name exists, else ''."""
-    import difflib
 
     if SYNONYMS.get(name) in known:
         return f"; did you mean {SYNONYMS[name]}?"
@@ -46,8 +49,6 @@ def shown(value: object) -> str:
 
 def file_kind(path: object) -> str:
     """What a path that is not a regular file is, for a message ("a named pipe", "a folder")."""
-    import os
-    import stat
 
     try:
         mode = os.stat(str(path)).st_mode

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,13 +61,9 @@ def staged_dir(target: Path) -> Iterator[Path]:
     try:
         yield staging
         if target.exists():
-            import shutil
-
             shutil.rmtree(target)
         staging.rename(target)
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -254,8 +256,6 @@ def _known(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _inner_model(annotation: Any) -> Any:
-    import typing
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -347,7 +347,6 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
     """A TOML file the user wrote (a plan, a training config), or one UserError line: missing,
     unreadable, not UTF-8 (where), or not TOML. A byte-order mark, which Windows editors write, is
     taken as the UTF-8 it announces (tomllib refuses it: 'Invalid statement' at line 1, column 1)."""
-    import tomllib
 
     try:
         raw = path.read_bytes()

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 from harness.core import schema
+from harness.core.console import warn
 from harness.core.errors import UserError
-from harness.core.files import cache_root, file_sha256
+from harness.core.files import cache_root, file_sha256, staged_dir
 from harness.engines import merged_store
 from harness.engines.models import content_hash, damaged_weights, safetensors_shapes
 
@@ -140,14 +141,11 @@ def merged_model(adapter: Path, model_dir: Path) -> Path:
         if damage is None:
             _used(folder, target)
             return target
-        from harness.core.console import warn
 
         warn(f"cached merged model damaged, merging it again: {damage}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.core.files import staged_dir
 
     with staged_dir(target) as staging:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)

@@ -9,6 +9,7 @@ copies are the bulk on CPU: a float32 copy of the base model per adapter served 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,6 @@ def _files(path: Path) -> list[Path]:
 
 def _entries(path: Path) -> int:
     if path.name.endswith(".sqlite"):
-        import sqlite3
-
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
                 return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])

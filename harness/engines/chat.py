@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
 from harness.core.types import Message
@@ -30,7 +31,6 @@ def encode_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
 def cuda_available() -> bool:
     """torch.cuda.is_available(), without importing torch (2 s on 2 cores) where the installed torch
     is a CPU-only build: a fully cached rerun needs no torch at all."""
-    from importlib import metadata
 
     try:
         if metadata.version("torch").endswith("+cpu"):

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from harness.core.allocator import in_use
+from harness.engines.chat import cuda_available
 
 # The instruction-set flags that decide CPU speed here: vector width and bf16/int8 support.
 FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_vnni",
@@ -37,7 +42,6 @@ def describe() -> dict[str, Any]:
         info.update(cpu_model=model, cpu_flags=flags, bf16_instructions=any("bf16" in f for f in flags))
     except OSError:  # not Linux: the platform's words are all there is
         pass
-    from harness.core.allocator import in_use
 
     info["allocator"] = in_use()  # tcmalloc (preloaded by the entry point where the machine has it) or not
     caps = {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)}
@@ -54,10 +58,6 @@ def fingerprint() -> str:
     """What decides how fast a request runs on this machine, not what varies by the minute (its
     load): the CPU, its instruction sets and usable cores, any instruction-set cap, the allocator
     (tcmalloc's ~5% would otherwise favour whichever arm an earlier run timed on it), and the GPU."""
-    import hashlib
-    import json
-
-    from harness.engines.chat import cuda_available
 
     info = describe()
     keys = ("machine", "cpu_model", "cpu_flags", "cpus", "cpus_usable", "isa_caps", "allocator")

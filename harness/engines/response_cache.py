@@ -40,12 +40,6 @@ def _wal(db: sqlite3.Connection, tries: int = 200) -> None:
             time.sleep(0.05)
 
 
-def backend_tag(backend: Backend) -> str:
-    """What decides a backend's answers besides the request: its served dtype and adapter mode, or
-    for a remote server its address and model, where it states them (`cache_tag`); else its name."""
-    return str(getattr(backend, "tag", None) or getattr(backend, "cache_tag", None) or backend.name)
-
-
 class ResponseCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,23 +95,22 @@ class CachedBackend:
         self.name = inner.name
         # the served dtype and adapter mode where the backend states them: a cache shared by a CPU
         # machine (float32) and a GPU (bf16) must not hand one's answers to the other
-        self.tag = backend_tag(inner)
-        self._cut = getattr(inner, "context_cut", None)
+        self.cache_tag = inner.cache_tag
         self.per_batch = per_batch
         self.misses = 0
 
     def tag_of(self, request: Request) -> str:
         """The backend's tag, and where the backend cuts this request's prompt to fit its context,
         how many tokens it keeps: the answer is to those, not to the whole prompt."""
-        kept = self._cut(request) if self._cut else None
-        return self.tag if kept is None else f"{self.tag}|kept:{kept}"
+        kept = self.inner.context_cut(request)
+        return self.cache_tag if kept is None else f"{self.cache_tag}|kept:{kept}"
 
     def _keys(self, requests: Sequence[Request]) -> list[str]:
         keys = [request_key(self.tag_of(r), self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
         if self.per_batch is None:
             return keys
         batch = hashlib.sha256("".join(keys).encode()).hexdigest()
-        tag = f"{self.tag}|batch:{batch}|machine:{self.per_batch}"
+        tag = f"{self.cache_tag}|batch:{batch}|machine:{self.per_batch}"
         return [request_key(tag, self.model_hash, self.adapter_hash.get(r.adapter), r) for r in requests]
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
@@ -135,6 +128,28 @@ class CachedBackend:
     def close(self) -> None:
         self.inner.close()
         self.cache.close()
+
+    # the wrapped backend's accounting, as its own
+    @property
+    def engine_starts(self) -> int:
+        return self.inner.engine_starts
+
+    @property
+    def engine_start_s(self) -> float:
+        return self.inner.engine_start_s
+
+    @property
+    def served_url(self) -> str | None:
+        return self.inner.served_url
+
+    def context_cut(self, request: Request) -> int | None:
+        return self.inner.context_cut(request)
+
+    def timing_path(self, request: Request) -> str:
+        return self.inner.timing_path(request)
+
+    def release_adapter(self) -> None:
+        self.inner.release_adapter()
 
 
 class LatencyCache:

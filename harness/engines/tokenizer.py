@@ -11,12 +11,17 @@ tokenizer) gets transformers' tokenizer, which counts the same tokens more slowl
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
+import json as _json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from harness.core.errors import UserError
+from harness.taskkit.sandbox import SafeEnvironment, TemplateRefused, compile_string, render
 
 # What transformers passes to a chat template beside the messages (its SPECIAL_TOKENS_ATTRIBUTES).
 _SPECIAL = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -50,13 +55,9 @@ def _compiled(template: str) -> Any:
     sandboxed, trim_blocks, lstrip_blocks, loop controls, its tojson, raise_exception and
     strftime_now), compiled once: importing transformers for this alone cost a second per command.
     A model folder is someone else's text too: the harness's sandbox also bounds its time and size."""
-    import datetime
-    import json as _json
 
     import jinja2
     from jinja2.ext import loopcontrols
-
-    from harness.taskkit.sandbox import SafeEnvironment, compile_string
 
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)
@@ -82,8 +83,6 @@ def _render(template: str, chat: list[dict[str, str]], add_generation_prompt: bo
             conversations=[chat], chat_template=template, add_generation_prompt=add_generation_prompt, **special
         )
         return str(out[0][0])
-    from harness.core.errors import UserError
-    from harness.taskkit.sandbox import TemplateRefused, render
 
     variables = {"messages": chat, "tools": None, "documents": None, "add_generation_prompt": add_generation_prompt}
     try:

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.engines.adapters import MANIFEST, read_manifest, validate
-from harness.engines.backends import make_backend
+from harness.engines.backends.factory import make_backend
 from harness.engines.models import resolve
 from harness.experiment.runner import build_requests
 from harness.experiment.variant import Variant

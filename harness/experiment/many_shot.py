@@ -18,6 +18,7 @@ from harness.core.types import Message, Sample
 from harness.experiment.runner import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import prompts
+from harness.taskkit.formats import Layout
 from harness.taskkit.registry import Task
 
 MAX_SHOTS = 200  # beyond this a 4k-token context never has room on these tasks; a bound on the work
@@ -66,8 +67,6 @@ def many_shot_k(
 
 
 def _fmt(variant: Variant, seed: int) -> prompts.PromptFormat:
-    from harness.taskkit.formats import Layout
-
     return prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
 
 

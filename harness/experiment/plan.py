@@ -27,7 +27,10 @@ from harness.analysis.cost import Prices
 from harness.core.errors import UserError, closest
 from harness.core.schema import PlanFile, PromptSearchTable, VariantTable, read_toml, validate
 from harness.engines.models import DEFAULT_MODEL
+from harness.experiment.prompt_search import parse_space
 from harness.experiment.variant import Variant
+from harness.taskkit.data import has_split
+from harness.taskkit.metrics import BINARY_METRICS
 from harness.taskkit.registry import Task, get_task
 from harness.train.config import from_mapping
 
@@ -126,7 +129,6 @@ MAX_FORMATS = 50
 
 def check_error_price(tasks: tuple[Task, ...], where: str) -> None:
     """usd_per_error prices wrong answers: each task needs a metric that counts them."""
-    from harness.taskkit.metrics import BINARY_METRICS
 
     for task in tasks:
         if not BINARY_METRICS & set(task.metrics):
@@ -169,7 +171,6 @@ def default_retention(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     the adapter cost elsewhere, when its data is at hand. A researcher's own HARNESS_DATA_DIR seldom
     holds the built-in tasks' data: the default then skips retention (the report says so) instead of
     refusing the new task."""
-    from harness.taskkit.data import has_split
 
     wanted = tuple(r for r in RETENTION_DEFAULTS if r != task)[:1]
     kept = tuple(r for r in wanted if has_split(get_task(r), get_task(r).test_split))
@@ -219,7 +220,6 @@ def default_plan(
 def _prompt_search(task: Task, table: PromptSearchTable | None, sweep: dict[str, Any], where: str) -> dict[str, Any]:
     """[task.prompt_search]; without one, a plan with an adapter sweep gets a prompt search of the
     same method and trial count over the task's default space (equal effort on both sides)."""
-    from harness.experiment.prompt_search import parse_space
 
     if table is None:
         return {"space": {}, "method": sweep["method"], "trials": sweep["trials"]} if sweep else {}

@@ -12,16 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UserError, closest
+from harness.core.files import write_json
+from harness.engines.chat import device_count
+from harness.experiment.runner import build_requests
 from harness.experiment.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
 from harness.experiment.variant import Variant
+from harness.taskkit import prompts
+from harness.taskkit.metrics import Scored, metric_fn
 from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
 from harness.taskkit.registry import Task
+from harness.taskkit.scoring import extract, score
 
 SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
 DEFAULT_CUES = ("", "Answer:")
@@ -151,7 +158,6 @@ def candidates(
     The bound is conservative: the longest validation item with the k longest pool rows as shots
     (whatever the selection picks is no longer), plus the answer budget. `strict` (a space the user
     wrote) refuses a point over the context with one line; the default space just leaves it out."""
-    from harness.taskkit import prompts
 
     seen: dict[str, dict[str, Any]] = {}
     for params in grid(space):
@@ -214,13 +220,6 @@ class PromptTrialRunner:
         self.task, self.items, self.pool, self.backend, self.seed = task, items, pool, backend, seed
 
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
-        import time
-
-        from harness.engines.chat import device_count
-        from harness.experiment.runner import build_requests
-        from harness.taskkit.metrics import Scored, metric_fn
-        from harness.taskkit.scoring import extract, score
-
         variant = variant_of(params)
         requests = build_requests(self.task, variant, self.items, self.pool, self.seed)
         start = time.perf_counter()
@@ -252,7 +251,6 @@ def run(
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
     distinct point of the space); returns its folder and summary (the adapter sweep's)."""
-    from harness.core.files import write_json
 
     check_budget(method, budget, max_device_s)
     points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())

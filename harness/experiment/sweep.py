@@ -22,6 +22,25 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.core.errors import UserError, closest
+from harness.core.files import cache_root, write_json
+from harness.core.progress import Bar
+from harness.engines import engine_log
+from harness.engines.adapters import adapter_hash
+from harness.engines.backends.factory import make_backend
+from harness.engines.backends.hf import resolve_adapter_mode
+from harness.engines.chat import cuda_available, device_count
+from harness.engines.models import content_hash, resolve
+from harness.engines.response_cache import CachedBackend, ResponseCache
+from harness.experiment.runner import build_requests
+from harness.experiment.variant import Variant
+from harness.runlog.folder import SampleWriter, read_samples
+from harness.taskkit import data
+from harness.taskkit.metrics import Scored, metric_fn
+from harness.taskkit.prompts import template_hashes
+from harness.taskkit.registry import get_task
+from harness.taskkit.scoring import extract, score
+from harness.train.config import from_mapping
+from harness.train.recipe import train
 
 SEARCHABLE: dict[str, type] = {
     "lr": float, "epochs": float, "batch_size": int, "rank": int, "alpha": int, "train_size": int,
@@ -143,9 +162,6 @@ class TrialLog:
     def __init__(
         self, path: Path, on_trial: Callable[[Trial], None] | None = None, label: str = "", budget: int | None = None
     ):
-        from harness.core.progress import Bar
-        from harness.runlog.folder import SampleWriter, read_samples
-
         self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, Trial)}
         self.trials: list[Trial] = list(self.done.values())
         self.on_trial = on_trial
@@ -173,7 +189,6 @@ def trial_backend(backend: str, cuda: bool) -> tuple[str, dict[str, str]]:
     """The backend that scores trials' adapters, and its options. `auto`: vLLM with LoRA kernels on
     CUDA; on CPU transformers with each trial's adapter merged into a float32 copy of the weights
     (one vLLM engine per trial would cost a merge to disk and a start, 5-6 s, for ~100 items)."""
-    from harness.engines.backends.hf import resolve_adapter_mode
 
     kind = backend if backend != "auto" else ("vllm" if cuda else "hf")
     return kind, {"adapter_mode": "lora" if kind == "vllm" else resolve_adapter_mode("auto", cuda)}
@@ -205,9 +220,6 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a sweep; returns its folder and summary."""
-    from harness.core.files import write_json
-    from harness.taskkit.registry import get_task
-    from harness.train.config import from_mapping
 
     if method not in METHODS:
         raise UserError(f"unknown search method {method!r}{closest(method, METHODS)} (choose from {', '.join(METHODS)})")
@@ -221,8 +233,6 @@ def run(
         replace(base_cfg, **params)  # a bad value (rank 0, lr -1, inf) fails here, before any training
     if executor == "ray":
         _require_ray()
-    from harness.taskkit import data
-    from harness.taskkit.prompts import template_hashes
 
     conditions = {
         "train_data": data.samples_hash(data.load_split(task, task.train_split)),
@@ -235,7 +245,6 @@ def run(
     done, trials, record = log.done, log.trials, log.record
 
     evaluate = _TrialRunner(task.name, base_cfg, val_limit, backend)
-    from harness.engines import engine_log
 
     # the trials' engines write their own lines (loading bars, warnings) to a log, as a run's do;
     # only now, so refused input leaves no folder behind. Inside compare, the run's log keeps them.
@@ -268,8 +277,6 @@ def run(
 
 
 def _scoring_path(backend: str) -> str:
-    from harness.engines.chat import cuda_available
-
     kind, options = trial_backend(backend, cuda_available())
     return f"{kind}/{options['adapter_mode']}"
 
@@ -373,38 +380,22 @@ class _TrialRunner:
         return {**self.__dict__, "_backend": None}
 
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
-        from harness.core.files import cache_root
-        from harness.engines.backends import make_backend
-        from harness.engines.models import content_hash, resolve
-        from harness.engines.response_cache import CachedBackend, ResponseCache
-        from harness.experiment.runner import build_requests
-        from harness.experiment.variant import Variant
-        from harness.taskkit import data
-        from harness.taskkit.metrics import Scored, metric_fn
-        from harness.taskkit.registry import get_task
-        from harness.taskkit.scoring import extract, score
-        from harness.train.recipe import train
-
         task = get_task(self.task)
         cfg = replace(self.base, **params)
         trained = train(cfg, progress=False)
         items = data.validation_items(task, self.val_limit)
         model_dir = resolve(cfg.model)
         if self._backend is None:
-            from harness.engines.chat import cuda_available
-
             kind, options = trial_backend(self.backend_kind, cuda_available())
             inner = make_backend(kind, model_dir, **options)
             self._backend = CachedBackend(
                 inner, ResponseCache(cache_root() / "responses.sqlite"), content_hash(model_dir), {}
             )
-        from harness.engines.adapters import adapter_hash
 
         self._backend.adapter_hash[str(trained.path)] = adapter_hash(trained.path)
         variant = Variant("trial", trained.manifest["template"], adapter=str(trained.path))
         completions = self._backend.generate(build_requests(task, variant, items, ()))
-        getattr(self._backend.inner, "release_adapter", lambda: None)()  # the next trial trains without it
-        from harness.engines.chat import device_count
+        self._backend.release_adapter()  # the next trial trains without it
 
         # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
         eval_device_s = sum(c.latency_s for c in completions) * device_count()

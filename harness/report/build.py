@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.analysis.cost import Prices
 from harness.analysis.summary import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
+from harness.core.console import UNBOUNDED, make_console
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint
 from harness.core.files import atomic_write, write_json
@@ -37,6 +38,7 @@ from harness.runlog.folder import (
     load_run,
     load_validation,
 )
+from harness.taskkit.metrics import BINARY_METRICS
 
 SCALE_METRICS = {"accuracy", "exact_match", "macro_f1"}
 
@@ -127,8 +129,6 @@ def summarise(
         if volume is not None:
             prices = replace(prices, requests_per_month=volume)
         if usd_per_error is not None:
-            from harness.taskkit.metrics import BINARY_METRICS
-
             if not BINARY_METRICS & set(info.get("metrics") or ()):
                 raise UserError(
                     f"--usd-per-error prices wrong answers, and {task}'s metrics ({', '.join(info['metrics'])}) "
@@ -289,8 +289,6 @@ def fitted_table(console: Any, df: Any, title: str) -> tuple[Any, list[str]]:
     from rich.measure import Measurement
     from rich.table import Table
 
-    from harness.core.console import UNBOUNDED
-
     def build(keep: list[str]) -> Table:
         t = Table(title=title)
         for c in keep:
@@ -313,8 +311,6 @@ def fitted_table(console: Any, df: Any, title: str) -> tuple[Any, list[str]]:
 
 
 def print_rich(summaries: Sequence[TaskSummary]) -> None:
-    from harness.core.console import make_console
-
     console = make_console()
     for s in summaries:
         title = f"{s.task} — {s.metric}, {s.n_items} test items (95% CI; Δ paired vs best prompt)"

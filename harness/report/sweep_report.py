@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.core.console import make_console
 from harness.core.files import atomic_write
 from harness.experiment.sweep import SweepSummary, heatmap
 from harness.report.build import _png
@@ -94,8 +95,6 @@ def write(folder: Path, s: SweepSummary, task: str, usd_per_hour: float) -> None
 
 def print_rich(s: SweepSummary, usd_per_hour: float) -> Any:
     from rich.table import Table
-
-    from harness.core.console import make_console
 
     df = trials_table(s, usd_per_hour)
     table = Table(title=f"Sweep trials (validation {s.metric})")

@@ -19,6 +19,7 @@ from harness.core.errors import UserError
 from harness.core.files import read_json
 from harness.core.schema import validate
 from harness.runlog.schema import LatencyRecord, Manifest, Record
+from harness.taskkit.metrics import score_key
 
 SAMPLES = "samples.jsonl"
 FORMATS = "formats.jsonl"  # the selected prompt in perturbed formats: the format spread
@@ -137,7 +138,6 @@ def load_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def check_scores(path: Path, manifest: dict[str, Any], records: list[dict[str, Any]]) -> None:
     """Each record carries the per-item score its task's metrics are computed from."""
-    from harness.taskkit.metrics import score_key
 
     needed = {name: {score_key(m) for m in info["metrics"]} for name, info in manifest["tasks"].items()}
     for r in records:

@@ -15,6 +15,7 @@ import jinja2.sandbox
 from harness.core.errors import UserError
 from harness.core.types import Sample
 from harness.taskkit import sandbox
+from harness.taskkit.registry import stable_id
 
 
 @cache
@@ -78,7 +79,6 @@ def doc_target(spec: Any, doc: dict[str, Any], has_choices: bool) -> Any:
 def sample_from_doc(doc: dict[str, Any], to_target: Any, to_choice: Any = None) -> Sample:
     """A document as a Sample: every field visible to the template, the gold answer as text (the
     choice itself for tasks with a fixed choice list), several golds as references."""
-    from harness.taskkit.registry import stable_id
 
     key = next((k for k in ("id", "idx") if k in doc), None)
     sample_id = str(doc[key]) if key else stable_id("doc", json.dumps(doc, sort_keys=True, default=str))

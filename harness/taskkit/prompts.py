@@ -30,8 +30,10 @@ import jinja2
 import jinja2.sandbox
 
 from harness.core.errors import UserError, closest, not_utf8
+from harness.core.files import file_sha256
 from harness.core.types import Message, Sample
 from harness.taskkit import sandbox
+from harness.taskkit.data import round_robin
 from harness.taskkit.formats import Layout, perturb
 from harness.taskkit.registry import Task, builtin_dir
 
@@ -102,7 +104,6 @@ def load_template(task: Task, name: str) -> jinja2.Template:
 
 def template_hash(task: Task, name: str) -> str:
     """One template's content hash: an edited wording changes what it names."""
-    from harness.core.files import file_sha256
 
     src = Path(load_template(task, name).filename or "")
     return file_sha256(src)[:16] if src.is_file() else "?"
@@ -260,7 +261,6 @@ class ShotSelector:
             # One set for every item, balanced over labels where there are labels, in one order: the
             # shots are then a prefix every request shares, which the engine computes once (prefix
             # caching). One spare stands in for an item that is itself in the set.
-            from harness.taskkit.data import round_robin
 
             rng = random.Random(f"{seed}:fixed")
             spare = min(k + 1, len(self.pool))
@@ -283,7 +283,6 @@ class ShotSelector:
         candidates = [s for s in self.pool if s.id != sample.id]
         if self.method == "random":
             return tuple(rng.sample(candidates, self.k))
-        from harness.taskkit.data import round_robin
 
         picked = round_robin(candidates, self.k, rng)
         rng.shuffle(picked)

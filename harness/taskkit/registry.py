@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -207,6 +208,5 @@ def get_task(name: str) -> Task:
 
 def stable_id(prefix: str, text: str) -> str:
     """A row id that is the same in every process (Python's hash() is salted per process)."""
-    import hashlib
 
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

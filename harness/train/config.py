@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.options import SEED
+from harness.core.schema import TrainTable, read_toml, validate
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,6 @@ FIELDS = {f.name for f in fields(TrainConfig)}
 def from_mapping(values: dict[str, Any], where: str = "training settings") -> TrainConfig:
     """TrainConfig from a mapping (a plan's [task.train] plus what compare or a sweep sets),
     type-checked by the schema: a wrong type or an unknown key is one clear line."""
-    from harness.core.schema import TrainTable, validate
 
     rest = {k: v for k, v in values.items() if k != "task"}
     if isinstance(rest.get("target_modules"), tuple):
@@ -87,8 +87,6 @@ def from_mapping(values: dict[str, Any], where: str = "training settings") -> Tr
 
 
 def from_toml(path: Path, task: str) -> TrainConfig:
-    from harness.core.schema import read_toml
-
     data = read_toml(path, "training config")
     train = data.get("train", {})
     if not isinstance(train, dict):

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
 from typing import Any
-
-from transformers import TrainerCallback
 
 from harness.core.console import make_console
 from harness.core.faults import checkpoint
 from harness.train.examples import Example
 
 
-class ProgressCallback(TrainerCallback):  # type: ignore[misc]
+class TrainingProgress:
+    """The events of a training run this progress line handles (transformers' Trainer calls them)."""
+
     def __init__(self, examples: list[Example], work: Path, enabled: bool = True, label: str = "train"):
         self.work = work
         wall_file = work / "wall.json"
@@ -62,3 +63,12 @@ class ProgressCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self._progress:
             self._progress.stop()
+
+
+@functools.cache
+def callback_class() -> type:
+    """TrainingProgress as transformers' TrainerCallback, whose other events are no-ops: made when
+    training starts, since transformers takes most of a second to import."""
+    from transformers import TrainerCallback
+
+    return type("ProgressCallback", (TrainingProgress, TrainerCallback), {})

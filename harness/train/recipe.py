@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.console import warn
 from harness.core.errors import UserError
 from harness.core.files import cache_root, file_sha256
 from harness.engines.adapters import MANIFEST, canonical_config, check_files, read_manifest
@@ -27,6 +29,8 @@ from harness.taskkit.prompts import load_template
 from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig
 from harness.train.examples import Example, build_examples, collate, collate_packed
+from harness.train.loss import completion_loss
+from harness.train import progress as progress_line
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,6 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:
             check_files(final)
             return TrainedAdapter(final, read_manifest(final), cached=True)
         except UserError as exc:  # a cache entry is derived data: rebuild it rather than serve it
-            from harness.core.console import warn
-
             warn(f"cached adapter damaged, training it again: {exc}")
     work = adapters_dir() / f".work-{task.name}-{key}"
     work.mkdir(parents=True, exist_ok=True)
@@ -122,8 +124,6 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {}
     for name in ("torch", "transformers", "peft", "accelerate", "harness"):
         try:
@@ -250,8 +250,6 @@ def _completion_trainer() -> Any:
     no logits over the vocabulary for prompt positions, which carry no loss."""
     from transformers import Trainer
 
-    from harness.train.loss import completion_loss
-
     class CompletionTrainer(Trainer):  # type: ignore[misc]
         # divided by the labelled tokens of the whole accumulated batch, as transformers' own loss
         loss_is_scaled_for_ga = True
@@ -323,8 +321,6 @@ def _run_training(
 ) -> dict[str, Any]:
     from transformers import set_seed
 
-    from harness.train.progress import ProgressCallback
-
     set_seed(cfg.seed)
     model, tokenizer = load_lora_model(cfg, model_dir)
     task = get_task(task_name)
@@ -333,7 +329,8 @@ def _run_training(
     if not train_ex:
         raise UserError(f"template {task_name}/{template} produced no training example with a completion")
     truncated = sum(1 for e in train_ex if len(e.input_ids) >= cfg.max_seq_len)
-    callback = ProgressCallback(train_ex, work, enabled=progress, label=f"train {task_name} n={len(train_ex)}")
+    label = f"train {task_name} n={len(train_ex)}"
+    callback = progress_line.callback_class()(train_ex, work, enabled=progress, label=label)
     trainer = build_trainer(cfg, model, tokenizer, train_ex, val_ex, work, [callback])
     from transformers.trainer_callback import PrinterCallback
 

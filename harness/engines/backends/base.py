@@ -14,13 +14,73 @@ from harness.core.errors import UserError
 from harness.core.types import Completion, Request
 from harness.engines.chat import encode_chat
 
+BACKENDS = ("vllm", "hf", "openai")  # `fake` exists for tests and is deliberately not listed
+ADAPTER_MODES = ("auto", "lora", "merged")
+OVERFLOW = ("error", "truncate")
+
 
 class Backend(Protocol):
+    """What every engine offers: requests in, completions out, and the accounting a run keeps of
+    how it answered (declared here, so no caller probes for it)."""
+
     name: str
 
-    def generate(self, requests: Sequence[Request]) -> list[Completion]: ...
+    @property
+    def cache_tag(self) -> str:
+        """What decides the answers besides the request (served dtype, adapter mode, a server's
+        address and model): the response cache keeps answers of different backends apart by it."""
+        ...
 
+    @property
+    def engine_starts(self) -> int:
+        """Engines this backend started (0 when every answer came from elsewhere)."""
+        ...
+
+    @property
+    def engine_start_s(self) -> float:
+        """Their start-up time."""
+        ...
+
+    @property
+    def served_url(self) -> str | None:
+        """Base-model requests went to a running `harness serve` at this address."""
+        ...
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]: ...
     def close(self) -> None: ...
+
+    def context_cut(self, request: Request) -> int | None:
+        """How many prompt tokens the backend keeps where it cuts this request's prompt to fit; None
+        where it sends the prompt whole (the answer is to what was sent)."""
+        ...
+
+    def timing_path(self, request: Request) -> str:
+        """How the backend would time this request now, where that can differ (through `harness
+        serve` or in-process, eager or compiled): the latency probe keeps times apart by it."""
+        ...
+
+    def release_adapter(self) -> None:
+        """Drop what holds an adapter's weights (a sweep trains the next trial without them)."""
+        ...
+
+
+class BackendBase:
+    """The accounting defaults of a backend that has none of its own: no engine, no cut, one way of
+    timing, nothing to release. Each backend sets its own `name` and `cache_tag`."""
+
+    name: str
+    engine_starts = 0
+    engine_start_s = 0.0
+    served_url: str | None = None
+
+    def context_cut(self, request: Request) -> int | None:
+        return None
+
+    def timing_path(self, request: Request) -> str:
+        return ""
+
+    def release_adapter(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 
 from harness.core.types import Completion, Request
+from harness.engines.backends.base import BackendBase
 
 
 def _default_script(request: Request) -> str:
@@ -18,8 +20,9 @@ def _default_script(request: Request) -> str:
     return words[-1] if words else ""
 
 
-class FakeBackend:
+class FakeBackend(BackendBase):
     name = "fake"
+    cache_tag = "fake"
 
     def __init__(self, script: Callable[[Request], str] | None = None, seconds_per_request: float = 0.0):
         self.script = script or _default_script
@@ -27,8 +30,6 @@ class FakeBackend:
         self.seconds_per_request = seconds_per_request
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        import time
-
         self.calls.append(len(requests))
         out = []
         for r in requests:

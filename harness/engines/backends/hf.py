@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import UserError
 from harness.core.types import Completion, Request
 from harness.engines import adapters
-from harness.engines.backends.base import fit_context, kept_tokens
+from harness.engines.backends.base import BackendBase, fit_context, kept_tokens
 from harness.engines.chat import encode_chat
 
 
@@ -35,7 +39,7 @@ def resolve_adapter_mode(requested: str, cuda: bool) -> str:
     return ("lora" if cuda else "merged") if requested == "auto" else requested
 
 
-class HFBackend:
+class HFBackend(BackendBase):
     name = "hf"
 
     def __init__(self, model_dir: Path, overflow: str = "error", batch_size: int = 32, adapter_mode: str = "auto") -> None:
@@ -67,8 +71,6 @@ class HFBackend:
         adapters.validate(Path(adapter), self.model_dir)
         if self.mode == "merged":
             if self._merged is None or self._merged[0] != adapter:
-                import copy
-
                 if self._merged is not None:
                     self.release_adapter()  # the old copy goes before the new one is made
                 # a copy, so the base weights stay exactly the base's for base requests and the next adapter
@@ -89,7 +91,6 @@ class HFBackend:
     def release_adapter(self) -> None:
         """Drop the merged copy (a second set of weights) until an adapter is asked for again: a
         sweep calls this after scoring a trial, so the next trial trains without it in memory."""
-        import gc
 
         self._merged = None
         gc.collect()
@@ -98,13 +99,9 @@ class HFBackend:
         return kept_tokens(self.tokenizer, request, self.max_len, self.overflow)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        import contextlib
-
         import torch
 
         if any(r.decoding.temperature > 0 for r in requests):
-            from harness.core.errors import UserError
-
             raise UserError("the hf backend decodes greedily; a variant with temperature > 0 needs --backend vllm or openai")
         results: list[Completion | None] = [None] * len(requests)
         groups: dict[tuple[str | None, tuple[str, ...] | None], list[int]] = defaultdict(list)
@@ -170,7 +167,5 @@ class HFBackend:
         return Completion(text, prompt_tokens, len(new), finish, latency)
 
     def close(self) -> None:
-        import gc
-
         self.model = self._merged = None
         gc.collect()

@@ -20,12 +20,14 @@ from typing import Any
 
 import httpx
 
+from harness.core.console import warn
 from harness.core.errors import UserError
 from harness.core.options import RETRIES, TIMEOUT_S
 from harness.core.types import Completion, Decoding, Request
 from harness.engines.adapters import adapter_hash
-from harness.engines.backends.base import fit_context, kept_tokens
+from harness.engines.backends.base import BackendBase, fit_context, kept_tokens
 from harness.engines.chat import encode_chat
+from harness.engines.tokenizer import counting_tokenizer
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,6 @@ _said_lock = threading.Lock()
 def _say_waiting(url: str, read_s: float, tries: int) -> None:
     """A call that has been silent for WAIT_NOTICE_S: one console line, so a stalled server is not
     mistaken for a hung harness (request threads share it: once a minute per address)."""
-    from harness.core.console import warn
 
     with _said_lock:
         now = time.monotonic()
@@ -166,7 +167,7 @@ def probe(url: str, options: dict[str, Any]) -> None:
         call(client, "GET", base_url(url) + "/v1/models", quick)
 
 
-class OpenAIBackend:
+class OpenAIBackend(BackendBase):
     name = "openai"
 
     def __init__(
@@ -180,7 +181,6 @@ class OpenAIBackend:
         limits: Limits | None = None,
         batch: int = 1,
     ):
-        from harness.engines.tokenizer import counting_tokenizer
 
         # batch > 1: up to that many prompts per /v1/completions call, as vLLM's server accepts (a list
         # of prompts, each choice's `index` naming its prompt). One call per request costs the client a

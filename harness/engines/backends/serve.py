@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,8 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.allocator import opted_out, preloaded, tcmalloc
+from harness.core.console import make_console
 from harness.core.errors import UserError
 from harness.core.files import cache_root
+from harness.core.options import env_flag
+from harness.engines.backends import kv_space
+from harness.engines.backends.engine_settings import configure_cpu_env, kv_block_size, step_budget
+from harness.engines.chat import cuda_available
 
 STARTUP_S = 600.0  # an engine start on a loaded 2-core machine, with room to spare
 DISABLE_ENV = "HARNESS_NO_SERVE"  # set to 1: never use a running `harness serve`
@@ -119,7 +125,6 @@ def _answers(url: str) -> bool:
 
 def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Served | None:
     """The running server this backend may use, or None."""
-    from harness.core.options import env_flag
 
     if env_flag(DISABLE_ENV):
         return None
@@ -134,7 +139,6 @@ def running(model_dir: Path, dtype: str, max_model_len: int, seed: int) -> Serve
 
 def check_address(host: str, port: int) -> None:
     """Refuse, before an engine start, an address this machine cannot listen on or a port in use."""
-    import socket
 
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -150,9 +154,6 @@ def check_address(host: str, port: int) -> None:
 
 def serve(model_dir: Path, host: str, port: int, dtype: str, max_model_len: int, seed: int, log: Path) -> None:
     """Run the server until interrupted; announce it while it answers. Blocks."""
-    from harness.engines.backends import kv_space
-    from harness.engines.backends.engine_settings import configure_cpu_env, kv_block_size, step_budget
-    from harness.engines.chat import cuda_available
 
     current = running(model_dir, dtype, max_model_len, seed)
     if current is not None:
@@ -216,7 +217,6 @@ def server_env(environ: Mapping[str, str], allocator: str | None) -> dict[str, s
 def announce(served: Served, log: Path, preload: str | None = None) -> None:
     """`preload`: the server's LD_PRELOAD on CPU (None on CUDA or where the user opted out of
     tcmalloc), to say whether tcmalloc serves it."""
-    from harness.core.console import make_console
 
     allocator = ", tcmalloc" if preload and "tcmalloc" in preload else ""
     hint = ""

@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.console import make_console
 from harness.core.errors import UserError
 from harness.core.types import Completion, Request
 from harness.engines import adapters, engine_log
-from harness.engines.backends import ADAPTER_MODES, kv_space, watchdog
-from harness.engines.backends.base import fit_context, kept_tokens
+from harness.engines.backends import kv_space, serve, watchdog
+from harness.engines.backends.base import ADAPTER_MODES, BackendBase, fit_context, kept_tokens
 from harness.engines.backends.engine_settings import configure_cpu_env, kv_block_size, step_budget
+from harness.engines.backends.openai import OpenAIBackend
 from harness.engines.chat import cuda_available, encode_chat
+from harness.engines.tokenizer import counting_tokenizer
 
 EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for long evaluations
 
@@ -33,7 +36,7 @@ SERVED_BATCH = 16
 SERVED_CALLS = 8
 
 
-class VLLMBackend:
+class VLLMBackend(BackendBase):
     name = "vllm"
 
     def __init__(
@@ -80,7 +83,6 @@ class VLLMBackend:
         self._lora_ids: dict[str, int] = {}
         self._served: Any = None  # None: not looked for yet; False: no `harness serve` to use
         self.served_url: str | None = None
-        from harness.engines.tokenizer import counting_tokenizer
 
         self.tokenizer = counting_tokenizer(model_dir)  # the prompt ids sent, as transformers would make them
         self.engine_start_s = 0.0
@@ -222,20 +224,15 @@ class VLLMBackend:
     def _server(self) -> Any:
         """The warm engine of a running `harness serve` with this backend's settings, looked for once."""
         if self._served is None:
-            from harness.engines.backends import serve
-
             found = serve.running(self.model_dir, self.dtype, self.max_model_len, self.seed)
             self._served = False
             if found is not None:
-                from harness.engines.backends.openai import OpenAIBackend
-
                 # prompts batched per call, and enough calls in flight to fill the server's scheduler steps
                 self._served = OpenAIBackend(
                     self.model_dir, url=found.url, overflow=self.overflow, workers=SERVED_CALLS,
                     max_len=self.max_model_len, batch=SERVED_BATCH,
                 )  # fmt: skip
                 self.served_url = found.url
-                from harness.core.console import make_console
 
                 make_console(stderr=True).print(
                     f"base-model requests go to the warm engine of `harness serve` at {found.url}",

@@ -27,10 +27,10 @@ from harness.engines.models import content_hash, resolve
 from harness.taskkit import data as data_mod
 from harness.taskkit.prompts import load_template
 from harness.taskkit.registry import get_task
+from harness.train import progress as progress_line
 from harness.train.config import TrainConfig
 from harness.train.examples import Example, build_examples, collate, collate_packed
 from harness.train.loss import completion_loss
-from harness.train import progress as progress_line
 
 
 @dataclass(frozen=True)

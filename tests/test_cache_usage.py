@@ -64,12 +64,12 @@ def test_the_cache_lists_its_parts_and_clears_the_ones_asked(cache, capsys, monk
     ],
 )
 def test_a_full_disk_is_one_line_not_an_internal_error(failure, cache, tmp_path, capsys, monkeypatch):
-    import harness.report.build
+    import harness.cli.results
 
     def full(*args, **kwargs):
         raise RuntimeError("saving failed") from failure  # as libraries wrap it
 
-    monkeypatch.setattr(harness.report.build, "write_reports", full)
+    monkeypatch.setattr(harness.cli.results, "write_reports", full)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and err.startswith("error: no space left on device") and "internal error" not in err
     assert "finished work is saved" in err and f"the harness cache, {cache}, holds" in err and len(err.splitlines()) == 1
@@ -78,10 +78,10 @@ def test_a_full_disk_is_one_line_not_an_internal_error(failure, cache, tmp_path,
 
 
 def test_another_failure_is_still_an_internal_error(cache, tmp_path, capsys, monkeypatch):
-    import harness.report.build
+    import harness.cli.results
 
     failure = OSError(errno.EIO, "I/O error\n  on the second line")  # a library's multi-line text
-    monkeypatch.setattr(harness.report.build, "write_reports", lambda *a, **k: (_ for _ in ()).throw(failure))
+    monkeypatch.setattr(harness.cli.results, "write_reports", lambda *a, **k: (_ for _ in ()).throw(failure))
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 1 and "internal error: OSError: [Errno 5] I/O error on the second line" in err
     assert len(err.splitlines()) == 1
@@ -95,12 +95,12 @@ def test_another_failure_is_still_an_internal_error(cache, tmp_path, capsys, mon
     ],
 )
 def test_a_folder_that_cannot_be_written_is_one_line_not_an_internal_error(failure, cache, tmp_path, capsys, monkeypatch):
-    import harness.report.build
+    import harness.cli.results
 
     def refused(*args, **kwargs):
         raise RuntimeError("could not save") from failure
 
-    monkeypatch.setattr(harness.report.build, "write_reports", refused)
+    monkeypatch.setattr(harness.cli.results, "write_reports", refused)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err
     assert err.startswith(f"error: {failure.strerror.lower()}: /mnt/shared-cache/models; finished work is saved")

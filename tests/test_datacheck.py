@@ -46,26 +46,25 @@ def test_compare_keeps_the_data_check_until_what_it_read_changes(fixture_data, c
     import json
 
     import harness.authoring.datacheck
-    import harness.experiment.compare
-    from harness.experiment.compare import data_check
+    from harness.experiment.checks import data_check
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")
-    first = data_check("twitter_fin_sentiment", model, {})
+    first = data_check(get_task("twitter_fin_sentiment"), model, {})
     calls = []
     real = harness.authoring.datacheck.check
-    monkeypatch.setattr(harness.experiment.compare, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert data_check("twitter_fin_sentiment", model, {}) == json.loads(json.dumps(first)) and not calls
+    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert data_check(get_task("twitter_fin_sentiment"), model, {}) == json.loads(json.dumps(first)) and not calls
     train = fixture_data / "twitter_fin_sentiment" / "train.jsonl"
     rows = train.read_text().splitlines()
     train.write_text("\n".join([*rows, rows[0].replace('"id": "', '"id": "copy-')]) + "\n")
-    again = data_check("twitter_fin_sentiment", model, {})
+    again = data_check(get_task("twitter_fin_sentiment"), model, {})
     assert (
         calls == [1]
         and again["n_train"] == first["n_train"] + 1
         and again["exact_duplicates"] == 1 + first["exact_duplicates"]
     )
-    assert data_check("twitter_fin_sentiment", model, None) and calls == [1, 1]  # no lengths: its own entry
+    assert data_check(get_task("twitter_fin_sentiment"), model, None) and calls == [1, 1]  # no lengths: its own entry
 
 
 def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_data, cache_dir, tmp_path, monkeypatch):
@@ -75,8 +74,7 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     import shutil
 
     import harness.authoring.datacheck
-    import harness.experiment.compare
-    from harness.experiment.compare import data_check
+    from harness.experiment.checks import data_check
     from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
 
@@ -85,22 +83,22 @@ def test_the_data_check_is_kept_while_an_author_edits_a_prompt_template(fixture_
     assert task.prompts_dir is not None and task.adapter_template != "few_shot"
     prompts = tmp_path / "prompts"
     shutil.copytree(task.prompts_dir, prompts)
-    monkeypatch.setattr(harness.experiment.compare, "get_task", lambda name: dataclasses.replace(task, prompts_dir=prompts))
+    task = dataclasses.replace(task, prompts_dir=prompts)
     calls = []
     real = harness.authoring.datacheck.check
-    monkeypatch.setattr(harness.experiment.compare, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
-    data_check(task.name, model, None)
-    data_check(task.name, model, {})
+    monkeypatch.setattr(harness.authoring.datacheck, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    data_check(task, model, None)
+    data_check(task, model, {})
     assert calls == [1, 1]
     (prompts / "few_shot.j2").write_text((prompts / "few_shot.j2").read_text() + "{# a new wording #}\n")
-    data_check(task.name, model, None)
-    data_check(task.name, model, {})
+    data_check(task, model, None)
+    data_check(task, model, {})
     assert calls == [1, 1]  # both kept
     adapter = prompts / f"{task.adapter_template}.j2"
     adapter.write_text(adapter.read_text() + "{# a new wording #}\n")
-    data_check(task.name, model, None)
+    data_check(task, model, None)
     assert calls == [1, 1]  # a prompt-only run reads no template
-    data_check(task.name, model, {})
+    data_check(task, model, {})
     assert calls == [1, 1, 1]  # the training examples' lengths are measured again
 
 
@@ -109,16 +107,16 @@ def test_a_prompt_longer_than_max_seq_len_is_refused_before_any_training(fixture
     stopped after the sweeps with 'no training example with a completion'. Now the data check says
     so before any training, with the lengths, against the plan's own max_seq_len."""
     from harness.authoring.datacheck import untrainable
-    from harness.experiment.compare import data_check
+    from harness.experiment.checks import data_check
     from harness.taskkit.registry import get_task
     from tests.tiny_model import make_model_dir
 
     model = make_model_dir(tmp_path / "tiny")
     task = get_task("banking77")  # its zero_shot prompt lists 77 intents
-    short = data_check(task.name, model, {"template": "zero_shot", "max_seq_len": 64})
+    short = data_check(task, model, {"template": "zero_shot", "max_seq_len": 64})
     why = untrainable(task, short, "zero_shot")
     assert why is not None and "no training example fits max_seq_len 64" in why
     assert "set [task.train] max_seq_len = " in why and "adapter_template" in why
     assert short["no_room"] == short["n_measured"] > 0 and short["max_seq_len"] == 64
-    roomy = data_check(task.name, model, {"template": "zero_shot", "max_seq_len": 4096})
+    roomy = data_check(task, model, {"template": "zero_shot", "max_seq_len": 4096})
     assert untrainable(task, roomy, "zero_shot") is None and roomy["max_seq_len"] == 4096  # the plan's, not 512

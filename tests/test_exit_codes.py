@@ -51,15 +51,16 @@ def test_check_adapter_exits_1_when_the_check_fails(tmp_path, capsys, monkeypatc
     from safetensors.numpy import save_file
 
     import harness.experiment.check_adapter
+    from harness.experiment.check_adapter import AdapterCheck
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"r": 8}')
     save_file({"w": np.zeros(2, dtype=np.float32)}, str(adapter / "adapter_model.safetensors"))  # complete
-    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: False)
+    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: AdapterCheck(0.0, {}, 1))
     code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 1
-    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: True)
+    monkeypatch.setattr(harness.experiment.check_adapter, "check", lambda *a, **k: AdapterCheck(1.0, {"lora": 1.0}, 1))
     code, _, _ = run_cli(["check-adapter", str(adapter), "--task", "twitter_fin_sentiment"], capsys, monkeypatch)
     assert code == 0
 
@@ -68,6 +69,7 @@ def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkey
     import logging
 
     import harness.experiment.check_adapter
+    from harness.experiment.check_adapter import AdapterCheck
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -76,7 +78,7 @@ def test_check_adapter_keeps_the_engines_lines_in_a_log(tmp_path, capsys, monkey
 
     def engines_talk(*args, **kwargs):
         logging.getLogger("vllm.platforms.cpu").warning("Triton is not installed.")
-        return True
+        return AdapterCheck(1.0, {"lora": 1.0}, 1)
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(harness.experiment.check_adapter, "check", engines_talk)
@@ -215,19 +217,19 @@ class OutOfMemoryError(RuntimeError):
     ],
 )
 def test_memory_running_out_is_one_line_with_what_helps(failure, said, tmp_path, capsys, monkeypatch):
-    import harness.report.build
+    import harness.cli.results
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("step failed") from failure
 
-    monkeypatch.setattr(harness.report.build, "write_reports", exhausted)
+    monkeypatch.setattr(harness.cli.results, "write_reports", exhausted)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and err.startswith(f"error: {said}: finished work is saved") and len(err.splitlines()) == 1
     assert "batch_size with a larger grad_accum" in err and "internal error" not in err
 
 
 def test_too_little_memory_for_the_kv_cache_is_one_line_with_what_helps(tmp_path, capsys, monkeypatch):
-    import harness.report.build
+    import harness.cli.results
 
     vllm_said = ValueError(
         "Available memory on node 0 (3.10/23.40 GiB) on kv cache allocation is less than requested memory for kv "
@@ -237,7 +239,7 @@ def test_too_little_memory_for_the_kv_cache_is_one_line_with_what_helps(tmp_path
     def exhausted(*args, **kwargs):
         raise RuntimeError("Engine core initialization failed") from vllm_said
 
-    monkeypatch.setattr(harness.report.build, "write_reports", exhausted)
+    monkeypatch.setattr(harness.cli.results, "write_reports", exhausted)
     code, _, err = run_cli(["report", str(make_run(tmp_path / "runs", "r1"))], capsys, monkeypatch)
     assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err
     assert err.startswith("error: not enough free memory for the engine's KV cache: finished work is saved")

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from harness.cli import root as cli
+from harness.cli import authoring, experiments, root  # noqa: F401 (root registers and guards every command)
+from harness.cli import common as cli
+from harness.cli.option_rules import check_output_folder, check_value, flags_of
 from harness.core.errors import UserError
-from harness.core.options import RANGES, Range, check_output_folder, check_value, flags_of
+from harness.core.options import RANGES, Range
 
 
 def commands():
@@ -98,9 +100,9 @@ def test_range_ends_and_wording(rule, inside, outside, words):
 
 
 def test_values_are_named_by_the_flag_the_user_typed():
-    flags = flags_of(cli.check_adapter)
+    flags = flags_of(experiments.check_adapter)
     assert flags["n"] == "-n" and flags["task"] == "--task"
-    assert flags_of(cli.new_task)["out_dir"] == "--out" and flags_of(cli.new_task)["input_field"] == "--input"
+    assert flags_of(authoring.new_task)["out_dir"] == "--out" and flags_of(authoring.new_task)["input_field"] == "--input"
     with pytest.raises(UserError, match=r"^-n must be positive, got 0$"):
         check_value("n", "-n", 0)
     with pytest.raises(UserError, match=r"^--lr must be a finite number, got inf$"):

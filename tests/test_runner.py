@@ -346,7 +346,7 @@ def test_cache_keeps_answers_served_in_other_dtypes_apart(tmp_path):
 
 
 def test_every_prompt_is_checked_against_the_context_before_training(fixture_data, tmp_path):
-    from harness.experiment.compare import check_context
+    from harness.experiment.checks import check_context
     from tests.tiny_model import make_model_dir
 
     task = get_task("twitter_fin_sentiment")

@@ -145,7 +145,7 @@ def test_selection_ties_go_to_fewer_tokens_then_name():
 
 
 def test_combined_arm_is_built_on_the_selected_adapter():
-    from harness.experiment.compare import adapter_arms
+    from harness.experiment.arms import adapter_arms
 
     task = get_task(TWITTER)
     prompt = Variant("searched", "few_shot", shots=4, selection="balanced", cue="Answer:", label_order="reversed")
@@ -386,7 +386,8 @@ def test_a_prompt_search_scored_by_another_backend_setting_is_not_reused(rows_ta
     bfloat16 (or by another server) are searched again in float32, not handed out as this run's;
     the same setting again, cached or not, reuses them."""
     from harness.engines.response_cache import CachedBackend, ResponseCache
-    from harness.experiment.compare import prompt_search, search_identity
+    from harness.experiment.prompt_search import search as prompt_search
+    from harness.experiment.prompt_search import search_identity
 
     task = rows_task
     val, pool = data.validation_items(task, 20), data.shot_pool(task)

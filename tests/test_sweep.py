@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import UserError
-from harness.experiment import sweep
+from harness.experiment import search, sweep
 from tests.test_kill import _rows
 from tests.tiny_model import make_model_dir
 
@@ -24,16 +24,24 @@ def test_parse_space_casts_dedups_and_validates():
         sweep.parse_space({"rank": ["big"]})
 
 
-def test_grid_and_random_are_seeded_and_distinct():
+def test_grid_and_random_are_seeded_and_distinct(tmp_path):
     space = sweep.parse_space({"lr": [1, 2, 3], "rank": [4, 8]})
     assert len(sweep.grid(space)) == 6
-    a = sweep.random_configs(space, 4, seed=1)
-    assert a == sweep.random_configs(space, 4, seed=1) and len({json.dumps(p) for p in a}) == 4
-    assert len(sweep.random_configs(space, 99, seed=0)) == 6
+
+    def proposed(budget: int, seed: int, name: str) -> list[str]:
+        log = search.TrialLog(tmp_path / f"{name}.jsonl")
+        run = lambda todo: (search.Trial(i, p, 0.0, None, None, 0.0, 0.0, "") for i, p in todo)  # noqa: E731
+        search.propose(space, sweep.grid(space), method="random", budget=budget, seed=seed, log=log, run_trials=run)
+        log.close()
+        return [json.dumps(t.params, sort_keys=True) for t in log.trials]
+
+    a = proposed(4, 1, "a")
+    assert a == proposed(4, 1, "b") and len(set(a)) == 4  # seeded, distinct
+    assert len(proposed(99, 0, "c")) == 6  # the whole grid when the budget covers it
 
 
 def _trial(n, metric, **params):
-    return sweep.Trial(n, params, metric, 0.5, 0.6 - metric / 10, 10.0, 10.0, f"/a{n}")
+    return search.Trial(n, params, metric, 0.5, 0.6 - metric / 10, 10.0, 10.0, f"/a{n}")
 
 
 def test_summary_best_median_spread_and_sensitivity():
@@ -43,16 +51,16 @@ def test_summary_best_median_spread_and_sensitivity():
         _trial(2, 0.4, lr=1e-4, epochs=2),
         _trial(3, 0.7, lr=1e-3, epochs=2),
     ]
-    s = sweep.summarise(trials, "accuracy")
+    s = search.summarise(trials, "accuracy")
     assert s.best.number == 3 and s.median == pytest.approx(0.45) and s.spread == pytest.approx(0.25)
     assert s.sensitivity["lr"] == [(1e-4, pytest.approx(0.3), 2), (1e-3, pytest.approx(0.6), 2)]
-    assert sweep.heatmap(trials, "lr", "epochs")[(1e-3, 2)] == pytest.approx(0.7)
+    assert search.heatmap(trials, "lr", "epochs")[(1e-3, 2)] == pytest.approx(0.7)
     assert trials[0].cost(3.6) == pytest.approx(0.01)
 
 
 def test_summary_of_nothing_is_an_error():
     with pytest.raises(UserError, match="no trial"):
-        sweep.summarise([], "accuracy")
+        search.summarise([], "accuracy")
 
 
 @pytest.fixture
@@ -122,7 +130,7 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
 
     def fake_trial(self, number, params):
         fresh.append(number)
-        return sweep.Trial(number, params, 0.25, None, None, 0.0, 0.0, "none")
+        return search.Trial(number, params, 0.25, None, None, 0.0, 0.0, "none")
 
     import pytest as _pytest
 
@@ -166,6 +174,7 @@ def test_sweep_bad_input(synthetic_task, tmp_path):
 def test_compare_tunes_first_and_trains_the_best_setting(synthetic_task, tmp_path):
     from harness.experiment.compare import compare
     from harness.experiment.plan import load_plan
+    from harness.report.build import summarise, write_reports
 
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(f"""name = "tuned"
@@ -185,7 +194,9 @@ lr = [1e-3, 5e-3]
 method = "grid"
 trials = 2
 """)
-    run_dir, summaries = compare(load_plan(plan_file), tmp_path / "results", backend_kind="fake")
+    run_dir, _ = compare(load_plan(plan_file), tmp_path / "results", backend_kind="fake")
+    summaries, manifests = summarise([run_dir])
+    write_reports(run_dir, summaries, manifests)  # as the CLI does: compare never renders
     assert not (tmp_path / "results" / "sweeps" / "engine.log").exists()  # the run's own engine.log keeps it
     manifest = json.loads((run_dir / "manifest.json").read_text())
     found = manifest["tasks"]["twitter_fin_sentiment"]["sweep"]
@@ -262,7 +273,7 @@ def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_p
         import torch
 
         def threads(number, params):  # what a trial trains with, where Ray runs it
-            return sweep.Trial(number, params, float(torch.get_num_threads()), None, None, 0.0, 0.0, "")
+            return search.Trial(number, params, float(torch.get_num_threads()), None, None, 0.0, 0.0, "")
 
         # by default a Ray task gets one thread: a trial then sums in another order than in sequence
         [seen] = sweep._execute(threads, [(0, {})], "ray")
@@ -275,7 +286,7 @@ def test_ray_executor_matches_sequential_on_the_tiny_model(synthetic_task, tmp_p
 
 
 def test_a_search_shows_its_trials_against_the_budget_and_resumes_the_count(tmp_path, capsys):
-    from harness.experiment.sweep import Trial, TrialLog
+    from harness.experiment.search import Trial, TrialLog
 
     def trial(n: int) -> Trial:
         return Trial(n, {"lr": n}, 0.5, None, None, 1.0, 1.0, "")
@@ -299,7 +310,7 @@ def test_the_sweep_command_keeps_the_engines_lines_in_a_log(tmp_path, capsys, mo
 
     def engines_talk(self, number, params):
         logging.getLogger("vllm.platforms.cpu").warning("Triton is not installed.")
-        return sweep.Trial(number, params, 0.5, None, None, 0.0, 0.0, "none")
+        return search.Trial(number, params, 0.5, None, None, 0.0, 0.0, "none")
 
     monkeypatch.setattr(sweep._TrialRunner, "__call__", engines_talk)
     results = tmp_path / "sweeps"

@@ -264,11 +264,11 @@ def test_prompt_only_run_from_the_command_line(env):
 
 
 def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tmp_path):
-    from harness.experiment.compare import data_check
+    from harness.experiment.checks import data_check
 
     model = make_model_dir(tmp_path / "tiny")
-    trains = data_check("twitter_fin_sentiment", model, {})
-    prompts_only = data_check("twitter_fin_sentiment", model, None)
+    trains = data_check(get_task("twitter_fin_sentiment"), model, {})
+    prompts_only = data_check(get_task("twitter_fin_sentiment"), model, None)
     assert trains["token_lengths"] and not prompts_only["token_lengths"]
     assert not any("max_seq_len" in w for w in prompts_only["warnings"])
     assert prompts_only["label_counts"] == trains["label_counts"]  # the other checks still run

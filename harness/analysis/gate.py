@@ -4,12 +4,11 @@ The variants both runs hold are one family of paired tests, Holm-corrected."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from harness.analysis.stats import Paired, holm, paired_compare
+from harness.analysis.stats import Estimate, Paired, holm, paired_compare
 from harness.analysis.summary import scored
 from harness.core.errors import UserError
 from harness.runlog.completeness import missing_answers
@@ -30,20 +29,44 @@ def _load(run: Path, role: str) -> tuple[dict[str, Any], dict[tuple[str, str], d
     return manifest, grouped
 
 
-def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> list[str]:
+@dataclass(frozen=True)
+class GateRow:
+    """One variant both runs hold: the candidate against the baseline on their shared items."""
+
+    task: str
+    variant: str
+    metric: str
+    n_items: int
+    diff: Estimate
+    p_holm: float | None
+    worse: bool
+    flipped: tuple[str, ...]  # items right in the baseline and wrong in the candidate
+
+
+@dataclass(frozen=True)
+class Gate:
+    rows: tuple[GateRow, ...]
+    not_gated: tuple[str, ...]  # task/variant in the baseline only: renamed or dropped, said, not failed
+    no_shared_items: tuple[str, ...]  # task/variant held by both without an item in common
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{r.task}/{r.variant}" for r in self.rows if r.worse]
+
+
+def run_gate(candidate: Path, baseline: Path, alpha: float) -> Gate:
+    """Every variant both runs hold, gated as one family of paired tests (Holm)."""
     cand_manifest, cand = _load(candidate, "candidate")
     _, base = _load(baseline, "baseline")
     shared = sorted(set(cand) & set(base))
     if not shared:
         raise UserError(f"{candidate} and {baseline} share no (task, variant) to compare")
-    gone = sorted(set(base) - set(cand))
-    if gone:  # said, not failed: renaming or dropping a variant is an author's choice
-        out.print(f"not in the candidate, so not gated: {', '.join(f'{t}/{v}' for t, v in gone)}")
     compared: list[tuple[str, str, list[str], list[dict[str, Any]], list[dict[str, Any]], str, Paired]] = []
+    empty = []
     for task, variant in shared:
         items = sorted(set(cand[(task, variant)]) & set(base[(task, variant)]))
         if not items:
-            out.print(f"{task}/{variant}: no shared items, skipped")
+            empty.append(f"{task}/{variant}")
             continue
         info = cand_manifest["tasks"][task]
         metric, labels = info["metrics"][0], info.get("labels") or ()
@@ -65,25 +88,14 @@ def run_gate(candidate: Path, baseline: Path, alpha: float, out: Console) -> lis
     # one family: every variant gated at once, so a change that moves none of them fails the gate
     # with probability at most alpha however many variants there are (Holm, as the report corrects)
     adjusted = holm([c[-1].p_value for c in compared])
-    family = f" (Holm over {len(compared)})" if len(compared) > 1 else ""
-    failures = []
+    rows = []
     for (task, variant, items, a, b, metric, result), p_holm in zip(compared, adjusted, strict=True):
         worse = result.diff.value < 0 and (p_holm < alpha if p_holm is not None else result.diff.high < 0)
-        status = "[red]FAIL[/red]" if worse else "[green]ok[/green]"
-        p = f"p={p_holm:.3g}{family}" if p_holm is not None else ""
-        out.print(
-            f"{status} {task}/{variant}: {metric} Δ {result.diff.value:+.4f} "
-            f"[{result.diff.low:+.4f}, {result.diff.high:+.4f}] {p} on {len(items)} shared items"
-        )
-        flipped = [
+        flipped = tuple(
             i
             for i, x, y in zip(items, a, b, strict=True)
             if x["scores"].get("correct", 0) > 0.5 and y["scores"].get("correct", 0) <= 0.5
-        ]
-        if flipped and worse:
-            out.print(
-                f"  flipped to wrong ({len(flipped)}): " + ", ".join(flipped[:20]) + (" …" if len(flipped) > 20 else "")
-            )
-        if worse:
-            failures.append(f"{task}/{variant}")
-    return failures
+        )
+        rows.append(GateRow(task, variant, metric, len(items), result.diff, p_holm, worse, flipped))
+    gone = tuple(f"{t}/{v}" for t, v in sorted(set(base) - set(cand)))
+    return Gate(tuple(rows), gone, tuple(empty))

@@ -321,8 +321,12 @@ def design_effect(cluster_sizes: Sequence[int], icc: float) -> float:
     sizes = [m for m in cluster_sizes if m > 0]
     if not sizes:
         return 1.0
-    weighted = sum(m * m for m in sizes) / sum(sizes)
-    return 1 + (weighted - 1) * icc
+    return 1 + (weighted_cluster_size(sizes) - 1) * icc
+
+
+def weighted_cluster_size(cluster_sizes: Sequence[int]) -> float:
+    """The size-weighted mean cluster size, sum(m_i^2) / sum(m_i): the size an item's cluster has."""
+    return sum(m * m for m in cluster_sizes) / sum(cluster_sizes)
 
 
 def permutation_test(

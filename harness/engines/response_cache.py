@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from harness.core.errors import UserError
+from harness.core.files import cache_root
 from harness.core.types import Completion, Request
 from harness.engines.backends.base import Backend
 
@@ -38,6 +39,9 @@ def _wal(db: sqlite3.Connection, tries: int = 200) -> None:
             if "locked" not in str(exc) or attempt == tries - 1:
                 raise
             time.sleep(0.05)
+
+
+RESPONSES = "responses.sqlite"  # in the harness cache
 
 
 class ResponseCache:
@@ -73,6 +77,11 @@ class ResponseCache:
 
     def close(self) -> None:
         self.db.close()
+
+
+def default_cache() -> ResponseCache:
+    """The machine's response cache (HARNESS_CACHE/responses.sqlite), shared by every command."""
+    return ResponseCache(cache_root() / RESPONSES)
 
 
 class CachedBackend:

@@ -6,10 +6,9 @@ least 95% of items, and differ from the base model on a clear share of them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
 
 from harness.engines.adapters import MANIFEST, read_manifest, validate
 from harness.engines.backends.factory import make_backend
@@ -23,9 +22,18 @@ AGREE_MIN = 0.95
 DIFFER_MIN = 0.10
 
 
-def check(
-    adapter: Path, task_name: str, n: int, model: str, template: str | None, modes: tuple[str, ...], out: Console
-) -> bool:
+@dataclass(frozen=True)
+class AdapterCheck:
+    differ: float  # share of items whose greedy output the adapter changes from the base model's
+    agree: dict[str, float]  # vLLM mode -> share of items it answers as transformers + peft does
+    n_items: int
+
+    @property
+    def ok(self) -> bool:
+        return self.differ >= DIFFER_MIN and all(a >= AGREE_MIN for a in self.agree.values())
+
+
+def check(adapter: Path, task_name: str, n: int, model: str, template: str | None, modes: tuple[str, ...]) -> AdapterCheck:
     task = get_task(task_name)
     model_dir = resolve(model)
     validate(adapter, model_dir)
@@ -49,13 +57,4 @@ def check(
     def rate(xs: list[str], ys: list[str]) -> float:
         return sum(x.strip() == y.strip() for x, y in zip(xs, ys, strict=True)) / len(xs)
 
-    ok = True
-    differ = 1 - rate(ref, outputs["hf base"])
-    out.print(f"adapter changes {differ:.0%} of greedy outputs vs the base model (need ≥ {DIFFER_MIN:.0%})")
-    ok &= differ >= DIFFER_MIN
-    for mode in modes:
-        agree = rate(outputs[f"vllm {mode}"], ref)
-        out.print(f"vllm {mode} agrees with transformers+peft on {agree:.0%} of {len(items)} items (need ≥ {AGREE_MIN:.0%})")
-        ok &= agree >= AGREE_MIN
-    out.print("[green]adapter check passed[/green]" if ok else "[red]adapter check FAILED[/red]")
-    return ok
+    return AdapterCheck(1 - rate(ref, outputs["hf base"]), {m: rate(outputs[f"vllm {m}"], ref) for m in modes}, len(items))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from harness.analysis.cost import Prices
 from harness.core.errors import UserError, closest
 from harness.core.schema import PlanFile, PromptSearchTable, VariantTable, read_toml, validate
 from harness.engines.models import DEFAULT_MODEL
+from harness.experiment import sweep as adapter_sweep
 from harness.experiment.prompt_search import parse_space
 from harness.experiment.variant import Variant
 from harness.taskkit.data import has_split
@@ -262,10 +264,8 @@ def load_plan(path: Path) -> Plan:
             raise UserError(f"{where}: two variants share a name")
         sweep: dict[str, Any] = {}
         if raw.sweep is not None:
-            from harness.experiment.sweep import parse_space
-
             space = raw.sweep.space()
-            parse_space(space)  # validates names and values now, not after training started
+            adapter_sweep.parse_space(space)  # validates names and values now, not after training started
             sweep = {"space": space, "method": raw.sweep.method, "trials": raw.sweep.trials}
         retention = check_retention(task.name, tuple(raw.retention or ()))
         search = _prompt_search(task, raw.prompt_search, sweep, where)
@@ -288,3 +288,44 @@ def load_plan(path: Path) -> Plan:
         val_limit=plan.val_limit,
         latency_probe=plan.latency_probe,
     )
+
+
+def with_sizes(plan: Plan, sizes: tuple[int, ...] | None) -> Plan:
+    """`--train-sizes`: the adapters' training sizes for every task."""
+    if not sizes:
+        return plan
+    return replace(plan, tasks=tuple(replace(tp, train_sizes=sizes) for tp in plan.tasks))
+
+
+def command_plan(
+    plan_file: Path | None,
+    tasks: Sequence[str],
+    sizes: tuple[int, ...] | None,
+    *,
+    no_train: bool = False,
+    search_trials: int = 4,
+    formats: int | None = None,
+    volume: float | None = None,
+    latency_probe: int | None = None,
+    variants: str | None = None,
+    retention: str | None = None,
+    limit: int | None = None,
+) -> Plan:
+    """The plan `harness compare` runs: a named plan or the tasks' default one, with what the command
+    line changes (sizes or none, formats, traffic, probe, variants, retention, items)."""
+    if plan_file is None and not tasks:
+        raise UserError("name tasks (harness compare banking77) or a plan (--plan experiments/demo.toml)")
+    if no_train and sizes:
+        raise UserError("--no-train and --train-sizes contradict each other; give one")
+    p = load_plan(plan_file) if plan_file else default_plan(list(tasks), sizes or (256,), search_trials=search_trials)
+    p = without_training(p) if no_train else with_sizes(p, sizes)
+    p = with_volume(with_formats(p, formats), volume)
+    if latency_probe is not None:
+        p = replace(p, latency_probe=latency_probe)
+    if variants is not None:
+        p = pick_variants(p, tuple(v.strip() for v in variants.split(",") if v.strip()))
+    if retention is not None:
+        others = tuple(r.strip() for r in retention.split(",") if r.strip())
+        chosen = (replace(tp, retention=check_retention(tp.name, others), retention_skipped=()) for tp in p.tasks)
+        p = replace(p, tasks=tuple(chosen))
+    return p if limit is None else replace(p, limit=limit)

@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core.console import make_console
 from harness.core.errors import UserError, closest
 from harness.core.files import write_json
-from harness.engines.chat import device_count
-from harness.experiment.runner import build_requests
-from harness.experiment.sweep import METHODS, Space, SweepSummary, Trial, TrialLog, grid, summarise
+from harness.core.words import counted
+from harness.engines import engine_log
+from harness.engines.backends.base import Backend
+from harness.engines.backends.factory import check_backend, make_backend
+from harness.engines.chat import encode_chat
+from harness.engines.models import DEFAULT_MODEL, content_hash, resolve
+from harness.engines.response_cache import CachedBackend, default_cache
+from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment.checks import DEFAULT_CONTEXT
+from harness.experiment.runner import build_requests, score_trial
+from harness.experiment.search import Space, SweepSummary, Trial, TrialLog, check_budget, grid, propose, summarise
 from harness.experiment.variant import Variant
-from harness.taskkit import prompts
-from harness.taskkit.metrics import Scored, metric_fn
+from harness.taskkit import data, prompts
 from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
 from harness.taskkit.registry import Task
-from harness.taskkit.scoring import extract, score
+
+console = make_console(stderr=True)
 
 SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
 DEFAULT_CUES = ("", "Answer:")
@@ -225,13 +233,7 @@ class PromptTrialRunner:
         start = time.perf_counter()
         completions = self.backend.generate(requests)
         wall = time.perf_counter() - start
-        scored = []
-        for s, c in zip(self.items, completions, strict=True):
-            pred = extract(self.task, c.text, s)
-            scored.append(Scored(pred, s.target, score(self.task, pred, s)))
-        # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
-        device_s = sum(c.latency_s for c in completions) * device_count()
-        metric = metric_fn(self.task.primary_metric)(scored, self.task.labels)
+        metric, device_s = score_trial(self.task, self.items, completions)
         return Trial(number, dict(params), metric, None, None, wall, device_s, "")
 
 
@@ -251,31 +253,23 @@ def run(
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a prompt search over `space_points` (from `candidates`; default: every
     distinct point of the space); returns its folder and summary (the adapter sweep's)."""
-
-    check_budget(method, budget, max_device_s)
+    check_budget(method, budget, max_device_s, "the prompt search's trial budget")
     points = list(space_points) if space_points is not None else list(dict((canonical(p), p) for p in grid(space)).values())
     digest = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:12]
     folder = out_root / search_id(
         task.name, space, method, budget, seed, {**(identity or {}), "cap": max_device_s, "points": digest}
     )
     log = TrialLog(folder / "trials.jsonl", on_trial, f"prompt search {task.name} ({method})", min(budget, len(points)))
-    done, trials, record = log.done, log.trials, log.record
+    trials = log.trials
 
     def spent() -> bool:
         return max_device_s is not None and sum(t.device_s for t in trials) >= max_device_s
 
     try:
-        if method == "tpe":
-            _tpe(space, points, budget, seed, done, runner, record, spent)
-        else:
-            configs = points[:budget] if method == "grid" else random.Random(seed).sample(points, min(budget, len(points)))
-            for i, params in enumerate(configs):
-                key = json.dumps(params, sort_keys=True)
-                if key in done:
-                    continue
-                if spent():
-                    break
-                record(runner(i, params))
+        propose(
+            space, points, method=method, budget=budget, seed=seed, log=log, spent=spent,
+            run_trials=lambda todo: (runner(i, p) for i, p in todo),
+        )  # fmt: skip
     finally:
         log.close()
     summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
@@ -287,50 +281,6 @@ def run(
         },
     )  # fmt: skip
     return folder, summary
-
-
-def _tpe(
-    space: Space,
-    points: Sequence[dict[str, Any]],
-    budget: int,
-    seed: int,
-    done: Mapping[str, Trial],
-    runner: Callable[[int, dict[str, Any]], Trial],
-    record: Callable[[Trial], None],
-    spent: Callable[[], bool],
-) -> None:
-    """Optuna TPE over the space; a proposal outside `points` (over the context, or a duplicate
-    prompt) is told as failed and costs no trial."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    dists: dict[str, optuna.distributions.BaseDistribution] = {
-        n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
-    }
-    allowed = {json.dumps(p, sort_keys=True) for p in points}
-    number, asked, limit = 0, 0, min(budget, len(allowed))
-    while number < limit and asked < 50 * budget and not spent():
-        asked += 1
-        ot = study.ask(dists)
-        key = json.dumps(dict(ot.params), sort_keys=True)
-        if key not in allowed:
-            study.tell(ot, state=optuna.trial.TrialState.FAIL)
-            continue
-        trial = done.get(key) or runner(number, dict(ot.params))
-        study.tell(ot, trial.metric)
-        record(trial)
-        allowed.discard(key)
-        number += 1
-
-
-def check_budget(method: str, budget: int, max_device_s: float | None) -> None:
-    if method not in METHODS:
-        raise UserError(f"unknown search method {method!r}{closest(method, METHODS)} (choose from {', '.join(METHODS)})")
-    if budget <= 0:
-        raise UserError(f"the prompt search's trial budget must be at least 1, got {budget}")
-    if max_device_s is not None and not max_device_s > 0:
-        raise UserError(f"the prompt search's device-seconds budget must be positive, got {max_device_s}")
 
 
 def trial_facts(summary: SweepSummary, method: str, folder: Path) -> dict[str, Any]:
@@ -346,3 +296,91 @@ def trial_facts(summary: SweepSummary, method: str, folder: Path) -> dict[str, A
             {"number": t.number, "params": t.params, "metric": t.metric, "device_s": t.device_s} for t in summary.trials
         ],
     }
+
+
+def search_points(
+    task: Task, space: Space, val: Sequence[Any], pool: Sequence[Any], model_dir: Path, max_len: int, strict: bool
+) -> list[dict[str, Any]]:
+    """The space's candidates, checked against the context with the model's own tokenizer.
+    `strict`: a space the user wrote, where a point over the context is refused, never dropped."""
+    tokenizer = counting_tokenizer(model_dir)
+    return candidates(task, space, val, pool, lambda m: len(encode_chat(tokenizer, m)), max_len, strict=strict)
+
+
+def search_identity(model_hash: str, backend: Backend, task: Task) -> dict[str, Any]:
+    """What names a prompt search's folder besides its space and items: the model, the backend as
+    the response cache keys it (dtype, adapter mode, a server's address: trials scored in bfloat16
+    or by another server are not this backend's) and the task's templates."""
+    return {"model": model_hash, "backend": backend.cache_tag, "templates": prompts.template_hashes(task)}
+
+
+def search(
+    task: Task,
+    cfg: dict[str, Any],
+    space: Space,
+    space_points: list[dict[str, Any]],
+    val: Sequence[Any],
+    pool: Sequence[Any],
+    backend: Backend,
+    seed: int,
+    out_root: Path,
+    identity: dict[str, Any],
+) -> tuple[Variant, dict[str, Any], SweepSummary]:
+    """Search prompts on the validation items (compare and `sweep --side prompt` alike); returns the
+    best trial as a variant, the facts the manifest keeps, and the summary. `identity` (model,
+    backend, template hashes) and the items' hashes name the search folder."""
+    console.print(
+        f"[bold]prompt search[/bold] {task.name}: {cfg['method']}, {counted(cfg['trials'], 'trial')} "
+        f"on {len(val)} validation items"
+    )
+    folder, summary = run(
+        task,
+        space,
+        PromptTrialRunner(task, val, pool, backend, seed),
+        method=cfg["method"],
+        budget=int(cfg["trials"]),
+        seed=seed,
+        max_device_s=cfg.get("max_device_s"),
+        identity={**identity, "val": data.samples_hash(val), "pool": data.samples_hash(pool)},
+        out_root=out_root,
+        space_points=space_points,
+        on_trial=lambda t: console.print(
+            f"  trial {t.number} {t.params}: {t.metric:.4f} ({t.device_s:.0f} device-s)", markup=False
+        ),
+    )
+    return variant_of(summary.best.params, "searched"), trial_facts(summary, cfg["method"], folder), summary
+
+
+def search_alone(
+    task: Task,
+    raw: dict[str, Any],
+    settings: dict[str, Any],
+    seed: int,
+    val_limit: int,
+    backend_kind: str,
+    remote: dict[str, Any],
+    model: str | None,
+    results: Path,
+) -> tuple[Path, SweepSummary]:
+    """`harness sweep TASK --side prompt`: every check before the model loads, then the search
+    exactly as compare runs it (same folder naming, so the two share finished trials). `settings`:
+    method, trials and max_device_s."""
+    kind = "vllm" if backend_kind == "auto" else backend_kind
+    options = remote if kind == "openai" else {}
+    check_backend(kind, options)
+    check_budget(settings["method"], settings["trials"], settings["max_device_s"], "the prompt search's trial budget")
+    pool = data.shot_pool(task)
+    val = data.validation_items(task, val_limit)
+    space = parse_space(task, raw or default_space(task, len(pool)), len(pool))
+    model_dir = resolve(model or DEFAULT_MODEL)
+    points = search_points(task, space, val, pool, model_dir, DEFAULT_CONTEXT, strict=bool(raw))
+    model_hash = content_hash(model_dir)
+    engine = CachedBackend(make_backend(kind, model_dir, **options), default_cache(), model_hash, {None: "base"})
+    identity = search_identity(model_hash, engine, task)
+    # the engines' own lines (vLLM's warnings, loading bars) go to a log, as a run's do
+    with engine_log.logging_to(results / engine_log.ENGINE_LOG):
+        try:
+            _, facts, summary = search(task, settings, space, points, val, pool, engine, seed, results, identity)
+            return Path(facts["folder"]), summary
+        finally:
+            engine.close()

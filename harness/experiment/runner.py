@@ -10,13 +10,14 @@ from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint
-from harness.core.types import Decoding, Request, Sample
+from harness.core.types import Completion, Decoding, Request, Sample
 from harness.engines.backends.base import Backend, BatchStats
 from harness.engines.chat import device_count
 from harness.experiment.variant import Variant
 from harness.runlog.folder import FORMATS, NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
 from harness.taskkit import prompts, scoring
 from harness.taskkit.formats import Layout
+from harness.taskkit.metrics import Scored, metric_fn
 from harness.taskkit.registry import Task
 
 
@@ -133,3 +134,14 @@ def evaluate(
     names = {v.name for v in variants}
     ids = {s.id for s in items}
     return [r for (item, name), r in done.items() if name in names and item in ids]
+
+
+def score_trial(task: Task, items: Sequence[Sample], completions: Sequence[Completion]) -> tuple[float, float]:
+    """(the task's primary metric, device-seconds) of a search trial's answers on the validation
+    items: each completion carries its share of its batch's wall time (a cached one, the time it
+    first took)."""
+    scored = []
+    for s, c in zip(items, completions, strict=True):
+        prediction = scoring.extract(task, c.text, s)
+        scored.append(Scored(prediction, s.target, scoring.score(task, prediction, s)))
+    return metric_fn(task.primary_metric)(scored, task.labels), sum(c.latency_s for c in completions) * device_count()

@@ -10,35 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import os
-import random
-import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.core.errors import UserError, closest
-from harness.core.files import cache_root, write_json
-from harness.core.progress import Bar
+from harness.core.files import write_json
 from harness.engines import engine_log
 from harness.engines.adapters import adapter_hash
 from harness.engines.backends.factory import make_backend
 from harness.engines.backends.hf import resolve_adapter_mode
-from harness.engines.chat import cuda_available, device_count
+from harness.engines.chat import cuda_available
 from harness.engines.models import content_hash, resolve
-from harness.engines.response_cache import CachedBackend, ResponseCache
-from harness.experiment.runner import build_requests
+from harness.engines.response_cache import CachedBackend, default_cache
+from harness.experiment.runner import build_requests, score_trial
+from harness.experiment.search import Space, SweepSummary, Trial, TrialLog, check_budget, grid, propose, summarise
 from harness.experiment.variant import Variant
-from harness.runlog.folder import SampleWriter, read_samples
 from harness.taskkit import data
-from harness.taskkit.metrics import Scored, metric_fn
 from harness.taskkit.prompts import template_hashes
 from harness.taskkit.registry import get_task
-from harness.taskkit.scoring import extract, score
 from harness.train.config import from_mapping
 from harness.train.recipe import train
 
@@ -46,24 +40,7 @@ SEARCHABLE: dict[str, type] = {
     "lr": float, "epochs": float, "batch_size": int, "rank": int, "alpha": int, "train_size": int,
     "dropout": float, "warmup_ratio": float, "grad_accum": int,
 }  # fmt: skip
-METHODS = ("grid", "random", "tpe")
 EXECUTORS = ("sequential", "ray")
-
-
-@dataclass(frozen=True)
-class Space:
-    params: tuple[tuple[str, tuple[Any, ...]], ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(n for n, _ in self.params)
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for _, values in self.params:
-            n *= len(values)
-        return n
 
 
 def parse_space(raw: Mapping[str, Any]) -> Space:
@@ -87,102 +64,6 @@ def parse_space(raw: Mapping[str, Any]) -> Space:
     if not params:
         raise UserError("the search space is empty: give at least one setting to vary, e.g. --lr 1e-4,1e-3")
     return Space(tuple(params))
-
-
-def grid(space: Space) -> list[dict[str, Any]]:
-    return [dict(zip(space.names, combo, strict=True)) for combo in itertools.product(*(v for _, v in space.params))]
-
-
-def random_configs(space: Space, budget: int, seed: int) -> list[dict[str, Any]]:
-    """Distinct random points of the grid (all of it when the budget covers it), seeded."""
-    points = grid(space)
-    rng = random.Random(seed)
-    return rng.sample(points, min(budget, len(points)))
-
-
-@dataclass(frozen=True)
-class Trial:
-    # how a stored trial is read back (harness.schema.validate): exactly these fields, typed
-    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "strict": True}
-
-    number: int
-    params: dict[str, Any]
-    metric: float
-    train_loss: float | None
-    val_loss: float | None
-    wall_s: float
-    device_s: float
-    adapter: str
-
-    def cost(self, usd_per_hour: float) -> float:
-        return self.device_s * usd_per_hour / 3600
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    metric: str
-    trials: tuple[Trial, ...]
-    best: Trial
-    median: float
-    spread: float  # best minus median: the part of the fine-tuning result owed to tuning
-    sensitivity: dict[str, list[tuple[Any, float, int]]]  # param -> [(value, mean metric, trials)]
-
-
-def summarise(trials: Sequence[Trial], metric: str) -> SweepSummary:
-    if not trials:
-        raise UserError("the sweep finished no trial")
-    best = max(trials, key=lambda t: (t.metric, -(t.val_loss if t.val_loss is not None else float("inf")), -t.number))
-    med = statistics.median(t.metric for t in trials)
-    sens: dict[str, list[tuple[Any, float, int]]] = {}
-    for name in trials[0].params:
-        values = sorted({t.params[name] for t in trials})
-        sens[name] = [
-            (
-                v,
-                statistics.fmean(t.metric for t in trials if t.params[name] == v),
-                sum(1 for t in trials if t.params[name] == v),
-            )
-            for v in values
-        ]
-    return SweepSummary(metric, tuple(trials), best, med, best.metric - med, sens)
-
-
-def heatmap(trials: Sequence[Trial], x: str, y: str) -> dict[tuple[Any, Any], float]:
-    """Mean metric for each (x, y) pair that a trial covered."""
-    cells: dict[tuple[Any, Any], list[float]] = {}
-    for t in trials:
-        cells.setdefault((t.params[x], t.params[y]), []).append(t.metric)
-    return {k: statistics.fmean(v) for k, v in cells.items()}
-
-
-class TrialLog:
-    """A search's trials.jsonl: finished trials by settings, each appended (fsynced) as it finishes,
-    so an interrupted search resumes and a trial is never recorded twice."""
-
-    def __init__(
-        self, path: Path, on_trial: Callable[[Trial], None] | None = None, label: str = "", budget: int | None = None
-    ):
-        self.done = {json.dumps(r["params"], sort_keys=True): Trial(**r) for r in read_samples(path, Trial)}
-        self.trials: list[Trial] = list(self.done.values())
-        self.on_trial = on_trial
-        self._writer = SampleWriter(path)
-        self._bar = Bar(label, budget, min(len(self.trials), budget)) if label and budget else None
-
-    def record(self, trial: Trial) -> None:
-        key = json.dumps(trial.params, sort_keys=True)
-        if key not in self.done:
-            self.done[key] = trial
-            self.trials.append(trial)
-            self._writer.append([asdict(trial)])
-            if self._bar is not None:
-                self._bar.advance()
-        if self.on_trial:
-            self.on_trial(trial)
-
-    def close(self) -> None:
-        self._writer.close()
-        if self._bar is not None:
-            self._bar.close()
 
 
 def trial_backend(backend: str, cuda: bool) -> tuple[str, dict[str, str]]:
@@ -220,20 +101,16 @@ def run(
     on_trial: Callable[[Trial], None] | None = None,
 ) -> tuple[Path, SweepSummary]:
     """Run (or resume) a sweep; returns its folder and summary."""
-
-    if method not in METHODS:
-        raise UserError(f"unknown search method {method!r}{closest(method, METHODS)} (choose from {', '.join(METHODS)})")
+    check_budget(method, budget)
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
-    if budget <= 0:
-        raise UserError(f"the trial budget must be at least 1, got {budget}")
     task = get_task(task_name)
     base_cfg = from_mapping({**(base or {}), "task": task.name})
-    for params in grid(space):
+    points = grid(space)
+    for params in points:
         replace(base_cfg, **params)  # a bad value (rank 0, lr -1, inf) fails here, before any training
     if executor == "ray":
         _require_ray()
-
     conditions = {
         "train_data": data.samples_hash(data.load_split(task, task.train_split)),
         "validation": data.samples_hash(data.validation_items(task, val_limit)),
@@ -242,24 +119,20 @@ def run(
     }  # fmt: skip
     folder = out_root / sweep_id(task.name, space, method, budget, seed, base or {}, conditions)
     log = TrialLog(folder / "trials.jsonl", on_trial, f"adapter sweep {task.name} ({method})", budget)
-    done, trials, record = log.done, log.trials, log.record
-
     evaluate = _TrialRunner(task.name, base_cfg, val_limit, backend)
-
+    parallel = (os.cpu_count() or 1) if executor == "ray" else 1
     # the trials' engines write their own lines (loading bars, warnings) to a log, as a run's do;
     # only now, so refused input leaves no folder behind. Inside compare, the run's log keeps them.
     own = engine_log.current() is None
     with engine_log.logging_to(out_root / engine_log.ENGINE_LOG) if own else contextlib.nullcontext():
         try:
-            if method == "tpe":
-                _tpe(space, budget, seed, done, evaluate, record, executor)
-            else:
-                configs = grid(space)[:budget] if method == "grid" else random_configs(space, budget, seed)
-                todo = [(i, p) for i, p in enumerate(configs) if json.dumps(p, sort_keys=True) not in done]
-                for trial in _execute(evaluate, todo, executor):
-                    record(trial)
+            propose(
+                space, points, method=method, budget=budget, seed=seed, log=log,
+                run_trials=lambda todo: _execute(evaluate, list(todo), executor), parallel=parallel,
+            )  # fmt: skip
         finally:
             log.close()
+    trials = log.trials
     summary = summarise(sorted(trials, key=lambda t: t.number), task.primary_metric)
     write_json(
         folder / "sweep.json",
@@ -286,38 +159,6 @@ def _require_ray() -> None:
         import ray  # noqa: F401
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'harness[ray]'") from None
-
-
-def _tpe(
-    space: Space,
-    budget: int,
-    seed: int,
-    done: dict[str, Trial],
-    evaluate: Callable[..., Trial],
-    record: Callable[[Trial], None],
-    executor: str,
-) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    dists: dict[str, optuna.distributions.BaseDistribution] = {
-        n: optuna.distributions.CategoricalDistribution(list(v)) for n, v in space.params
-    }
-    number = 0
-    while number < budget:
-        batch = []
-        parallel = (os.cpu_count() or 1) if executor == "ray" else 1
-        for _ in range(min(budget - number, parallel)):
-            ot = study.ask(dists)
-            batch.append((ot, number, dict(ot.params)))
-            number += 1
-        cached = {i: done[json.dumps(p, sort_keys=True)] for _, i, p in batch if json.dumps(p, sort_keys=True) in done}
-        fresh = {t.number: t for t in _execute(evaluate, [(i, p) for _, i, p in batch if i not in cached], executor)}
-        for ot, i, _ in batch:
-            trial = cached.get(i) or fresh[i]
-            study.tell(ot, trial.metric)
-            record(trial)
 
 
 def _execute(evaluate: Callable[..., Trial], todo: list[tuple[int, dict[str, Any]]], executor: str) -> Iterator[Trial]:
@@ -388,29 +229,15 @@ class _TrialRunner:
         if self._backend is None:
             kind, options = trial_backend(self.backend_kind, cuda_available())
             inner = make_backend(kind, model_dir, **options)
-            self._backend = CachedBackend(
-                inner, ResponseCache(cache_root() / "responses.sqlite"), content_hash(model_dir), {}
-            )
+            self._backend = CachedBackend(inner, default_cache(), content_hash(model_dir), {})
 
         self._backend.adapter_hash[str(trained.path)] = adapter_hash(trained.path)
         variant = Variant("trial", trained.manifest["template"], adapter=str(trained.path))
         completions = self._backend.generate(build_requests(task, variant, items, ()))
         self._backend.release_adapter()  # the next trial trains without it
-
-        # Each completion carries its share of its batch's wall time (cached ones, the time they first took).
-        eval_device_s = sum(c.latency_s for c in completions) * device_count()
-        scored = []
-        for s, c in zip(items, completions, strict=True):
-            pred = extract(task, c.text, s)
-            scored.append(Scored(pred, s.target, score(task, pred, s)))
+        metric, eval_device_s = score_trial(task, items, completions)
         m = trained.manifest
         return Trial(
-            number,
-            dict(params),
-            metric_fn(task.primary_metric)(scored, task.labels),
-            m.get("final_train_loss"),
-            m.get("final_val_loss"),
-            float(m["train_wall_s"]),
-            float(m["train_device_s"]) + eval_device_s,
-            str(trained.path),
-        )
+            number, dict(params), metric, m.get("final_train_loss"), m.get("final_val_loss"), float(m["train_wall_s"]),
+            float(m["train_device_s"]) + eval_device_s, str(trained.path),
+        )  # fmt: skip

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.core.console import make_console
 from harness.core.files import atomic_write
-from harness.experiment.sweep import SweepSummary, heatmap
+from harness.experiment.search import SweepSummary, heatmap
 from harness.report.build import _png
 
 

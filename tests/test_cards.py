@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import cost
-from harness.analysis.summary import summarise_task
+from harness.analysis.verdict import summarise_task
 from harness.report import cards
 from tests.test_fullcost import ADAPTERS, INFO, _rec
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.analysis import stats
 from harness.analysis.cost import Prices
-from harness.analysis.summary import summarise_task
+from harness.analysis.verdict import summarise_task
 from harness.core.errors import UserError
 from harness.taskkit.metrics import Scored
 from harness.taskkit.registry import get_task

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from harness.analysis.cost import Prices
-from harness.analysis.summary import format_sentence, summarise_task
+from harness.analysis.verdict import format_sentence, summarise_task
 from harness.core.errors import UserError
 from harness.core.types import Sample
 from harness.experiment.format_spread import check_perturbable, describe, spread_variants

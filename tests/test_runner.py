@@ -8,7 +8,7 @@ import multiprocessing as mp
 import pytest
 
 from harness.analysis.cost import Prices
-from harness.analysis.summary import summarise_task
+from harness.analysis.verdict import summarise_task
 from harness.core.errors import UserError
 from harness.core.types import Decoding, Message, Request, Sample
 from harness.engines.backends.fake import FakeBackend
@@ -318,7 +318,7 @@ def test_no_difference_between_two_arms_that_both_score_the_constant_answer_says
 
 
 def test_retention_sentences():
-    from harness.analysis.summary import summarise_retention
+    from harness.analysis.verdict import summarise_retention
 
     info = {"metrics": ["accuracy"], "labels": ["a", "b"]}
     base = [{**_record(f"i{i}", "retention[src]:base", i < 30), "task": "other"} for i in range(40)]

@@ -127,7 +127,7 @@ def test_items_needed_is_the_smallest_count_with_the_power():
 def test_a_report_s_statistics_import_no_scipy_stats():
     code = (
         "import sys\n"
-        "from harness.analysis.summary import summarise_task\n"
+        "from harness.analysis.verdict import summarise_task\n"
         "from harness.analysis.cost import Prices\n"
         "golds = ['N'] * 70 + ['B'] * 30\n"
         "def rec(i, v, g, p):\n"

@@ -11,7 +11,7 @@ import scipy.stats as sps
 
 from harness.analysis import stats
 from harness.analysis.cost import Prices
-from harness.analysis.summary import summarise_task
+from harness.analysis.verdict import summarise_task
 from harness.taskkit.metrics import Scored, metric
 
 
@@ -288,7 +288,8 @@ def test_with_few_shot_draws_per_seed_each_seed_is_paired_with_its_own_draw():
 
 
 def test_noise_floor_counts_answers_that_change_in_another_batch_order():
-    from harness.analysis.summary import noise_floor, noise_sentence
+    from harness.analysis.summary import noise_floor
+    from harness.analysis.verdict import noise_sentence
 
     golds = ["N"] * 80 + ["B"] * 20
     records = [_rec(f"i{i}", "zero_shot", g, "N") for i, g in enumerate(golds)]

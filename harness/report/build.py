@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from harness.analysis.cost import Prices
-from harness.analysis.summary import RetentionRow, Row, TaskSummary, summarise_retention, summarise_task
+from harness.analysis.summary import RetentionRow, Row, TaskSummary
+from harness.analysis.verdict import summarise_retention, summarise_task
 from harness.core.console import UNBOUNDED, make_console
 from harness.core.errors import UserError
 from harness.core.faults import checkpoint

@@ -60,6 +60,18 @@ class Metric:
     test: str  # "exact McNemar" | "paired permutation"
     points: bool  # a proportion, shown in percentage points
 
+    def shown(self, value: float) -> str:
+        """A value as every table, card and sentence shows it: a proportion in points with one
+        decimal (66.2), anything else with three (0.412)."""
+        return f"{value * 100:.1f}" if self.points else f"{value:.3f}"
+
+    def change(self, value: float) -> str:
+        """A difference, signed, with its unit: "+47.5 points", "-0.012"."""
+        return f"{value * 100:+.1f} points" if self.points else f"{value:+.3f}"
+
+    def interval(self, low: float, high: float) -> str:
+        return f"95% CI {self.shown(low)} to {self.shown(high)}"
+
     def item_values(self, items: Sequence[Scored]) -> list[float]:
         assert self.item_key is not None
         return [i.scores.get(self.item_key, 0.0) for i in items]

@@ -148,11 +148,12 @@ def test_the_page_script_computes_the_same_figures_as_python(tmp_path: Path):
 
 
 def _page(c: cards.Card) -> str:
-    from harness.report.build import to_html
+    from harness.report.html import to_html
+    from harness.report.sections import sections
 
     s = _summary(PRICES)
     assert cards.card(s) == c
-    return to_html([s], [])
+    return to_html(sections([s], []))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -161,11 +162,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package: chromium)")
 def test_the_slider_recomputes_the_same_figures_in_a_real_browser(tmp_path: Path):
-    from harness.report.build import to_html
+    from harness.report.html import to_html
+    from harness.report.sections import sections
 
     s = _summary(PRICES)
     page = tmp_path / "report.html"
-    page.write_text(to_html([s], []))
+    page.write_text(to_html(sections([s], [])))
     assert CHROMIUM is not None
     for volume in (2_500, 100_000, 40_000_000):  # the page reads #volume= as a slider move
         done = subprocess.run(

@@ -29,7 +29,7 @@ def test_help_keeps_square_brackets():
 
 
 def test_a_piped_report_table_never_breaks_a_number(capsys):
-    from harness.report.build import print_rich
+    from harness.report.terminal import print_rich
     from tests.test_cards import PRICES, _summary
 
     print_rich([_summary(PRICES)])
@@ -58,7 +58,8 @@ def test_a_narrow_terminal_drops_low_priority_columns_and_never_breaks_a_number(
 
     from rich.console import Console
 
-    from harness.report.build import DROP_ORDER, fitted_table, table
+    from harness.report.tables import table
+    from harness.report.terminal import DROP_ORDER, fitted_table
     from tests.test_cards import PRICES, _summary
 
     df = table(_summary(PRICES))

@@ -86,9 +86,10 @@ def test_the_verdict_recovers_the_whole_one_off_difference_and_gives_the_traffic
     assert "Break-even: 2 hours of that traffic." in s.verdict  # 232 requests, 0.0023 months
     assert "the one-off cost is recovered after 232 requests (95% CI" in s.verdict
     assert [a.arm for a in s.at_volume] == ["few_shot_8", "lora_n256_s0"]
-    from harness.report.build import to_markdown
+    from harness.report.markdown import to_markdown
+    from harness.report.sections import sections
 
-    md = to_markdown([s], [])
+    md = to_markdown(sections([s], []))
     row = next(line for line in md.split("Cost at your traffic")[1].splitlines() if line.startswith("| lora_n256_s0"))
     assert [c.strip() for c in row.strip("|").split("|")] == ["lora_n256_s0", "0.62", "1.80", "150.00", "1,822.22"]
 

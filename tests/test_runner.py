@@ -225,9 +225,10 @@ def test_analysis_verdict_fine_tuning_pays_off():
     assert row.break_even is not None and row.break_even.requests == 42_353
     assert "the one-off cost is recovered after 42,353 requests" in s.verdict
     assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
-    from harness.report.build import to_markdown
+    from harness.report.markdown import to_markdown
+    from harness.report.sections import sections
 
-    md = to_markdown([s], [{}])
+    md = to_markdown(sections([s], [{}]))
     assert "Smallest size at which most of its seeds' adapters significantly beat the best prompt (the curve" in md
     assert "the adapter chosen on validation): 256." in md
     assert len(s.disagreements) == 50
@@ -373,7 +374,7 @@ def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
 
 
 def test_merged_runs_that_share_a_run_id_keep_apart_and_one_run_twice_is_refused(tmp_path):
-    from harness.report.build import load_runs, run_labels
+    from harness.analysis.runs import load_runs, run_labels
     from tests.test_bad_input import make_run
 
     assert run_labels(["r1", "r2"], [tmp_path / "a" / "r1", tmp_path / "a" / "r2"]) == ["r1", "r2"]

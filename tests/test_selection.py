@@ -107,7 +107,7 @@ def _manifest(run: Path, task) -> None:
 def test_test_answers_never_flip_the_selection(rows_task, tmp_path, test_favours):
     """zero_shot (system prompt 'You are a financial analyst ...') is right on validation; whatever
     the test answers say, it stays the selected prompt, and its test rank is reported honestly."""
-    from harness.report.build import summarise
+    from harness.analysis.runs import summarise
 
     task = rows_task
     val = data.validation_items(task, 20)

@@ -172,9 +172,10 @@ def test_sweep_bad_input(synthetic_task, tmp_path):
 
 
 def test_compare_tunes_first_and_trains_the_best_setting(synthetic_task, tmp_path):
+    from harness.analysis.runs import summarise
     from harness.experiment.compare import compare
     from harness.experiment.plan import load_plan
-    from harness.report.build import summarise, write_reports
+    from harness.report.write import write_reports
 
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(f"""name = "tuned"

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from harness.analysis.runs import summarise
 from harness.cli.common import (
     ConnectTimeout,
     Model,
@@ -39,9 +40,10 @@ from harness.experiment.plan import Plan, command_plan, load_plan
 from harness.experiment.preflight import Preflight, preflight
 from harness.experiment.prompt_search import search_alone
 from harness.experiment.search import search_settings
-from harness.report.build import metrics_json, print_rich, summarise, write_reports
 from harness.report.sweep_report import print_rich as print_sweep
 from harness.report.sweep_report import write as write_sweep
+from harness.report.terminal import print_rich
+from harness.report.write import metrics_json, write_reports
 from harness.taskkit.registry import get_task
 from harness.train.config import TrainConfig, from_toml, with_overrides
 from harness.train.recipe import train

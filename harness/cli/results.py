@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 
 from harness.analysis.gate import run_gate
+from harness.analysis.runs import summarise
 from harness.analysis.stats import design_effect, items_needed, weighted_cluster_size
 from harness.cli.common import OutputFormat, TasksDir, app, more_tasks, out, output_format, print_json
 from harness.core.console import warn
 from harness.core.errors import UserError
-from harness.report.build import metrics_json, print_rich, summarise, write_reports
+from harness.report.terminal import print_rich
+from harness.report.write import metrics_json, write_reports
 from harness.runlog import completeness
 from harness.taskkit.data import count_rows, load_split
 from harness.taskkit.metrics import metric

@@ -10,7 +10,7 @@ import pandas as pd
 from harness.core.console import make_console
 from harness.core.files import atomic_write
 from harness.experiment.search import SweepSummary, heatmap
-from harness.report.build import _png
+from harness.report.plots import png
 
 
 def trials_table(s: SweepSummary, usd_per_hour: float) -> pd.DataFrame:
@@ -64,7 +64,7 @@ def plots(s: SweepSummary) -> list[tuple[str, str]]:
         ax.plot([str(v) for v, _, _ in pts], [m for _, m, _ in pts], marker="o")
         ax.set_xlabel(name)
         ax.set_ylabel(f"val {s.metric}")
-    out.append(("Sensitivity", _png(fig)))
+    out.append(("Sensitivity", png(fig)))
     if len(names) >= 2:
         x, y = names[0], names[1]
         cells = heatmap(s.trials, x, y)
@@ -77,7 +77,7 @@ def plots(s: SweepSummary) -> list[tuple[str, str]]:
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         fig.colorbar(im, ax=ax, label=f"val {s.metric}")
-        out.append((f"{x} × {y}", _png(fig)))
+        out.append((f"{x} × {y}", png(fig)))
     return out
 
 

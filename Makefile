@@ -52,10 +52,14 @@ test-slow: install
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py
 
+# ruff, mypy, and the architecture: import-linter's contracts in pyproject.toml (layers import
+# downward only, no cycles) and tests/test_layout.py (module and function sizes, imports in functions)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check harness tests bench tasks
 	$(BIN)/mypy harness tasks bench
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layout.py
 
 bench: install
 	$(BIN)/python bench/train_throughput.py

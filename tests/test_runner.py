@@ -360,7 +360,7 @@ def test_every_prompt_is_checked_against_the_context_before_training(fixture_dat
 
 
 def test_disagreements_show_what_the_model_said_when_it_gave_no_answer():
-    from harness.analysis.summary import shown_answer
+    from harness.analysis.evidence import shown_answer
 
     records = [_record(f"i{i}", "few_shot", True) for i in range(3)]
     records += [_record(f"i{i}", "lora_n8", False) for i in range(3)]

@@ -288,7 +288,7 @@ def test_with_few_shot_draws_per_seed_each_seed_is_paired_with_its_own_draw():
 
 
 def test_noise_floor_counts_answers_that_change_in_another_batch_order():
-    from harness.analysis.summary import noise_floor
+    from harness.analysis.evidence import noise_floor
     from harness.analysis.verdict import noise_sentence
 
     golds = ["N"] * 80 + ["B"] * 20

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.records import scored
 from harness.analysis.stats import Estimate, Paired, holm, paired_compare
-from harness.analysis.summary import scored
 from harness.core.errors import UserError
 from harness.runlog.completeness import missing_answers
 from harness.runlog.folder import load_run

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.cost import Prices
-from harness.analysis.summary import RetentionRow, TaskSummary
+from harness.analysis.records import RetentionRow, TaskSummary
 from harness.analysis.verdict import summarise_retention, summarise_task
 from harness.core.errors import UserError
 from harness.runlog import completeness

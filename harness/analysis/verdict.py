@@ -15,23 +15,10 @@ from harness.analysis import effort as effort_mod
 from harness.analysis import fullcost
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
+from harness.analysis.evidence import confusion_counts, epoch_losses, shown_answer, siblings
+from harness.analysis.records import ALPHA, FormatSpread, RetentionRow, Row, TaskSummary, scored, side_of, significant
 from harness.analysis.stats import Estimate, Paired, groups_of, metric_ci, paired_compare
-from harness.analysis.summary import (
-    ALPHA,
-    Findings,
-    FormatSpread,
-    RetentionRow,
-    Row,
-    TaskSummary,
-    confusion_counts,
-    epoch_losses,
-    find,
-    scored,
-    shown_answer,
-    siblings,
-    side_of,
-    significant,
-)
+from harness.analysis.summary import Findings, find
 from harness.core.words import counted
 from harness.taskkit.metrics import metric as metric_of
 

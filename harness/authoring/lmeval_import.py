@@ -335,26 +335,7 @@ def _task_source(
     variables: list[str],
     to_choice: Any,
 ) -> str:
-    hub_splits = {s: s for s in dict.fromkeys(v for v in splits.values() if v)}
-    data_files = (raw.get("dataset_kwargs") or {}).get("data_files") if isinstance(raw.get("dataset_kwargs"), dict) else None
-    kwargs = raw.get("dataset_kwargs")
-    if kwargs is not None and (not isinstance(kwargs, dict) or set(kwargs) - {"data_files", "revision"}):
-        extra = sorted(set(kwargs) - {"data_files", "revision"}) if isinstance(kwargs, dict) else ["(not a mapping)"]
-        raise _refuse(path, f"dataset_kwargs.{extra[0]}", "a loader option the importer does not convert")
-    revision = kwargs.get("revision") if isinstance(kwargs, dict) else None
-    if revision is not None and not isinstance(revision, str | int):
-        raise _refuse(path, "dataset_kwargs.revision", "a commit, tag or branch name converts")
-    if data_files is not None and not (
-        isinstance(data_files, dict) and all(isinstance(v, str) for v in data_files.values())
-    ):
-        raise _refuse(path, "dataset_kwargs.data_files", "only a mapping of split to one file converts")
-    if not isinstance(raw.get("dataset_path"), str):
-        raise UserError(f"{path}: dataset_path is missing")
-    hub_args = [json.dumps(raw["dataset_path"]), _py(raw.get("dataset_name")), json.dumps(hub_splits)]
-    if data_files:
-        hub_args.append(f"data_files={json_source(data_files, 8)}")
-    if revision is not None:
-        hub_args.append(f"revision={json.dumps(str(revision))}")
+    hub_args, data_files = _hub_source(path, raw, splits)
     input_field = variables[0] if variables else "text"
     version = (raw.get("metadata") or {}).get("version", 1) if isinstance(raw.get("metadata"), dict) else 1
     where = f"{raw['dataset_path']}" + (f" ({raw['dataset_name']})" if raw.get("dataset_name") else "")
@@ -407,6 +388,32 @@ def _task_source(
         "",
     ]
     return "\n".join(lines)
+
+
+def _hub_source(path: Path, raw: dict[str, Any], splits: dict[str, str | None]) -> tuple[list[str], Any]:
+    """The task file's HubSource arguments (dataset, config, splits, files, revision), and the data
+    files; what the importer cannot convert is refused by key."""
+    hub_splits = {s: s for s in dict.fromkeys(v for v in splits.values() if v)}
+    data_files = (raw.get("dataset_kwargs") or {}).get("data_files") if isinstance(raw.get("dataset_kwargs"), dict) else None
+    kwargs = raw.get("dataset_kwargs")
+    if kwargs is not None and (not isinstance(kwargs, dict) or set(kwargs) - {"data_files", "revision"}):
+        extra = sorted(set(kwargs) - {"data_files", "revision"}) if isinstance(kwargs, dict) else ["(not a mapping)"]
+        raise _refuse(path, f"dataset_kwargs.{extra[0]}", "a loader option the importer does not convert")
+    revision = kwargs.get("revision") if isinstance(kwargs, dict) else None
+    if revision is not None and not isinstance(revision, str | int):
+        raise _refuse(path, "dataset_kwargs.revision", "a commit, tag or branch name converts")
+    if data_files is not None and not (
+        isinstance(data_files, dict) and all(isinstance(v, str) for v in data_files.values())
+    ):
+        raise _refuse(path, "dataset_kwargs.data_files", "only a mapping of split to one file converts")
+    if not isinstance(raw.get("dataset_path"), str):
+        raise UserError(f"{path}: dataset_path is missing")
+    hub_args = [json.dumps(raw["dataset_path"]), _py(raw.get("dataset_name")), json.dumps(hub_splits)]
+    if data_files:
+        hub_args.append(f"data_files={json_source(data_files, 8)}")
+    if revision is not None:
+        hub_args.append(f"revision={json.dumps(str(revision))}")
+    return hub_args, data_files
 
 
 def _py(value: Any) -> str:

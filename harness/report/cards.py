@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from harness.analysis import cost
-from harness.analysis.summary import TaskSummary
+from harness.analysis.records import TaskSummary
 from harness.report.mdtext import md
 from harness.taskkit.metrics import metric
 

@@ -6,7 +6,7 @@ import base64
 import io
 from typing import Any
 
-from harness.analysis.summary import TaskSummary
+from harness.analysis.records import TaskSummary
 
 
 def png(fig: Any) -> str:

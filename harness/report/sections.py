@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.analysis.summary import TaskSummary
+from harness.analysis.records import TaskSummary
 from harness.report import cards, tables
 from harness.report.plots import plots
 from harness.report.tables import Rows

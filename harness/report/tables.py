@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.analysis.summary import Row, TaskSummary
+from harness.analysis.records import Row, TaskSummary
 from harness.core.words import counted
 from harness.taskkit.metrics import metric
 

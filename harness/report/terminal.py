@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from harness.analysis.summary import TaskSummary
+from harness.analysis.records import TaskSummary
 from harness.core.console import UNBOUNDED, make_console
 from harness.report.tables import Rows, selection_lines, table
 from harness.taskkit.metrics import metric

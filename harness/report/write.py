@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.summary import TaskSummary
+from harness.analysis.records import TaskSummary
 from harness.core.faults import checkpoint
 from harness.core.files import atomic_write, write_json
 from harness.report.html import to_html

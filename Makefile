@@ -48,9 +48,9 @@ test-unit: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m "slow and not gpu" --durations=15
 
-# The property tests of tests/test_fuzz.py with many more examples than the unit tier runs.
+# The property tests of tests/cli/test_fuzz.py with many more examples than the unit tier runs.
 fuzz: install
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/test_fuzz.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests/cli/test_fuzz.py
 
 # ruff, mypy, and the architecture: import-linter's contracts in pyproject.toml (layers import
 # downward only, no cycles) and tests/test_layout.py (module and function sizes, imports in functions)

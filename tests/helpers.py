@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.records import TaskSummary
+from harness.analysis.summary import find
+from harness.analysis.verdict import task_summary
 from harness.taskkit.registry import registry
 
 
@@ -86,3 +89,8 @@ def task_dir(tmp: Path, template: str, labels: str = "('yes', 'no')") -> str:
     (tmp / "data" / "toy").mkdir()
     (tmp / "data" / "toy" / "test.jsonl").write_text('{"id": "t1", "text": "hello", "label": "yes"}\n')
     return str(tmp / "extra" / "tasks")
+
+
+def summarise_task(*args, **kwargs) -> TaskSummary:
+    """A task's summary from records, as a stored run's report makes it: find's numbers, then the words."""
+    return task_summary(find(*args, **kwargs))

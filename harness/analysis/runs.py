@@ -11,7 +11,8 @@ from typing import Any
 
 from harness.analysis.cost import Prices
 from harness.analysis.records import RetentionRow, TaskSummary
-from harness.analysis.verdict import summarise_retention, summarise_task
+from harness.analysis.summary import find
+from harness.analysis.verdict import summarise_retention, task_summary
 from harness.core.errors import UserError
 from harness.runlog import completeness
 from harness.runlog.folder import (
@@ -120,12 +121,12 @@ def summarise(
             prices = replace(prices, usd_per_error=usd_per_error)
         seed = int(manifests[0].get("seed", 0))
         try:
-            summary = summarise_task(
+            summary = task_summary(find(
                 task, info, records, adapters, prices, seed=seed, val_records=val_records.get(task, []),
                 noise_records=[r for r in noise if r.get("task") == task],
                 format_records=[r for r in formats if r.get("task") == task],
                 latency_records=[r for r in waits if r.get("task") == task],
-            )  # fmt: skip
+            ))  # fmt: skip
         except ValueError as exc:
             raise UserError(str(exc)) from None
         retention: list[RetentionRow] = []

@@ -57,6 +57,7 @@ class Findings:
 
     task: str
     info: Mapping[str, Any]  # the manifest's task facts
+    adapters: Mapping[str, Mapping[str, Any]]  # variant -> adapter facts
     metric: str
     labels: tuple[str, ...]
     items: tuple[str, ...]  # the test items every arm answered
@@ -160,8 +161,8 @@ def find(
             mine = scored(aligned[selection.combined])
             combined = {o: paired_compare(scored(aligned[o]), mine, metric, labels, seed=seed) for o in (prompt, adapter)}
     return Findings(
-        task, info, metric, labels, tuple(items), clusters, aligned, tuple(rows), selection, adjusted, prices, curve,
-        smallest, worth, tuple(e for e in (effort_of(info, side) for side in ("prompt", "adapter")) if e is not None),
+        task, info, adapters, metric, labels, tuple(items), clusters, aligned, tuple(rows), selection, adjusted, prices,
+        curve, smallest, worth, tuple(e for e in (effort_of(info, side) for side in ("prompt", "adapter")) if e is not None),
         {side: sum(1 for v in sides.values() if v == side) for side in ("prompt", "adapter")}, majority, floor, draws,
         by_seed, others, combined, noise_floor(aligned, noise_records),
         bool(noise_records) and all(r.get("cached") for r in noise_records),

@@ -18,7 +18,7 @@ from harness.analysis import worth as worth_mod
 from harness.analysis.evidence import confusion_counts, epoch_losses, shown_answer, siblings
 from harness.analysis.records import ALPHA, FormatSpread, RetentionRow, Row, TaskSummary, scored, side_of, significant
 from harness.analysis.stats import Estimate, Paired, groups_of, metric_ci, paired_compare
-from harness.analysis.summary import Findings, find
+from harness.analysis.summary import Findings
 from harness.core.words import counted
 from harness.taskkit.metrics import metric as metric_of
 
@@ -27,20 +27,9 @@ def _span(e: Estimate, metric: str) -> str:
     return metric_of(metric).interval(e.low, e.high)
 
 
-def summarise_task(
-    task: str,
-    info: Mapping[str, Any],
-    records: Sequence[Mapping[str, Any]],
-    adapters: Mapping[str, Mapping[str, Any]],
-    prices: cost_mod.Prices,
-    seed: int = 0,
-    val_records: Sequence[Mapping[str, Any]] = (),
-    noise_records: Sequence[Mapping[str, Any]] = (),
-    format_records: Sequence[Mapping[str, Any]] = (),
-    latency_records: Sequence[Mapping[str, Any]] = (),
-) -> TaskSummary:
-    """The task's numbers (harness.analysis.summary.find), then its words."""
-    f = find(task, info, records, adapters, prices, seed, val_records, noise_records, format_records, latency_records)
+def task_summary(f: Findings) -> TaskSummary:
+    """A task's summary: the numbers `find` computed (harness.analysis.summary), then the words."""
+    info, adapters = f.info, f.adapters
     prompt, adapter, metric, aligned = f.best_prompt, f.best_adapter, f.metric, f.aligned
     note = sel_mod.describe(f.selection, metric_of(metric).shown)
     covered = (info.get("validation") or {}).get("labels_covered")
@@ -56,7 +45,7 @@ def summarise_task(
             if a["prediction"] != b["prediction"]
         )
     return TaskSummary(
-        task, metric, len(f.items), f.rows, prompt, adapter, verdict(f), f.curve, f.smallest, confusion, disagreements,
+        f.task, metric, len(f.items), f.rows, prompt, adapter, verdict(f), f.curve, f.smallest, confusion, disagreements,
         epoch_losses({k: v for k, v in adapters.items() if side_of(v) == "adapter" and not v.get("constrained")}),
         majority=f.majority, selection=f.selection, selection_note=note, efforts=f.efforts,
         combined=combined_sentence(f), noise=f.noise, formats=f.spread, worth=f.worth, one_offs=f.one_offs,

@@ -9,10 +9,10 @@ import pytest
 
 from harness.analysis import stats
 from harness.analysis.cost import Prices
-from harness.analysis.verdict import summarise_task
 from harness.core.errors import UserError
 from harness.taskkit.metrics import Scored
 from harness.taskkit.registry import get_task
+from tests.helpers import summarise_task
 
 
 def test_clustered_se_matches_a_hand_computation_and_statsmodels():

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from harness.analysis import cost, fullcost
-from harness.analysis.verdict import summarise_task
+from tests.helpers import summarise_task
 
 ADAPTERS = {
     "lora_n64_s0": {"train_size": 64, "seed": 0, "train_device_s": 100.0},

@@ -172,7 +172,7 @@ def test_combined_arm_is_built_on_the_selected_adapter():
 
 def test_constrained_adapter_arm_in_a_verdict():
     from harness.analysis.cost import Prices
-    from harness.analysis.verdict import summarise_task
+    from tests.helpers import summarise_task
 
     def rec(item, variant, ok, split_gold="a"):
         return {"task": "t", "item": item, "variant": variant, "prediction": split_gold if ok else "b",

@@ -127,7 +127,8 @@ def test_items_needed_is_the_smallest_count_with_the_power():
 def test_a_report_s_statistics_import_no_scipy_stats():
     code = (
         "import sys\n"
-        "from harness.analysis.verdict import summarise_task\n"
+        "from harness.analysis.summary import find\n"
+        "from harness.analysis.verdict import task_summary\n"
         "from harness.analysis.cost import Prices\n"
         "golds = ['N'] * 70 + ['B'] * 30\n"
         "def rec(i, v, g, p):\n"
@@ -139,7 +140,7 @@ def test_a_report_s_statistics_import_no_scipy_stats():
         "records += [rec(i, 'lora_b', g, g if i % 4 else 'U') for i, g in enumerate(golds)]\n"
         "info = {'metrics': ['accuracy', 'macro_f1'], 'labels': ['B', 'N', 'U'], 'kind': 'classification'}\n"
         "facts = {v: {'train_size': 8, 'train_device_s': 60.0} for v in ('lora', 'lora_b')}\n"
-        "s = summarise_task('t', info, records, facts, Prices())\n"
+        "s = task_summary(find('t', info, records, facts, Prices()))\n"
         "rows = {r.variant: r for r in s.rows}\n"
         "assert rows['lora'].metric.low > 0.96 and rows['lora'].metric.high == 1.0, rows  # Clopper-Pearson\n"
         "assert rows['lora_b'].mde and rows['lora_b'].p_holm and rows['lora_b'].test == 'exact McNemar', rows\n"

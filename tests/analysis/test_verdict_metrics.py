@@ -11,8 +11,8 @@ import scipy.stats as sps
 
 from harness.analysis import stats
 from harness.analysis.cost import Prices
-from harness.analysis.verdict import summarise_task
 from harness.taskkit.metrics import Scored, metric
+from tests.helpers import summarise_task
 
 
 def _rec(item: str, variant: str, gold: str, pred: str, pt: int = 100) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from harness.analysis import worth
 from harness.analysis.cost import Prices
 from harness.analysis.stats import resamples
-from harness.analysis.verdict import summarise_task
+from tests.helpers import summarise_task
 
 
 @pytest.mark.parametrize(

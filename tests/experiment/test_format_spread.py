@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from harness.analysis.cost import Prices
-from harness.analysis.verdict import format_sentence, summarise_task
+from harness.analysis.verdict import format_sentence
 from harness.core.errors import UserError
 from harness.core.types import Sample
 from harness.experiment.format_spread import check_perturbable, describe, spread_variants
@@ -19,6 +19,7 @@ from harness.experiment.variant import Variant
 from harness.taskkit import formats, prompts
 from harness.taskkit.registry import get_task, registry
 from tests.fixtures import ROWS
+from tests.helpers import summarise_task
 
 BUILTIN = sorted(t for t in registry() if t in ROWS)
 

@@ -8,7 +8,6 @@ import multiprocessing as mp
 import pytest
 
 from harness.analysis.cost import Prices
-from harness.analysis.verdict import summarise_task
 from harness.core.errors import UserError
 from harness.core.types import Decoding, Message, Request, Sample
 from harness.engines.backends.fake import FakeBackend
@@ -19,6 +18,7 @@ from harness.report.cards import card
 from harness.runlog.folder import SAMPLES, locked, read_samples, repair_tail
 from harness.taskkit import data
 from harness.taskkit.registry import get_task
+from tests.helpers import summarise_task
 
 
 def _oracle(task, items):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import cost
-from harness.analysis.verdict import summarise_task
 from harness.report import cards
 from tests.analysis.test_fullcost import ADAPTERS, INFO, _rec
+from tests.helpers import summarise_task
 
 
 def _summary(prices: cost.Prices, waits: tuple[dict, ...] = ()):

@@ -1,6 +1,6 @@
 """The `harness` command on tcmalloc (its default where the machine has it) against glibc's malloc.
 
-The entry point relaunches a computing command with tcmalloc preloaded (harness.launch);
+The entry point relaunches a computing command with tcmalloc preloaded (harness.cli.launch);
 HARNESS_NO_TCMALLOC=1 runs it on the allocator the process starts with. Both paths run the real
 command as a user would, each with a fresh cache (the model linked in), so each computes everything:
 

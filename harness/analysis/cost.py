@@ -4,7 +4,7 @@ cost per request = device seconds per request x $/hour / 3600 (+ $/token for hos
 training cost = training device seconds x $/hour / 3600;
 break-even requests = one-off cost to recover / (prompt cost per request - adapter cost per request),
 only when the adapter is at least as good as the prompt it replaces. The report passes the
-adapter side's full one-off cost less the prompt side's (harness.fullcost).
+adapter side's full one-off cost less the prompt side's (harness.analysis.fullcost).
 """
 
 from __future__ import annotations

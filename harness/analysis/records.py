@@ -38,7 +38,7 @@ class Row:
     overfit: bool = False
     side: str = "prompt"  # "prompt" | "adapter" | "combined"
     constrained: bool = False
-    test: str = ""  # the paired test behind p_value: the metric's own (scoring.metric)
+    test: str = ""  # the paired test behind p_value: the metric's own (taskkit.metrics.metric)
     mde: float | None = None  # smallest difference from the selected prompt these items detect
     wait_p50: float | None = None  # seconds a single request waits (the latency probe, concurrency 1)
     wait_p95: float | None = None

@@ -198,7 +198,7 @@ def paired_compare(
     clusters: Sequence[str] | None = None,
 ) -> Paired:
     """Compare variant b against a on the same items, in the same order, with the test that
-    belongs to the metric (scoring.metric). `clusters` (one id per item): items that share a
+    belongs to the metric (taskkit.metrics.metric). `clusters` (one id per item): items that share a
     source are not independent, so the interval resamples clusters and the test is clustered."""
     if len(a) != len(b):
         raise ValueError("paired comparison needs the same items for both variants")

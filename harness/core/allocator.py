@@ -3,7 +3,7 @@
 vLLM's CPU guide asks for tcmalloc (its engine warns when none is preloaded), and torch's CPU
 kernels allocate and free large tensors at every step, which glibc's malloc hands back to the kernel
 and faults in again. An allocator can only be preloaded before a process starts, so the `harness`
-command re-executes itself with it (harness.launch) for the commands that run a model, and
+command re-executes itself with it (harness.cli.launch) for the commands that run a model, and
 `harness serve` starts its server with it. Only the standard library here: the entry point imports
 this module before anything else.
 """
@@ -49,7 +49,7 @@ def preloaded(environ: Mapping[str, str], allocator: str | None) -> dict[str, st
 
 def opted_out(environ: Mapping[str, str]) -> bool:
     """HARNESS_NO_TCMALLOC as a yes/no; a value that is neither counts as yes here, and the CLI then
-    refuses it in one line (harness.options.env_flag) before any work."""
+    refuses it in one line (harness.core.options.env_flag) before any work."""
     return environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 

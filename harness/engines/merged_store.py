@@ -111,7 +111,7 @@ def trim(folder: Path, budget: int) -> Trimmed:
     for entry in folder.iterdir():
         if entry.name == LOCKS or not entry.is_dir() or entry.is_symlink():
             continue
-        if entry.name.startswith("."):  # ".{key}-XXXX", from results.staged_dir
+        if entry.name.startswith("."):  # ".{key}-XXXX", from core.files.staged_dir
             key = entry.name[1:].rsplit("-", 1)[0]
             size = bytes_under(entry)
             if _remove_if_unused(folder, key, [entry]):

@@ -28,7 +28,7 @@ _SPECIAL = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cl
 
 
 class CountingTokenizer:
-    """The slice of a transformers tokenizer that harness.chat and the data check call."""
+    """The slice of a transformers tokenizer that harness.engines.chat and the data check call."""
 
     def __init__(self, tokenizer: Any, chat_template: str | None, special: dict[str, str]):
         self._tok = tokenizer

@@ -36,7 +36,7 @@ def spread_variants(
     fits: Callable[[Variant], bool] | None = None,
 ) -> list[Variant]:
     """Up to `n` perturbed formats of `chosen`, drawn in a seeded order from the grammar of
-    harness.formats, keeping only those whose prompts differ on the first items from the prompt
+    harness.taskkit.formats, keeping only those whose prompts differ on the first items from the prompt
     as written and from every format kept before (a template with no descriptor or line break
     has fewer, and then the spread is smaller than asked, never padded with copies), and, with
     `fits`, only those whose every prompt still fits the context (a many-shot prompt fills it as

@@ -44,7 +44,7 @@ def grid(space: Space) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Trial:
-    # how a stored trial is read back (harness.schema.validate): exactly these fields, typed
+    # how a stored trial is read back (harness.core.schema.validate): exactly these fields, typed
     __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "strict": True}
 
     number: int

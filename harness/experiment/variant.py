@@ -23,9 +23,9 @@ class Variant:
     label_order: str = "given"  # order of the label list in templates that show it
     stop: tuple[str, ...] | None = None  # None: the template's
     temperature: float | None = None  # None: the template's (greedy unless it says otherwise)
-    layout: str = ""  # a format perturbation (harness.formats.Layout.encode); "" as written
+    layout: str = ""  # a format perturbation (harness.taskkit.formats.Layout.encode); "" as written
     shot_seed: int | None = None  # the few-shot draw's seed; None: the run's
-    many_shot: bool = False  # 'similar' shots, as many as the context allows (harness.many_shot sets `shots`)
+    many_shot: bool = False  # 'similar' shots, as many as the context allows (harness.experiment.many_shot sets `shots`)
 
     @property
     def is_adapter(self) -> bool:

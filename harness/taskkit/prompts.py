@@ -50,7 +50,7 @@ class PromptFormat:
     cue: str = ""  # appended on its own line to every user turn, e.g. "Answer:"
     label_order: str = "given"  # order of `labels` in templates that list them
     seed: int = 0  # for "shuffled"
-    layout: Layout = field(default_factory=Layout)  # separators, casing, spacing, field names (harness.formats)
+    layout: Layout = field(default_factory=Layout)  # separators, casing, spacing, field names (harness.taskkit.formats)
 
     def labels(self, labels: Sequence[str]) -> list[str]:
         if self.label_order not in LABEL_ORDERS:

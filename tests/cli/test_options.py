@@ -48,10 +48,10 @@ def numeric_parameters(callback: Callable[..., Any]) -> dict[str, Any]:
 def test_every_numeric_option_of_every_command_has_a_range_its_default_meets():
     seen = 0
     for info in commands():
-        assert getattr(info.callback, "__guarded__", False), f"{info.callback} is not checked by harness.options"
+        assert getattr(info.callback, "__guarded__", False), f"{info.callback} is not checked by harness.core.options"
         for name, default in numeric_parameters(info.callback).items():
             seen += 1
-            assert name in RANGES, f"{info.callback.__name__}: numeric option {name!r} has no range in harness.options"
+            assert name in RANGES, f"{info.callback.__name__}: numeric option {name!r} has no range in harness.core.options"
             if isinstance(default, int | float):
                 assert RANGES[name].holds(default), f"{name}'s default {default} is outside its own range"
     assert seen >= 30  # the walk found the options (a walk that finds none would pass anything)

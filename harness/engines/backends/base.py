@@ -1,6 +1,6 @@
 """The one narrow model interface and the context-length policy.
 
-Every backend receives the *token ids* of the prompt that `harness.chat.encode_chat` builds with
+Every backend receives the *token ids* of the prompt that `harness.engines.chat.encode_chat` builds with
 the base model's own chat template, so no engine can silently format a prompt differently.
 """
 

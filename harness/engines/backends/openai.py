@@ -306,7 +306,7 @@ class OpenAIBackend(BackendBase):
         """Each request's latency_s is the batch's wall time over its size, as the vLLM backend
         measures it: the server's time per request at this concurrency, what the cost columns
         price. A request's own round trip (queueing behind the other workers) is the latency
-        probe's business (harness.latency), where requests go one at a time."""
+        probe's business (harness.experiment.latency), where requests go one at a time."""
         self._model_name()
         calls = self._calls(requests)
         start = time.perf_counter()

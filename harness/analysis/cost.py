@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.core.words import counted
 
 
@@ -192,7 +194,6 @@ def break_even_interval(
     (token prices). With `errors` = (prompt wrong 0/1 per item, adapter's on the same items, usd per
     error), the items are resampled too, paired. High None: in more than alpha/2 of the resamples the
     adapter never pays off."""
-    import numpy as np
 
     if to_recover <= 0 or not prompt_batches or not adapter_batches:
         return None

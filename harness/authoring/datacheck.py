@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from harness.core.types import Sample
 from harness.core.words import counted
 from harness.core.words import verb as _verb
@@ -54,7 +56,6 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = NEAR, chunk: i
     chunk's cosines against all rows are one sparse product."""
     if len(texts) < 2:
         return 0
-    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     unique = sorted(set(texts))

@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 import yaml
+from jinja2 import meta
 
 from harness.authoring.scaffold import json_source, tuple_source, write_files
 from harness.core.errors import UserError
@@ -211,7 +212,6 @@ def _fields_hint(raw: dict[str, Any]) -> set[str]:
 
 
 def _variables(template: str) -> list[str]:
-    from jinja2 import meta
 
     try:
         parsed = lmeval_docs.environment().parse(template)

@@ -8,20 +8,21 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
 from harness.core.console import make_console
 
 
 class Bar:
     def __init__(self, label: str, total: int | None, done: int = 0):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         columns: list[Any] = [TextColumn(label, markup=False)]
         if total is None:  # a phase of unknown length: how long it has taken so far

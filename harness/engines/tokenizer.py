@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from jinja2.ext import loopcontrols
+
 from harness.core.errors import UserError
 from harness.taskkit.sandbox import SafeEnvironment, TemplateRefused, compile_string, render
 
@@ -55,9 +58,6 @@ def _compiled(template: str) -> Any:
     sandboxed, trim_blocks, lstrip_blocks, loop controls, its tojson, raise_exception and
     strftime_now), compiled once: importing transformers for this alone cost a second per command.
     A model folder is someone else's text too: the harness's sandbox also bounds its time and size."""
-
-    import jinja2
-    from jinja2.ext import loopcontrols
 
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.table import Table
 
 from harness.core.console import make_console
 from harness.core.files import atomic_write
@@ -94,7 +95,6 @@ def write(folder: Path, s: SweepSummary, task: str, usd_per_hour: float) -> None
 
 
 def print_rich(s: SweepSummary, usd_per_hour: float) -> Any:
-    from rich.table import Table
 
     df = trials_table(s, usd_per_hour)
     table = Table(title=f"Sweep trials (validation {s.metric})")

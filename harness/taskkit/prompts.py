@@ -28,6 +28,7 @@ from typing import Any
 
 import jinja2
 import jinja2.sandbox
+import numpy as np
 
 from harness.core.errors import UserError, closest, not_utf8
 from harness.core.files import file_sha256
@@ -290,7 +291,6 @@ class ShotSelector:
 
     def _similar(self, sample: Sample) -> tuple[Sample, ...]:
         """The k pool examples nearest the sample (TF-IDF cosine), ties by pool order, most similar last."""
-        import numpy as np
 
         assert self._vectorizer is not None
         scores = (self._matrix @ self._vectorizer.transform([self._text(sample)]).T).toarray().ravel()

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import regex
+from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateModule
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
@@ -388,7 +390,6 @@ def regex_replace(text: str, pattern: str, repl: str, count: int = 0) -> str:
     """The one filter lm-evaluation-harness adds to Jinja, so its templates render the same here. The
     `regex` module's matcher (re's syntax) takes a timeout, which `re`'s cannot: a pattern that
     backtracks for ever ('(a+)+$') is stopped like any other runaway render."""
-    import regex
 
     try:
         return str(regex.sub(pattern, repl, text, count=count, timeout=RENDER_SECONDS))
@@ -446,7 +447,6 @@ def _unchanged(path: Path, mtime: int) -> bool:
 def private_attribute(env: jinja2.Environment, source: str) -> str | None:
     """The first underscore attribute a template's text reads (`x.__class__`, `x['_y']`), found
     without running it: what an importer refuses up front, since the sandbox would refuse it later."""
-    from jinja2 import nodes
 
     for node in env.parse(source).find_all((nodes.Getattr, nodes.Getitem)):
         name = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
 from harness.core.console import make_console
 from harness.core.faults import checkpoint
 from harness.train.examples import Example
@@ -30,7 +32,6 @@ class TrainingProgress:
         self._start = time.perf_counter()
         if not self.enabled:
             return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
             TextColumn("{task.description}"),

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from harness.core.allocator import opted_out, preloaded, tcmalloc
 from harness.core.console import make_console
 from harness.core.errors import UserError
@@ -115,7 +117,6 @@ def _alive(pid: int) -> bool:
 
 
 def _answers(url: str) -> bool:
-    import httpx
 
     try:
         return httpx.get(url + "/v1/models", timeout=2.0).status_code == 200

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import psutil
+
 _SCRIPT = """
 import os, signal, sys, time
 parent, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
@@ -33,7 +35,6 @@ for pid in pids:
 
 def engine_processes() -> list[int]:
     """Descendant processes of this one (vLLM's EngineCore and its workers)."""
-    import psutil
 
     return [p.pid for p in psutil.Process().children(recursive=True)]
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.table import Table
 
 from harness.core.console import make_console
@@ -13,8 +12,13 @@ from harness.core.files import atomic_write
 from harness.experiment.search import SweepSummary, heatmap
 from harness.report.plots import png
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def trials_table(s: SweepSummary, usd_per_hour: float) -> pd.DataFrame:
+    import pandas as pd  # a second of import that only a sweep's report needs
+
     rows = []
     for t in s.trials:
         rows.append(

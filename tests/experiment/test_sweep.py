@@ -81,17 +81,11 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     def check_logged(trial):  # each trial is on disk before the next one finishes
         logged.append(len(next((tmp_path / "sweeps").glob("*/trials.jsonl")).read_text().splitlines()))
 
-    folder, s = sweep.run(
-        "twitter_fin_sentiment",
-        space,
-        method="random",
-        budget=3,
-        seed=0,
-        base=base,
-        backend="hf",
-        out_root=tmp_path / "sweeps",
-        on_trial=check_logged,
-    )
+    def run(**extra):
+        kw = {"method": "random", "budget": 3, "seed": 0, "base": base, "backend": "hf", **extra}
+        return sweep.run("twitter_fin_sentiment", space, out_root=tmp_path / "sweeps", **kw)
+
+    folder, s = run(on_trial=check_logged)
     assert logged == [1, 2, 3]
     assert len(s.trials) == 3 and len((folder / "trials.jsonl").read_text().splitlines()) == 3
     adapters = sorted((tmp_path / "cache" / "adapters").iterdir())
@@ -103,17 +97,7 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
     _, val = data.carve_validation(task, data.load_split(task, "train"), data.load_split(task, "validation"))
     assert len(val) == 6 and all(v.id.startswith("tr") for v in val)
     seen = []
-    folder2, s2 = sweep.run(
-        "twitter_fin_sentiment",
-        space,
-        method="random",
-        budget=3,
-        seed=0,
-        base=base,
-        backend="hf",
-        out_root=tmp_path / "sweeps",
-        on_trial=seen.append,
-    )
+    folder2, s2 = run(on_trial=seen.append)
     assert folder2 == folder and [t.metric for t in s2.trials] == [t.metric for t in s.trials]
     assert sorted((tmp_path / "cache" / "adapters").iterdir()) == adapters  # nothing retrained
     assert len((folder / "trials.jsonl").read_text().splitlines()) == 3  # nothing duplicated
@@ -132,25 +116,17 @@ def test_sweep_runs_resumes_and_never_scores_on_test(synthetic_task, tmp_path):
         fresh.append(number)
         return search.Trial(number, params, 0.25, None, None, 0.0, 0.0, "none")
 
-    import pytest as _pytest
-
-    with _pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
-        folder3, s3 = sweep.run(
-            "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
-            out_root=tmp_path / "sweeps",
-        )  # fmt: skip
+        folder3, s3 = run()
     assert folder3 != folder and sorted(fresh) == [0, 1, 2] and {t.metric for t in s3.trials} == {0.25}
 
     # the same sweep where trials would be scored another way (hf in bf16 with peft's layers on
     # CUDA, merged float32 weights here) is another sweep, not a resume of these scores
-    with _pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep._TrialRunner, "__call__", fake_trial)
         mp.setattr(sweep, "cuda_available", lambda: True)
-        folder4, _ = sweep.run(
-            "twitter_fin_sentiment", space, method="random", budget=3, seed=0, base=base, backend="hf",
-            out_root=tmp_path / "sweeps",
-        )  # fmt: skip
+        folder4, _ = run()
     assert folder4 != folder3 and sorted(fresh) == [0, 0, 1, 1, 2, 2]
 
 

@@ -155,6 +155,10 @@ def weight(value: Any, budget: int = MAX_VALUE) -> int:
     """Characters plus items of `value` as printed, counted until `budget` is passed: a list that
     holds another twice at every level weighs what printing it would produce, not what it stores.
     Each container is weighed once (by identity), so a value shared a million times costs one visit."""
+    if isinstance(value, str):  # nearly every call, on every `~` and filter of every render: no walk
+        return len(value)
+    if not isinstance(value, list | tuple | set | frozenset | dict):
+        return 1
     memo: dict[int, int] = {}
     over = budget + 1
 

@@ -30,7 +30,7 @@ class DataReport:
     exact_duplicates: int  # training rows whose normalised input already appeared earlier
     near_duplicates: int  # pairs of distinct training inputs with cosine >= NEAR
     conflicts: tuple[tuple[str, tuple[str, ...]], ...]  # (input, labels) with more than one label
-    train_test_overlap: int
+    train_test_overlap: int  # distinct training inputs that are also test inputs
     token_lengths: dict[str, float] = field(default_factory=dict)  # min, median, p95, max
     over_max_len: int = 0
     max_seq_len: int = 0
@@ -40,6 +40,8 @@ class DataReport:
     n_measured: int = 0
     no_room: int = 0
     prompt_lengths: dict[str, float] = field(default_factory=dict)  # min, median, max
+    # training rows whose input is a test input: dropped from validation, training and the shot pool
+    leaked_rows: int = 0
 
 
 def _key(task: Task, s: Sample) -> str:
@@ -94,6 +96,7 @@ def check(
     conflicts = tuple((k, tuple(sorted(v))) for k, v in by_input.items() if labelled and len(v) > 1)
     test_keys = {_key(task, s) for s in test}
     overlap = sum(1 for k in set(keys) if k in test_keys)
+    leaked_rows = sum(1 for k in keys if k in test_keys)
     near = near_duplicate_pairs(keys)
     stats: dict[str, float] = {}
     over = 0
@@ -120,7 +123,10 @@ def check(
     if conflicts:
         warnings.append(f"{counted(len(conflicts), 'input')} {_verb(len(conflicts), 'appear')} with conflicting labels")
     if overlap:
-        warnings.append(f"{counted(overlap, 'training input')} also {_verb(overlap, 'appear')} in the test split (leakage)")
+        warnings.append(
+            f"{counted(overlap, 'training input')} also {_verb(overlap, 'appear')} in the test split (leakage): "
+            f"{counted(leaked_rows, 'training row')} dropped from validation, adapter training and the shot pool"
+        )
     if over:
         warnings.append(
             f"{counted(over, 'training example')} {_verb(over, 'exceed')} max_seq_len {max_seq_len} and will be truncated"
@@ -132,7 +138,7 @@ def check(
         )
     return DataReport(
         task.name, len(train), len(test), counts, exact, near, conflicts, overlap, stats, over, max_seq_len,
-        tuple(warnings), len(prompt_lengths), no_room, prompt_stats,
+        tuple(warnings), len(prompt_lengths), no_room, prompt_stats, leaked_rows,
     )  # fmt: skip
 
 

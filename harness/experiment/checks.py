@@ -106,7 +106,7 @@ def data_check(task: Task, model_dir: Path, train: dict[str, Any] | None = None,
         "test": data.samples_hash(test_rows), "sample": sample,
         "adapter_template": template_hash(task, template) if trains else None, "max_seq_len": max_seq_len,
         "trains": trains, "tokenizer": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tokenizer_files],
-        "model": str(model_dir), "code": file_sha256(Path(datacheck.__file__)),
+        "model": str(model_dir), "code": file_sha256(Path(datacheck.__file__)), "facts": 2,
     })  # fmt: skip
     cached = cache_root() / "datacheck" / f"{task.name}-{key}.json"
     if cached.is_file():
@@ -123,6 +123,7 @@ def data_check(task: Task, model_dir: Path, train: dict[str, Any] | None = None,
         counts = datacheck.example_token_counts(task, rows, template, tokenizer)
     lengths, prompts = [full for _, full in counts], [p for p, _ in counts]
     out = asdict(datacheck.check(task, train_rows, test_rows, lengths, max_seq_len, prompts))
+    out["n_pool"] = len(data.shot_pool(task))  # what few-shot examples are drawn from
     cached.parent.mkdir(parents=True, exist_ok=True)
     write_json(cached, out)
     return out

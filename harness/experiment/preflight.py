@@ -62,6 +62,9 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
     items = {tp.name: data.test_items(tasks[tp.name], plan.limit, plan.seed) for tp in plan.tasks}
     pools = {tp.name: data.shot_pool(tasks[tp.name]) for tp in plan.tasks}
     for tp in plan.tasks:
+        if not pools[tp.name]:  # every row duplicates a test item, or too few: the carve-out's refusal says which
+            data.validation_items(tasks[tp.name], plan.val_limit)
+    for tp in plan.tasks:
         task = tasks[tp.name]
         check_templates(task, (items[tp.name], pools[tp.name]))
         check_variants(task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf")

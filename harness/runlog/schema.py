@@ -47,6 +47,9 @@ class SearchFacts(Stored):
 class DataCheckFacts(Stored):
     warnings: list[str] = []
     label_counts: dict[str, NonNegativeInt] = {}
+    n_train: NonNegativeInt | None = None
+    n_pool: NonNegativeInt | None = None  # the shot pool: training rows less validation and leaked rows
+    leaked_rows: NonNegativeInt = 0
 
 
 class ValidationFacts(Stored):

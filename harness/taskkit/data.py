@@ -307,11 +307,13 @@ def carve_validation(
     Every selection is made on it (prompt variant and search trials, adapter sweeps, adapter
     arms), and training reports validation loss on it; adapters train on and few-shot examples
     come from `rest` only. Rows whose input duplicates a test item are never chosen, so
-    validation never overlaps test. It is a stratified, seeded sample returned in
+    validation never overlaps test, and `rest` drops them too: a test item an adapter trained on,
+    or a prompt showed as an example, would score its memory, not its skill. It is a stratified, seeded sample returned in
     `stratified_order`, so any prefix (val[:100]) still covers the labels in proportion.
     Deterministic: the same for every run seed."""
     labelled = bool(task.labels) and task.kind in ("classification", "multiple_choice")
     test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
+    eligible = [s for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys]
     if task.val_split:  # the task's own dev split: nothing is carved from training rows
         dev = [
             s
@@ -319,16 +321,20 @@ def carve_validation(
             if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys
         ]
         n = VALIDATION_MAX if size is None else size
-        return tuple(pool), stratified_order(dev, VALIDATION_SEED, by_label=labelled)[:n]
+        return tuple(eligible), stratified_order(dev, VALIDATION_SEED, by_label=labelled)[:n]
     n = min(VALIDATION_MAX, len(pool) // 10) if size is None else size
-    if n <= 0:
-        return tuple(pool), ()
-    eligible = [s for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) not in test_keys]
-    if not eligible:
-        return tuple(pool), ()
+    if n <= 0 or not eligible:
+        return tuple(eligible), ()
     val = stratified_order(eligible, VALIDATION_SEED, by_label=labelled)[: min(n, len(eligible))]
     ids = {s.id for s in val}
-    return tuple(s for s in pool if s.id not in ids), val
+    return tuple(s for s in eligible if s.id not in ids), val
+
+
+def leaked(task: Task, pool: Sequence[Sample], test: Sequence[Sample]) -> int:
+    """Training rows whose input duplicates a test item's (normalised): `carve_validation` drops them
+    from validation, adapter training and the shot pool alike, and the verdict says how many."""
+    test_keys = {normalise_text(str(s.fields.get(task.input_field, ""))) for s in test}
+    return sum(1 for s in pool if normalise_text(str(s.fields.get(task.input_field, ""))) in test_keys)
 
 
 def validation_items(task: Task, limit: int | None = None) -> tuple[Sample, ...]:
@@ -364,7 +370,8 @@ def label_coverage(task: Task, items: Sequence[Sample]) -> tuple[int, int] | Non
 
 
 def shot_pool(task: Task) -> tuple[Sample, ...]:
-    """Where few-shot examples come from: the training split minus the validation carve-out."""
+    """Where few-shot examples come from: the training split minus the validation carve-out and
+    minus every row that duplicates a test input."""
     rest, _ = carve_validation(task, load_split(task, task.train_split), load_split(task, task.test_split))
     return rest
 

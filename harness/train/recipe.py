@@ -50,13 +50,23 @@ def split_train_val(cfg: TrainConfig, pool: tuple, labelled: bool, test: tuple =
     task = get_task(cfg.task)
     rest, carved = data_mod.carve_validation(task, pool, test)
     if cfg.train_size > len(rest):
+        leaked = data_mod.leaked(task, pool, test)
+        dropped = f" and dropping {leaked} rows that duplicate a test input" if leaked else ""
         raise UserError(
             f"train size {cfg.train_size} is larger than the training split of {cfg.task} "
-            f"({len(rest)} rows available after the validation carve-out)"
+            f"({len(rest)} rows available after the validation carve-out{dropped})"
         )
     n_val = 0 if cfg.val_fraction == 0 else min(len(carved), max(8, min(64, round(cfg.train_size * cfg.val_fraction))))
     val = carved[:n_val]
     return data_mod.stratified(rest, cfg.train_size, seed=cfg.seed, by_label=labelled), val
+
+
+def training_rows(cfg: TrainConfig) -> tuple:
+    """The rows `train` learns from for this configuration (deterministic in the seed)."""
+    task = get_task(cfg.task)
+    pool = data_mod.load_split(task, task.train_split)
+    test = data_mod.load_split(task, task.test_split)
+    return split_train_val(cfg, pool, task.kind in ("classification", "multiple_choice"), test)[0]
 
 
 def train(cfg: TrainConfig, *, progress: bool = True) -> TrainedAdapter:

@@ -217,11 +217,13 @@ def test_validation_carve_never_overlaps_test_and_is_seed_free():
     pool = [Sample(f"p{i}", {"text": f"pool text {i}"}, "Neutral") for i in range(100)]
     test = [Sample("t1", {"text": "Pool Text 3!"}, "Neutral")]  # duplicates p3 after normalisation
     rest, val = data.carve_validation(task, pool, test)
-    assert len(val) == 10 and len(rest) == 90
+    # the duplicate of a test item is in neither: not chosen on, not trained on, never shown as a shot
+    assert len(val) == 10 and len(rest) == 89 and data.leaked(task, pool, test) == 1
     assert not {s.id for s in val} & {s.id for s in rest}
-    assert "p3" not in {s.id for s in val}
+    assert "p3" not in {s.id for s in val} | {s.id for s in rest}
     assert data.carve_validation(task, pool, test) == (rest, val)
-    assert data.carve_validation(task, pool[:5], test) == (tuple(pool[:5]), ())
+    assert data.carve_validation(task, pool[5:10], test) == (tuple(pool[5:10]), ())  # too few to carve
+    assert data.carve_validation(task, pool[:5], test) == (tuple(pool[:3] + pool[4:5]), ())
 
 
 @pytest.mark.parametrize(("selection", "casing"), [("fixed", "given"), ("similar", "given"), ("fixed", "upper")])

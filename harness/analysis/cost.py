@@ -2,9 +2,11 @@
 
 cost per request = device seconds per request x $/hour / 3600 (+ $/token for hosted APIs);
 training cost = training device seconds x $/hour / 3600;
-break-even requests = one-off cost to recover / (prompt cost per request - adapter cost per request),
-only when the adapter is at least as good as the prompt it replaces. The report passes the
-adapter side's full one-off cost less the prompt side's (harness.analysis.fullcost).
+break-even = where an arm's total cost (its own one-off cost, then each request) crosses the
+prompt's, in either direction: an arm dearer up front and cheaper per request recovers its extra
+cost after that many requests; one cheaper up front and dearer per request is overtaken there.
+Quality is weighed by the decision (harness.analysis.decision), or here through a price per wrong
+answer when the plan sets one.
 """
 
 from __future__ import annotations
@@ -48,43 +50,53 @@ def training_cost(prices: Prices, train_device_seconds: float) -> float:
 
 @dataclass(frozen=True)
 class BreakEven:
-    requests: float | None  # None: never pays off (see reason)
-    reason: str
-    # 95% interval of `requests` (batches and items resampled); high None: some resamples never pay off
+    """Where an arm's total cost (its own one-off cost, then each request) crosses the selected
+    prompt's. `requests` None: no crossover, the prompt costs less at every volume; 0: the arm
+    costs less from the first request; else the crossover, beyond which `cheaper_after` costs less."""
+
+    requests: float | None
+    cheaper_after: str  # "adapter" | "prompt" ("adapter" stands for any arm against the prompt)
+    # 95% interval of `requests`, items resampled paired; high None: some resamples never cross
     interval: tuple[float, float | None] | None = None
 
     @property
-    def sentence(self) -> str:
-        """A clause for a verdict: "the one-off cost is recovered after 2,817 requests"."""
-        if self.requests is None and self.reason.startswith("never: "):
-            return f"the one-off cost is never recovered: {self.reason.removeprefix('never: ')}"
+    def reason(self) -> str:
         if self.requests is None:
-            return (
-                "the one-off cost is never recovered on cost alone (each adapter request costs as much as a "
-                "prompt request or more): pay for it only if the quality gain is worth it"
-            )
+            return "never: it costs no less up front and as much or more per request"
         if self.requests == 0:
-            return "there is no one-off cost to recover (the adapter side cost no more up front than the prompt side)"
+            return "from the first request: it costs no more up front and less per request"
+        if self.cheaper_after == "prompt":
+            return f"until {self.requests:,.0f} requests: it costs less up front but more per request"
+        return f"after {self.requests:,.0f} requests"
+
+    @property
+    def sentence(self) -> str:
+        """A clause for a verdict: "its extra one-off cost is recovered after 2,817 requests"."""
+        span = ""
         if self.interval is not None:
             low, high = self.interval
-            upper = "never" if high is None else f"{high:,.0f}"
-            return f"the one-off cost is recovered {self.reason} (95% CI {low:,.0f} to {upper})"
-        return f"the one-off cost is recovered {self.reason}"
+            span = f" (95% CI {low:,.0f} to {'never' if high is None else f'{high:,.0f}'})"
+        if self.requests is None:
+            return "it never costs less than the prompt (no cheaper up front, and as dear or dearer per request)"
+        if self.requests == 0:
+            return "it costs less from the first request (no dearer up front, and cheaper per request)"
+        if self.cheaper_after == "prompt":
+            return (
+                f"it costs less up front but more per request, so the prompt is cheaper after "
+                f"{self.requests:,.0f} requests{span}"
+            )
+        return f"its extra one-off cost is recovered after {self.requests:,.0f} requests{span}"
 
 
-def break_even(train_cost: float, prompt_cost: float, adapter_cost: float, adapter_not_worse: bool) -> BreakEven:
-    if not adapter_not_worse:
-        return BreakEven(None, "never: the adapter is worse than the prompt")
-    if train_cost <= 0:
-        return BreakEven(0.0, "immediately: no one-off cost to recover")
-    saving = prompt_cost - adapter_cost
-    if saving <= 0:
-        return BreakEven(
-            None,
-            "never on cost alone: each adapter request costs as much or more; "
-            "pay for it only if the quality gain is worth it",
-        )
-    return BreakEven(math.ceil(train_cost / saving), f"after {math.ceil(train_cost / saving):,} requests")
+def break_even(arm_once: float, arm_per_request: float, prompt_once: float, prompt_per_request: float) -> BreakEven:
+    """The crossover of two straight lines, total = one-off + requests x per request, either way."""
+    extra_once = arm_once - prompt_once
+    saving = prompt_per_request - arm_per_request
+    if extra_once <= 0 and saving >= 0:
+        return BreakEven(0.0, "adapter")
+    if extra_once >= 0 and saving <= 0:
+        return BreakEven(None, "prompt")
+    return BreakEven(float(math.ceil(extra_once / saving)), "adapter" if saving > 0 else "prompt")
 
 
 @dataclass(frozen=True)
@@ -177,42 +189,26 @@ def months_to_recover(requests: float | None, prices: Prices) -> float | None:
 
 
 def break_even_interval(
-    to_recover: float,
-    prompt_batches: Sequence[tuple[float, int]],
-    adapter_batches: Sequence[tuple[float, int]],
-    prompt_fixed: float,
-    adapter_fixed: float,
-    device_usd_per_hour: float,
-    errors: tuple[Sequence[float], Sequence[float], float] | None = None,
+    extra_once: float,
+    prompt_costs: Sequence[float],
+    arm_costs: Sequence[float],
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
 ) -> tuple[float, float | None] | None:
-    """The 95% interval of break-even requests. Each arm's device seconds per request come from its
-    own batches, `(seconds per request, requests)`, resampled with replacement (a batch's requests
-    share one timing, so the batch is the unit); `*_fixed` is the per-request cost that does not vary
-    (token prices). With `errors` = (prompt wrong 0/1 per item, adapter's on the same items, usd per
-    error), the items are resampled too, paired. High None: in more than alpha/2 of the resamples the
-    adapter never pays off."""
-
-    if to_recover <= 0 or not prompt_batches or not adapter_batches:
+    """The 95% interval of the crossover `extra_once / (mean prompt cost - mean arm cost)`, the
+    items resampled with replacement and paired (both arms answered the same items): what varies
+    is which items the traffic brings, each with its answers' tokens, device time and right or
+    wrong. `*_costs`: each item's cost per request for each arm, in the same order. High None: in
+    more than alpha/2 of the resamples the two never cross."""
+    p, a = np.asarray(prompt_costs, float), np.asarray(arm_costs, float)
+    if extra_once == 0 or len(p) < 2 or len(p) != len(a):
         return None
-    if errors is None and (len(prompt_batches) < 2 or len(adapter_batches) < 2):
-        return None  # one timing on a side: nothing to resample, and a zero-width interval would claim certainty
-    rng = np.random.default_rng(seed)
-
-    def per_request(batches: Sequence[tuple[float, int]]) -> np.ndarray:
-        secs = np.array([b[0] for b in batches])
-        sizes = np.array([b[1] for b in batches], dtype=float)
-        idx = rng.integers(0, len(batches), size=(n_boot, len(batches)))
-        return (secs[idx] * sizes[idx]).sum(axis=1) / sizes[idx].sum(axis=1)
-
-    rate = device_usd_per_hour / 3600
-    saving = (per_request(prompt_batches) - per_request(adapter_batches)) * rate + prompt_fixed - adapter_fixed
-    if errors is not None:
-        wrong_p, wrong_a, usd = (np.asarray(errors[0], float), np.asarray(errors[1], float), errors[2])
-        idx = rng.integers(0, len(wrong_p), size=(n_boot, len(wrong_p)))
-        saving = saving + (wrong_p[idx].mean(axis=1) - wrong_a[idx].mean(axis=1)) * usd
-    requests = np.where(saving > 0, to_recover / np.where(saving > 0, saving, 1.0), np.inf)
+    idx = np.random.default_rng(seed).integers(0, len(p), size=(n_boot, len(p)))
+    saving = p[idx].mean(axis=1) - a[idx].mean(axis=1)
+    crossing = saving * extra_once > 0  # the same sign: the dearer-up-front side is the cheaper per request
+    requests = np.where(crossing, extra_once / np.where(crossing, saving, 1.0), np.inf)
     low, high = (float(x) for x in np.quantile(requests, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))
+    if np.ptp(saving) <= 1e-9 * np.abs(saving).max():
+        return None  # every resample gives the same figure: nothing varies, and an interval would claim certainty
     return math.ceil(low) if math.isfinite(low) else low, (math.ceil(high) if math.isfinite(high) else None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.analysis import cost as cost_mod
+from harness.analysis import decision as decision_mod
 from harness.analysis import effort as effort_mod
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
@@ -27,8 +28,8 @@ class Row:
     metric: Estimate
     secondary: dict[str, float]
     diff: Estimate | None  # against the best prompt, paired on the same items
-    p_value: float | None
-    p_holm: float | None
+    p_value: float | None  # the paired test alone: what a headline arm is judged by
+    p_holm: float | None  # Holm over the exploratory arms; None for a headline arm (tested alone)
     prompt_tokens: float
     completion_tokens: float
     latency_s: float
@@ -42,6 +43,21 @@ class Row:
     mde: float | None = None  # smallest difference from the selected prompt these items detect
     wait_p50: float | None = None  # seconds a single request waits (the latency probe, concurrency 1)
     wait_p95: float | None = None
+    ci_level: float = 0.95  # of `diff`: an exploratory arm's interval is at the Bonferroni level 1 - alpha/m
+
+
+@dataclass(frozen=True)
+class VerdictText:
+    """A task's verdict as every renderer shows it: one sentence that names the action, then short
+    labelled lines (how sure, cost at volume, what would change the decision, robustness, tuning
+    budgets, data caveats)."""
+
+    headline: str
+    lines: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def text(self) -> str:
+        return " ".join([self.headline, *(f"{label}: {line}" for label, line in self.lines)])
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,8 @@ class TaskSummary:
     worth: worth_mod.Worth | None = None  # the selected prompt in training rows (the learning curve)
     one_offs: tuple[cost_mod.OneOff, ...] = ()  # (prompt side, adapter side): everything paid before serving
     at_volume: tuple[cost_mod.AtVolume, ...] = ()  # the chosen arms at the plan's requests_per_month
+    structured: VerdictText | None = None  # `verdict`, as a headline and labelled lines
+    decided: decision_mod.Decision | None = None  # the rule behind the headline (the card's slider applies it)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ tests hold each of them to statsmodels' and scipy.stats' own results.
 
 from __future__ import annotations
 
-import bisect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.analysis import proportions
 from harness.taskkit.metrics import Coded, Metric, Scored, code_labels, f1_of_codes, metric
 
 N_BOOT = 1000
@@ -119,18 +120,17 @@ def metric_ci(
     seed: int = 0,
     clusters: Sequence[str] | None = None,
 ) -> Estimate:
-    """The metric with its 95% interval: the percentile bootstrap (over clusters when items share
-    a source), except for a proportion at 0% or 100%, whose resamples can never differ (an
-    interval of [0, 0] over 150 items claims certainty); that gets the exact Clopper-Pearson
-    interval (0 of 150: upper bound 2.4%)."""
+    """The metric with its 95% interval: for a proportion of right answers on independent items,
+    the Wilson score interval (a percentile bootstrap is too narrow near 0% and 100%, and at 0 of
+    150 claims certainty); else the percentile bootstrap, over clusters when items share a source."""
     m = metric(metric_name)
     [fn] = column_stats(m, labels, [items])
-    if len(items) >= 2 and m.points and m.item_key is not None:
+    groups = groups_of(clusters)
+    if len(items) >= 2 and m.test == "exact McNemar" and groups is None:
         value = fn(np.arange(len(items)))
-        if value in (0.0, 1.0):
-            low, high = clopper_pearson(round(value * len(items)), len(items))
-            return Estimate(value, low, high)
-    return _percentile(fn, len(items), seed=seed, groups=groups_of(clusters))[0]
+        low, high = proportions.wilson(round(value * len(items)), len(items))
+        return Estimate(value, low, high)
+    return _percentile(fn, len(items), seed=seed, groups=groups)[0]
 
 
 def column_stats(
@@ -199,12 +199,25 @@ def paired_compare(
 ) -> Paired:
     """Compare variant b against a on the same items, in the same order, with the test that
     belongs to the metric (taskkit.metrics.metric). `clusters` (one id per item): items that share a
-    source are not independent, so the interval resamples clusters and the test is clustered."""
+    source are not independent, so the interval resamples clusters and the test is clustered.
+    `alpha` is the interval's level too (a row tested in a family of m gets alpha / m), and `n_perm`
+    the permutations, which must reach below it (`permutations_for`)."""
     if len(a) != len(b):
         raise ValueError("paired comparison needs the same items for both variants")
     m = metric(metric_name)
     fa, fb = column_stats(m, labels, [a, b])
     groups = groups_of(clusters)
+    va = np.array([x.scores.get("correct", 0.0) for x in a])
+    vb = np.array([x.scores.get("correct", 0.0) for x in b])
+    b_wins = int(np.sum((vb > 0.5) & (va <= 0.5)))
+    a_wins = int(np.sum((va > 0.5) & (vb <= 0.5)))
+    if m.test == "exact McNemar" and groups is None:
+        # the interval McNemar's own statistic gives (Tango), and the power of the exact test itself
+        n, whole = len(a), np.arange(len(a))
+        low, high = proportions.tango(b_wins, a_wins, n, alpha)
+        detectable = proportions.mde_mcnemar(n, (a_wins + b_wins) / n, alpha) if n >= 2 else None
+        est = Estimate(fb(whole) - fa(whole), low, high)
+        return Paired(est, mcnemar_exact(a_wins, b_wins), m.test, b_wins, a_wins, detectable)
     est, stats = _percentile(lambda idx: fb(idx) - fa(idx), len(a), n_boot, seed, alpha, groups)
     if groups is not None:
         return _clustered(a, b, m, labels, est, stats, groups, alpha, n_perm, seed)
@@ -214,12 +227,7 @@ def paired_compare(
             detectable = mde_paired(np.array(m.item_values(b)) - np.array(m.item_values(a)), alpha)
         else:
             detectable = mde_from_se(float(np.std(stats, ddof=1)), alpha)
-    va = np.array([x.scores.get("correct", 0.0) for x in a])
-    vb = np.array([x.scores.get("correct", 0.0) for x in b])
-    b_wins = int(np.sum((vb > 0.5) & (va <= 0.5)))
-    a_wins = int(np.sum((va > 0.5) & (vb <= 0.5)))
-    p = mcnemar_exact(a_wins, b_wins) if m.test == "exact McNemar" else permutation_test(a, b, m, labels, n_perm, seed)
-    return Paired(est, p, m.test, b_wins, a_wins, detectable)
+    return Paired(est, permutation_test(a, b, m, labels, n_perm, seed), m.test, b_wins, a_wins, detectable)
 
 
 def _clustered(
@@ -293,23 +301,21 @@ def mde_from_se(se: float, alpha: float = 0.05, power: float = POWER) -> float |
 
 
 def items_needed(effect: float, discordance: float, alpha: float = 0.05, power: float = POWER) -> int:
-    """Test items a paired comparison of 0/1 scores needs to detect `effect` (a difference in
-    proportions) when the two arms disagree on a `discordance` share of the items: per-item
-    differences are -1/0/+1 with mean `effect` and variance discordance - effect^2. The smallest n
-    whose t_test_effect is within reach (the effect a test detects falls as n grows): what
-    ceil(TTestPower().solve_power(effect_size=...)) gives."""
+    """Test items a paired comparison of right/wrong answers needs to detect `effect` (a difference in
+    proportions) when the two arms disagree on a `discordance` share of the items: the fewest for
+    which the exact McNemar test has this power (harness.analysis.proportions)."""
     if not 0 < abs(effect) <= discordance <= 1:
         raise ValueError("need 0 < effect <= discordance <= 1")
     if not 0 < alpha < power < 1:  # at or below alpha, a test of no difference at all has the power
         raise ValueError("need 0 < alpha < power < 1")
-    sd = (discordance - effect**2) ** 0.5
-    if sd == 0:
-        return 2
-    d = abs(effect) / sd
-    high = 4
-    while t_test_effect(high, alpha, power) > d:
-        high *= 2
-    return bisect.bisect_left(range(high + 1), True, lo=2, key=lambda n: t_test_effect(n, alpha, power) <= d)
+    return proportions.items_needed_exact(abs(effect), discordance, alpha, power)
+
+
+def permutations_for(family: int, alpha: float = 0.05) -> int:
+    """Permutations a test needs when its p is compared with alpha / family: the smallest p a
+    permutation test can give is 1 / (1 + n_perm), so 20 family / alpha of them put that floor a
+    twentieth of the way below the corrected level (never fewer than N_PERM)."""
+    return max(N_PERM, math.ceil(20 * family / alpha))
 
 
 def design_effect(cluster_sizes: Sequence[int], icc: float) -> float:

@@ -1,6 +1,7 @@
-"""The words of a task's verdict, written from its numbers alone (harness.analysis.summary): the
-headline decision, how sure it is, what each side cost, the seeds, the baseline floor, the format
-spread, the noise floor and the tuning budget, in one paragraph a decision-maker reads. Pure.
+"""The words of a task's verdict, written from its numbers alone (harness.analysis.summary): one
+sentence that names the action (harness.analysis.decision), then labelled lines: how sure, cost at
+volume, what would change the decision, robustness (formats, seeds, noise floor, worth in rows),
+tuning budgets, data caveats. Pure.
 """
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ from dataclasses import replace
 from typing import Any
 
 from harness.analysis import cost as cost_mod
+from harness.analysis import decision as decision_mod
 from harness.analysis import effort as effort_mod
 from harness.analysis import fullcost
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
 from harness.analysis.evidence import confusion_counts, epoch_losses, shown_answer, siblings
-from harness.analysis.records import ALPHA, FormatSpread, RetentionRow, Row, TaskSummary, scored, side_of, significant
+from harness.analysis.records import (
+    ALPHA,
+    FormatSpread,
+    RetentionRow,
+    Row,
+    TaskSummary,
+    VerdictText,
+    scored,
+    side_of,
+    significant,
+)
 from harness.analysis.stats import Estimate, Paired, groups_of, metric_ci, paired_compare
 from harness.analysis.summary import Findings
 from harness.core.words import counted
@@ -44,36 +56,138 @@ def task_summary(f: Findings) -> TaskSummary:
             for a, b in zip(aligned[adapter], aligned[prompt], strict=True)
             if a["prediction"] != b["prediction"]
         )
+    words, decided = verdict(f)
     return TaskSummary(
-        f.task, metric, len(f.items), f.rows, prompt, adapter, verdict(f), f.curve, f.smallest, confusion, disagreements,
+        f.task, metric, len(f.items), f.rows, prompt, adapter, words.text, f.curve, f.smallest, confusion, disagreements,
         epoch_losses({k: v for k, v in adapters.items() if side_of(v) == "adapter" and not v.get("constrained")}),
         majority=f.majority, selection=f.selection, selection_note=note, efforts=f.efforts,
         combined=combined_sentence(f), noise=f.noise, formats=f.spread, worth=f.worth, one_offs=f.one_offs,
-        at_volume=f.at_volume,
+        at_volume=f.at_volume, structured=words, decided=decided,
     )  # fmt: skip
 
 
-def verdict(f: Findings) -> str:
-    """The verdict paragraph: the decision, then what backs it and what it cost."""
+def quality_of(row: Row) -> str:
+    """The adapter against the prompt, by its own (confirmatory) test."""
+    assert row.diff is not None
+    if not significant(row.p_value, row.diff):
+        return decision_mod.NONE
+    return decision_mod.WIN if row.diff.value > 0 else decision_mod.LOSS
+
+
+def _side(f: Findings, v: str) -> decision_mod.Side:
+    r = f.row(v)
+    return decision_mod.Side(
+        v, f.money.once[v], f.money.costs[v], fullcost.error_rate(f.info, f.aligned[v]),
+        r.wait_p50 if r.wait_p50 is not None else r.latency_s,
+    )  # fmt: skip
+
+
+def decide(f: Findings) -> decision_mod.Decision | None:
+    """The decision rule applied to the chosen arms (harness.analysis.decision)."""
+    adapter = f.best_adapter
+    if adapter is None:
+        return None
+    a, m = f.row(adapter), metric_of(f.metric)
+    assert a.diff is not None
+    p = f", {a.test} p = {a.p_value:.2g}" if a.p_value is not None else ""
+    diff = (m.change(a.diff.value), m.change(abs(a.diff.value)).lstrip("+"), f"{_span(a.diff, f.metric)}{p}")
+    detectable = m.change(a.mde).lstrip("+") if a.mde is not None else ""
+    quality = quality_of(a)
+    d = decision_mod.decide(quality, diff, _side(f, f.best_prompt), _side(f, adapter), f.prices, a.break_even, detectable)
+    floor = _floor_headline(quality, f.best_prompt, adapter, frozenset(f.floor))
+    if floor is None:
+        return d
+    change, size, evidence = diff
+    prompt = f.best_prompt
+    said = {
+        decision_mod.WIN: f"{floor}: {adapter} beats {prompt} by {change} ({evidence}).",
+        decision_mod.LOSS: f"{floor}: {adapter} is {size} behind {prompt} ({evidence}).",
+        decision_mod.NONE: f"{floor}: no detectable difference between {adapter} and {prompt} ({change}, {evidence}).",
+    }[quality]
+    return replace(d, headline=said, short={"adapter": floor, "prompt": floor})
+
+
+def _floor_headline(quality: str, prompt: str, adapter: str, below: frozenset[str]) -> str | None:
+    """An arm that scores what always answering the commonest label scores has not shown what it
+    seems to: said first, in the headline a reader of the decision card alone sees."""
+    if quality == decision_mod.WIN and adapter in below:
+        return "Fine-tuning beats the prompt but not the majority-class baseline"
+    if quality == decision_mod.LOSS and prompt in below:
+        return "Keep the prompt, though it does not clear the majority-class baseline"
+    if quality == decision_mod.NONE and {adapter, prompt} <= below:
+        return "Neither chosen arm clears the majority-class baseline"
+    return None
+
+
+def verdict(f: Findings) -> tuple[VerdictText, decision_mod.Decision | None]:
+    """The verdict: the decision, then what backs it and what it cost, line by line."""
     prompt, adapter, metric = f.best_prompt, f.best_adapter, f.metric
-    head = write_verdict(metric, f.rows, prompt, adapter, f.adjusted, len(f.items), frozenset(f.floor))
-    if adapter:
-        head = f"{head} {seed_sentence(metric, f.rows, prompt, adapter, f.adjusted, f.draws, f.by_seed)}".strip()
-        head = f"{head} {disagreement(metric, f.row(adapter), f.others, adapter, prompt)}".strip()
-    if f.majority is not None and f.floor:
-        chosen = len([v for v in (prompt, adapter) if v])
-        head = f"{head} {baseline_sentence(metric, f.majority, f.floor, chosen)}".strip()
-    parts = (
-        head,
-        money_sentence(f),
-        worth_mod.sentence(f.worth),
-        rows_sentence(f.info, f.selection, f.rows, prompt, adapter),
+    d = decide(f)
+    if adapter is None or d is None:
+        head = f"Best prompt: {prompt} ({metric} {f.row(prompt).metric.value:.3f}). No adapter was evaluated."
+        shown = " ".join(x for x in (format_sentence(f.spread, metric), noise_sentence(f.noise, f.noise_reused)) if x)
+        budget = effort_mod.budget_sentence(f.efforts, f.arms, f.selection.on).removeprefix("Tuning budget: ")
+        only = (("Robustness", shown), ("Tuning budgets", budget))
+        return VerdictText(head, tuple((k, v) for k, v in only if v)), None
+    a = f.row(adapter)
+    sure = [
+        sure_sentence(f, a),
+        disagreement(metric, a, f.others, adapter, prompt),
+        baseline_sentence(metric, f.majority, f.floor, 2) if f.majority is not None and f.floor else "",
         cluster_sentence(f.info, f.clusters),
+        " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else "",
+    ]
+    robust = [
         format_sentence(f.spread, metric),
+        seed_sentence(metric, f.rows, prompt, adapter, f.adjusted, f.draws, f.by_seed),
         noise_sentence(f.noise, f.noise_reused),
-        effort_mod.budget_sentence(f.efforts, f.arms, f.selection.on),
+        worth_mod.sentence(f.worth),
+    ]
+    lines = (
+        ("How sure", " ".join(x.strip() for x in sure if x)),
+        ("Cost at volume", money_sentence(f)),
+        ("What would change the decision", d.flips.removeprefix("What would change the decision: ")),
+        ("Robustness", " ".join(x for x in robust if x)),
+        ("Tuning budgets", effort_mod.budget_sentence(f.efforts, f.arms, f.selection.on).removeprefix("Tuning budget: ")),
+        ("Data caveats", " ".join(x for x in (rows_sentence(f.info, f.selection, f.rows, prompt, adapter),
+                                              leakage_sentence(f.info)) if x)),
+    )  # fmt: skip
+    return VerdictText(d.headline, tuple((k, v) for k, v in lines if v)), d
+
+
+def sure_sentence(f: Findings, a: Row) -> str:
+    """The headline test, whether its interval agrees with it, and what these items could detect."""
+    assert a.diff is not None
+    m = metric_of(f.metric)
+    sig = significant(a.p_value, a.diff)
+    excludes = a.diff.low > 0 or a.diff.high < 0
+    test = f"{a.test} p = {a.p_value:.2g}" if a.p_value is not None else "no test"
+    out = (
+        f"{a.variant} against {f.best_prompt}: {m.change(a.diff.value)} ({_span(a.diff, f.metric)}), {test}, one "
+        f"confirmatory test of the arms chosen on validation (not corrected for the exploratory arms) on "
+        f"{len(f.items)} test items."
     )
-    return " ".join(p for p in parts if p)
+    if a.p_value is not None and sig != excludes:
+        out += (
+            f" The interval {'excludes' if excludes else 'covers'} zero while the test "
+            f"{'does not reject' if excludes else 'rejects'}: a borderline difference."
+        )
+    if not sig and a.mde is not None:
+        out += (
+            f" Post hoc, these items detect a difference of about {m.change(a.mde).lstrip('+')} (the observed "
+            f"disagreement, alpha {ALPHA}, power 0.8); a smaller one needs more items (`harness size`)."
+        )
+    return out
+
+
+def leakage_sentence(info: Mapping[str, Any]) -> str:
+    n = int((info.get("data_check") or {}).get("leaked_rows") or 0)
+    if not n:
+        return ""
+    return (
+        f"{counted(n, 'training row')} duplicated a test input (after normalising case, punctuation and spaces): "
+        "dropped from validation, adapter training and the shot pool."
+    )
 
 
 def money_sentence(f: Findings) -> str:
@@ -81,80 +195,27 @@ def money_sentence(f: Findings) -> str:
     if len(f.one_offs) < 2 or f.one_offs[1] is None or f.best_adapter is None:
         return ""
     prompt_once, adapter_once = f.one_offs
+    be = f.row(f.best_adapter).break_even
     months = f.months_to_recover
-    recover = f" Break-even: {cost_mod.traffic_time(months)} of that traffic." if months is not None and months > 0 else ""
+    when = f" ({cost_mod.traffic_time(months)} of that traffic)" if months is not None and months > 0 else ""
+    crossing = f" Break-even of {f.best_adapter} against {f.best_prompt}: {be.sentence}{when}." if be else ""
     at_traffic = fullcost.volume_sentence(f.at_volume, f.prices)
     once_sentence = fullcost.one_off_sentence(adapter_once, prompt_once, f.prices)
-    return f"{once_sentence} {at_traffic}{recover}" if at_traffic else once_sentence
+    return " ".join(x for x in (token_sentence(f), once_sentence, at_traffic) if x) + crossing
 
 
-def write_verdict(
-    metric: str,
-    rows: Sequence[Row],
-    best_prompt: str,
-    best_adapter: str | None,
-    adjusted: Mapping[str, float | None],
-    n_items: int = 0,
-    below_floor: frozenset[str] = frozenset(),
-) -> str:
-    """`below_floor`: the chosen arms that do not clear the majority-class baseline. When the winner is
-    one of them, the headline (what a reader of the decision card alone sees) says so: an adapter
-    that beats a weak prompt but scores what always answering the commonest label scores has not
-    shown that fine-tuning pays off, only that it beats that prompt."""
-    by = {r.variant: r for r in rows}
-    p = by[best_prompt]
-    if best_adapter is None:
-        return f"Best prompt: {best_prompt} ({metric} {p.metric.value:.3f}). No adapter was evaluated."
-    a = by[best_adapter]
-    assert a.diff is not None
-    sig = significant(adjusted.get(best_adapter), a.diff)
-    tokens = 1 - a.prompt_tokens / p.prompt_tokens if p.prompt_tokens else 0.0
-    token_note = f"{abs(tokens) * 100:.0f}% {'fewer' if tokens >= 0 else 'more'} prompt tokens than {best_prompt}"
-    pay = a.break_even.sentence if a.break_even else ""
-    overfit = " Warning: its validation loss rose over the last epochs (overfitting)." if a.overfit else ""
-    if sig and a.diff.value > 0:
-        head = (
-            "Fine-tuning beats the prompt but not the majority-class baseline"
-            if best_adapter in below_floor
-            else "Fine-tuning pays off"
-        )
-        return (
-            f"{head}: {best_adapter} beats {best_prompt} by {metric_of(metric).change(a.diff.value)} "
-            f"({_span(a.diff, metric)}), {token_note}; {pay}.{overfit}"
-        )
-    if sig and a.diff.value < 0:
-        head = (
-            "Keep the prompt, though it does not clear the majority-class baseline"
-            if best_prompt in below_floor
-            else "Keep the prompt"
-        )
-        return (
-            f"{head}: {best_adapter} is {metric_of(metric).change(-a.diff.value).lstrip('+')} behind {best_prompt} "
-            f"({_span(a.diff, metric)}).{overfit}"
-        )
-    p_holm = adjusted.get(best_adapter)
-    test = f"; {a.test} p = {p_holm:.2g} after Holm correction" if p_holm is not None else ""
-    borderline = (
-        " The bootstrap interval excludes zero while the test does not reject: a borderline difference."
-        if p_holm is not None and (a.diff.low > 0 or a.diff.high < 0)
-        else ""
-    )
-    power = (
-        f" These {n_items} test items detect a difference of about {metric_of(metric).change(a.mde).lstrip('+')} "
-        f"(paired, alpha {ALPHA}, power 0.8); a smaller one needs more items (`harness size`)."
-        if a.mde is not None and n_items
-        else ""
-    )
-    head = (
-        "Neither chosen arm clears the majority-class baseline: no detectable"
-        if {best_adapter, best_prompt} <= below_floor
-        else "No detectable"
-    )
-    return (
-        f"{head} difference between {best_adapter} and {best_prompt} ({metric_of(metric).change(a.diff.value)}, "
-        f"{_span(a.diff, metric)}{test}): keep the prompt unless cost decides; the adapter needs {token_note}, "
-        f"and {pay}.{overfit}{borderline}{power}"
-    )
+def token_sentence(f: Findings) -> str:
+    """What each request carries: the adapter's prompt against the prompt arm's, in tokens."""
+    if f.best_adapter is None:
+        return ""
+    a, p = f.row(f.best_adapter), f.row(f.best_prompt)
+    if not p.prompt_tokens:
+        return ""
+    fewer = 1 - a.prompt_tokens / p.prompt_tokens
+    if round(fewer * 100) == 0:
+        return f"{a.variant} sends as many prompt tokens a request as {p.variant}."
+    more = "fewer" if fewer >= 0 else "more"
+    return f"{a.variant} sends {abs(fewer) * 100:.0f}% {more} prompt tokens a request than {p.variant}."
 
 
 def _mean_sd(values: Sequence[float], metric: str) -> str:
@@ -246,7 +307,7 @@ def rows_sentence(
         return ""
     entries = {str(v.get("name")): v for v in info.get("variants") or () if isinstance(v, Mapping)}
     shots = int((entries.get(prompt) or {}).get("shots") or 0)
-    pool = (info.get("data_check") or {}).get("n_train")
+    pool = fullcost.shot_pool_size(info)
     size = next((r.train_size for r in rows if r.variant == adapter), None)
     if shots and pool:
         prompt_part = f"{prompt} shows {shots} examples per request drawn from a pool of {int(pool):,} training rows"

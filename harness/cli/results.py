@@ -87,6 +87,13 @@ def size(
     ] = 0.3,
     alpha: float = 0.05,
     power: float = 0.8,
+    alpha_family: Annotated[
+        int,
+        typer.Option(
+            help="Comparisons the test is corrected over (Bonferroni: alpha / this): 1 for the verdict's "
+            "headline, which is one confirmatory test; the number of arms for the exploratory table."
+        ),
+    ] = 1,
     icc: Annotated[
         float | None,
         typer.Option(
@@ -108,7 +115,8 @@ def size(
         raise UserError(f"--power must be above --alpha ({alpha:g}), got {power:g}")
     if icc is not None and not t.cluster_field:  # else a correlation the user gave would change nothing, silently
         raise UserError(f"--icc is for tasks whose items share a source; {task}'s items are independent")
-    n = items_needed(effect / 100, discordance, alpha, power)
+    level = alpha / alpha_family
+    n = items_needed(effect / 100, discordance, level, power)
     have = count_rows(t, t.test_split)
     proxy = " (macro-F1 approximated by per-item correctness)" if m.item_key is None else ""
     clustered = ""
@@ -121,9 +129,10 @@ def size(
             f"{weighted_cluster_size(sizes):.1f} items each): at an intra-cluster correlation of "
             f"{icc:g} the design effect is {de:.2f}, so {math.ceil(n * de):,} items"
         )
+    family = f" / {alpha_family} = {level:.3g}" if alpha_family > 1 else ""
     out.print(
-        f"{task}: {n:,} test items detect a {effect:g}-point difference in {m.name}{proxy} with a paired test "
-        f"(alpha {alpha:g}, power {power:g}) when the two arms differ on {discordance:.0%} of items"
+        f"{task}: {n:,} test items detect a {effect:g}-point difference in {m.name}{proxy} with the exact McNemar "
+        f"test (alpha {alpha:g}{family}, power {power:g}) when the two arms differ on {discordance:.0%} of items"
         + clustered
         + (f"; its {t.test_split} split has {have:,}" if have is not None else ""),
         soft_wrap=True,

@@ -74,7 +74,7 @@ RANGES: dict[str, Range] = {
     "epochs": POSITIVE, "lr": POSITIVE,
     # statistics
     "alpha": SHARE, "power": SHARE, "effect": Range(0, 100, lo_open=True), "discordance": Range(0, 1, lo_open=True),
-    "icc": Range(0, 1),
+    "icc": Range(0, 1), "alpha_family": COUNT,
     # money and volume
     "volume": POSITIVE, "usd_per_error": NON_NEGATIVE, "usd_per_hour": NON_NEGATIVE,
     # a server

@@ -16,7 +16,7 @@ from harness.experiment.manifest import Arm
 from harness.experiment.plan import Plan
 from harness.experiment.variant import Variant
 from harness.train.config import from_mapping
-from harness.train.recipe import train
+from harness.train.recipe import train, training_rows
 
 console = make_console(stderr=True)
 
@@ -56,7 +56,8 @@ def run_sweeps(plan: Plan, results_root: Path, timings: dict[str, Any]) -> tuple
             "trials": len(summary.trials),
             "method": tp.sweep["method"],
             "trial_log": [
-                {"number": t.number, "params": t.params, "metric": t.metric, "device_s": t.device_s} for t in summary.trials
+                {"number": t.number, "params": t.params, "metric": t.metric, "device_s": t.device_s, "adapter": t.adapter}
+                for t in summary.trials
             ],
         }
         tasks.append(replace(tp, train={**tp.train, **best}))
@@ -70,6 +71,7 @@ def train_adapters(plan: Plan, timings: dict[str, Any]) -> dict[str, list[Arm]]:
     start = time.perf_counter()
     for tp in plan.tasks:
         out[tp.name] = []
+        seen: set[str] = set()  # training rows some adapter of this task already learned from
         for size in tp.train_sizes:
             for seed in tp.seeds:
                 cfg = from_mapping({**tp.train, "task": tp.name, "model": plan.model, "train_size": size, "seed": seed})
@@ -95,6 +97,10 @@ def train_adapters(plan: Plan, timings: dict[str, Any]) -> dict[str, list[Arm]]:
                     "config": m["config"], "template": m["template"],
                 }  # fmt: skip
                 facts["val_loss_rising"] = _val_rising(facts)
+                # each seed trains on its own subset: the side's labelled rows are their union
+                rows = {s.id for s in training_rows(cfg)}
+                facts["new_rows"] = len(rows - seen)
+                seen |= rows
                 out[tp.name].append((variant, facts))
     timings["train_s"] = round(time.perf_counter() - start, 1)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.analysis import cost
 from harness.analysis.records import TaskSummary
@@ -42,10 +42,15 @@ class Card:
     break_even: float | None  # requests; None: never (or no adapter)
     break_even_interval: tuple[float, float | None] | None = None  # 95%; high None: never
     waits: tuple[tuple[str, float, float], ...] = ()  # (arm, p50, p95) seconds a single request waits
+    # the decision rule at any volume: the headline when the adapter or the prompt costs less in
+    # total there (harness.analysis.decision), and which of `arms` those two are
+    short: tuple[tuple[str, str], ...] = ()
+    pair: tuple[int, int] | None = None  # (prompt, adapter) indices into arms
+    flips: str = ""  # what would change the decision, at the plan's volume
+    cheaper_after: str = "adapter"  # the side that costs less beyond the break-even
 
 
 def card(s: TaskSummary) -> Card:
-    verdict_head = s.verdict.split(":", 1)[0].split(" between ")[0].strip()
     sides = {r.variant: r.side for r in s.rows}
     arms = tuple(CardArm(a.arm, sides[a.arm], a.one_off, a.per_request, a.error_per_request or 0.0) for a in s.at_volume)
     given = next((a.volume for a in s.at_volume if a.volume), None)
@@ -60,10 +65,34 @@ def card(s: TaskSummary) -> Card:
         for r in s.rows
         if r.variant == v and r.wait_p50 is not None and r.wait_p95 is not None
     )
-    return Card(
-        s.task, verdict_head, _confidence(s), arms, months, given or DEFAULT_VOLUME, given is not None, requests, interval,
-        waits,
+    names = [a.arm for a in arms]
+    pair = (names.index(s.best_prompt), names.index(s.best_adapter)) if s.best_adapter in names else None
+    c = Card(
+        s.task, s.verdict.split(":", 1)[0].split(" between ")[0].strip(), _confidence(s), arms, months,
+        given or DEFAULT_VOLUME, given is not None, requests, interval, waits,
     )  # fmt: skip
+    if s.decided is None or pair is None:
+        return c
+    c = replace(
+        c, short=tuple(sorted(s.decided.short.items())), pair=pair, cheaper_after=be.cheaper_after if be else "adapter",
+        flips=s.decided.flips,
+    )  # fmt: skip
+    return replace(c, headline=figures(c, c.volume)["decision"])
+
+
+def _crossing(c: Card) -> tuple[str, str]:
+    """The break-even in words, around the figure the slider moves (the span of traffic it takes):
+    (before it, after it); no figure when the totals never cross."""
+    if c.break_even is None:
+        return "never: the prompt costs less at every volume.", ""
+    if c.break_even == 0:
+        return "none needed: the adapter costs less from the first request.", ""
+    if c.cheaper_after == "prompt":
+        return (
+            f"the adapter costs less until {c.break_even:,.0f} requests{_interval(c)}, ",
+            " at this traffic; the prompt after.",
+        )
+    return f"{c.break_even:,.0f} requests{_interval(c)}, ", " at this traffic."
 
 
 def _waits(c: Card) -> str:
@@ -85,7 +114,7 @@ def _confidence(s: TaskSummary) -> str:
     r = by[s.best_adapter]
     assert r.diff is not None
     scale, unit = (100, " points") if metric(s.metric).points else (1, "")
-    p = f", {r.test} p = {r.p_holm:.2g} after Holm" if r.p_holm is not None else ""
+    p = f", {r.test} p = {r.p_value:.2g}" if r.p_value is not None else ""
     out = (
         f"{s.best_adapter} against {s.best_prompt}: {r.diff.value * scale:+.1f}{unit} {s.metric} "
         f"(95% CI {r.diff.low * scale:.1f} to {r.diff.high * scale:.1f}{p}) on {s.n_items} test items"
@@ -103,6 +132,13 @@ def figures(c: Card, volume: float) -> dict[str, str]:
         out[f"monthly-{i}"] = _usd(monthly)
         out[f"total-{i}"] = _usd(a.one_off + c.months * monthly)
     out["break-even"] = "never" if c.break_even is None else cost.traffic_time(c.break_even / volume)
+    if c.pair is not None and c.short:
+        p, a = (c.arms[i] for i in c.pair)
+        total = {
+            side: x.one_off + c.months * (x.per_request + x.error_per_request) * volume
+            for side, x in (("prompt", p), ("adapter", a))
+        }
+        out["decision"] = dict(c.short)["adapter" if total["adapter"] <= total["prompt"] else "prompt"]
     return out
 
 
@@ -123,12 +159,12 @@ def markdown(c: Card) -> list[str]:
             for i, a in enumerate(c.arms)
         )
         lines.append(f"- At {at}: {each}.")
-        if c.break_even is not None:
-            lines.append(f"- Break-even: {c.break_even:,.0f} requests{_interval(c)}, {figs['break-even']} at that traffic.")
-        else:
-            lines.append("- Break-even: never (see the verdict).")
+        head, tail = _crossing(c)
+        lines.append(f"- Break-even: {head}{figs['break-even'] + tail if tail else ''}")
     if c.waits:
         lines.append(f"- {md(_waits(c))}")
+    if c.flips:
+        lines.append(f"- {md(c.flips)}")
     return [*lines, ""]
 
 
@@ -158,6 +194,14 @@ _SCRIPT = """
       out['total-'+i]=usd(a.one_off+d.months*monthly);
     });
     out['break-even']=d.break_even===null?'never':span(d.break_even/v);
+    if(d.pair){
+      var t={};
+      ['prompt','adapter'].forEach(function(side,j){
+        var a=d.arms[d.pair[j]];
+        t[side]=a.one_off+d.months*(a.per_request+a.error_per_request)*v;
+      });
+      out['decision']=d.short[t.adapter<=t.prompt?'adapter':'prompt'];
+    }
     return out;
   }
   function update(card){
@@ -192,6 +236,8 @@ def html_card(c: Card) -> str:
     data = {
         "months": c.months,
         "break_even": c.break_even,
+        "pair": list(c.pair) if c.pair else None,
+        "short": dict(c.short),
         "arms": [
             {"one_off": a.one_off, "per_request": a.per_request, "error_per_request": a.error_per_request} for a in c.arms
         ],
@@ -204,7 +250,7 @@ def html_card(c: Card) -> str:
     )
     parts = [
         f"<div class='card' id='card-{html.escape(c.task)}'>",
-        f"<h2>{html.escape(c.task)}: {html.escape(c.headline)}</h2>",
+        f"<h2>{html.escape(c.task)}: <span data-fig='decision'>{html.escape(c.headline)}</span></h2>",
         f"<p class='sure'>{html.escape(c.confidence)}</p>",
     ]
     if c.arms:
@@ -215,13 +261,11 @@ def html_card(c: Card) -> str:
             f"<table><tr><th>arm</th><th>side</th><th>one-off</th><th>per month</th><th>over {c.months:g} months</th>"
             f"</tr>{rows}</table>",
             "<p>Break-even: "
-            + (
-                f"{c.break_even:,.0f} requests{html.escape(_interval(c))}, "
-                f"<b data-fig='break-even'>{figs['break-even']}</b> at this traffic.</p>"
-                if c.break_even is not None
-                else "never (see the verdict).</p>"
-            ),
+            + html.escape(_crossing(c)[0])
+            + (f"<b data-fig='break-even'>{figs['break-even']}</b>{html.escape(_crossing(c)[1])}" if _crossing(c)[1] else "")
+            + "</p>",
             f"<p>{html.escape(_waits(c))}</p>" if c.waits else "",
+            f"<p class='flips'>{html.escape(c.flips)}</p>" if c.flips else "",
             # numbers only: nothing in it can close the script element
             f"<script type='application/json' class='card-data'>{json.dumps(data)}</script>",
         ]

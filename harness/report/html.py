@@ -56,7 +56,8 @@ def _block(b: Block) -> str:
     if isinstance(b, Card):
         return cards.html_card(b.card)
     if isinstance(b, Verdict):
-        return f"<p class='verdict'><b>Verdict:</b> {e(b.text)}</p>"
+        lines = "".join(f"<li><b>{e(k)}:</b> {e(v)}</li>" for k, v in b.lines)
+        return f"<div class='verdict'><p><b>Verdict:</b> {e(b.text)}</p>" + (f"<ul>{lines}</ul>" if lines else "") + "</div>"
     if isinstance(b, Text):
         return f"<p>{e(b.text)}</p>"
     if isinstance(b, Table):

@@ -52,7 +52,7 @@ def _block(b: Block) -> list[str]:
     if isinstance(b, Card):
         return cards.markdown(b.card)
     if isinstance(b, Verdict):
-        return [f"**Verdict:** {md(b.text)}", ""]
+        return [f"**Verdict:** {md(b.text)}", "", *(f"- **{md(k)}:** {md(v)}" for k, v in b.lines), ""]
     if isinstance(b, Text):
         return [md(b.text), ""]
     if isinstance(b, Table):

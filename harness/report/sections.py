@@ -42,7 +42,10 @@ class Card:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The headline that names the action, then labelled lines (harness.analysis.records.VerdictText)."""
+
     text: str
+    lines: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,12 +122,14 @@ def task_sections(s: TaskSummary, figures: bool = True) -> list[Block]:
     shown = metric(s.metric).shown
     out: list[Block] = [
         Heading(s.task),
-        Verdict(s.verdict),
+        Verdict(s.structured.headline, s.structured.lines) if s.structured else Verdict(s.verdict),
         Text(
-            f"{s.metric} with 95% bootstrap CI over {s.n_items} test items; Δ is the paired difference against "
-            f"the selected prompt ({s.best_prompt}); p is the metric's own paired test ({tables.tests_used(s)}), "
-            "Holm-corrected across the adapter arms; the other prompts' p is unadjusted (they were not "
-            "chosen by it: selection is on validation). ★ marks the arms chosen on validation."
+            f"{s.metric} with its 95% CI over {s.n_items} test items; Δ is the paired difference against "
+            f"the selected prompt ({s.best_prompt}); p is the metric's own paired test ({tables.tests_used(s)}). "
+            "The headline arms (★, chosen on validation before test was read) are each one confirmatory test, "
+            "unadjusted; every other adapter arm is exploratory: its p is Holm-corrected across them and its "
+            "Δ interval is at the matching Bonferroni level (shown). The other prompts' p is unadjusted (they "
+            "were not chosen by it: selection is on validation)."
         ),
         Table(None, tables.table(s)),
     ]

@@ -81,11 +81,12 @@ def selection_lines(s: TaskSummary) -> list[str]:
 def table(s: TaskSummary) -> Rows:
     rows: Rows = []
     for r in s.rows:
+        level = "" if r.diff is None or abs(r.ci_level - 0.95) < 1e-9 else f" {r.ci_level:.1%}"
         diff = (
             "—"
             if r.diff is None
             else f"{metric(s.metric).shown(r.diff.value)} [{metric(s.metric).shown(r.diff.low)}, "
-            f"{metric(s.metric).shown(r.diff.high)}]"
+            f"{metric(s.metric).shown(r.diff.high)}]{level}"
         )
         rows.append({
             "variant": r.variant + (" ★" if r.variant in chosen(s) else ""),
@@ -119,6 +120,8 @@ def _break_even(be: Any) -> str:
 def _p(r: Row) -> str:
     if r.p_holm is not None:
         return f"{r.p_holm:.3g} (Holm)"
+    if r.p_value is not None and r.side != "prompt":
+        return f"{r.p_value:.3g} (headline)"
     return "—" if r.p_value is None else f"{r.p_value:.3g}"
 
 

@@ -59,7 +59,12 @@ def print_rich(summaries: Sequence[TaskSummary]) -> None:
                 style="dim",
             )
         # names and answers are text, never markup: a variant named "[red]" is printed as it is
-        console.print(f"[bold]Verdict:[/bold] {escape(s.verdict)}")
+        if s.structured is None:
+            console.print(f"[bold]Verdict:[/bold] {escape(s.verdict)}")
+        else:
+            console.print(f"[bold]Verdict:[/bold] {escape(s.structured.headline)}")
+            for label, line in s.structured.lines:
+                console.print(f"  [bold]{escape(label)}:[/bold] {escape(line)}")
         for line in selection_lines(s):
             console.print(line, markup=False)
         if s.majority:

@@ -190,7 +190,7 @@ def test_constrained_adapter_arm_in_a_verdict():
     # On test the constrained twin is far better (90% vs 50%), but validation chose the free arm.
     assert s.best_adapter == "lora" and s.selection is not None
     assert s.selection.arm("lora").test_rank == 2
-    assert s.verdict.startswith("Fine-tuning pays off: lora beats zero_shot by +25.0 points")
+    assert s.verdict.startswith("Fine-tuning wins on quality but costs more: lora beats zero_shot by +25.0 points")
     assert [c[0] for c in s.learning_curve] == [8] and s.learning_curve[0][1] == pytest.approx(0.5)
 
 

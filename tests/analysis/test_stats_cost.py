@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.analysis import cost, stats
+from harness.analysis import cost, proportions, stats
 from harness.taskkit.metrics import METRICS, Scored
 
 
@@ -53,10 +54,13 @@ def test_paired_compare_counts_and_ci():
     assert result.p_value == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
 
 
-def test_paired_identical_variants():
-    a = _items([True, False, True])
+def test_paired_identical_variants_get_an_interval_that_admits_a_difference():
+    """Two arms that agree on every one of 150 items have not shown a difference of exactly 0: the
+    score interval around 0 is about 2.5 points wide each way (the bootstrap gave [0, 0])."""
+    a = _items([True, False, True] * 50)
     result = stats.paired_compare(a, a, "accuracy")
-    assert result.diff.value == 0 and result.diff.low == 0 and result.diff.high == 0 and result.p_value == 1.0
+    assert result.diff.value == 0 and result.p_value == 1.0
+    assert result.diff.low == pytest.approx(-0.02497, abs=1e-4) and result.diff.high == pytest.approx(0.02497, abs=1e-4)
 
 
 def test_holm_matches_statsmodels_and_keeps_none():
@@ -83,8 +87,8 @@ def test_the_distributions_match_statsmodels_and_scipy_stats():
     for n in (1, 5, 12, 150, 1000):
         for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
             for alpha in (0.05, 0.01):
-                expected = proportion_confint(k, n, alpha=alpha, method="beta")
-                assert stats.clopper_pearson(k, n, alpha) == pytest.approx(expected, abs=1e-12)
+                expected = proportion_confint(k, n, alpha=alpha, method="wilson")
+                assert proportions.wilson(k, n, alpha) == pytest.approx(expected, abs=1e-12)
     for a_only in range(0, 40, 3):
         for b_only in range(0, 40, 4):
             if a_only + b_only:
@@ -111,17 +115,88 @@ def test_the_detectable_effect_reaches_the_power_asked(alpha, power):
             assert effect == pytest.approx(solved, rel=2e-4)
 
 
-def test_items_needed_is_the_smallest_count_with_the_power():
-    from statsmodels.stats.power import TTestPower, ttest_power
+def test_items_needed_is_the_smallest_count_the_exact_test_has_the_power_at():
+    """Against exact enumeration of every 2x2 outcome (scipy.stats' binomial test deciding each)."""
+    for effect, discordance, alpha, power in [(0.15, 0.2, 0.05, 0.8), (0.3, 0.5, 0.05, 0.8), (0.25, 0.3, 0.01, 0.9)]:
+        n = stats.items_needed(effect, discordance, alpha, power)
+        assert _enumerated_power(n, effect, discordance, alpha) >= power - 1e-9
+        assert _enumerated_power(n - 1, effect, discordance, alpha) < power
+    # the issue's point: a paired t-test answered 64 at (0.15, 0.20); the exact test has 0.74 power there
+    assert stats.items_needed(0.15, 0.2) == 72
+    assert proportions.mcnemar_power(64, 0.15, 0.2) == pytest.approx(0.7425, abs=1e-4)
 
-    for effect, discordance in [(0.05, 0.3), (0.01, 0.02), (0.2, 0.5), (0.5, 0.5), (0.3, 0.31), (0.02, 0.04)]:
-        for alpha, power in [(0.05, 0.8), (0.01, 0.9)]:
-            n = stats.items_needed(effect, discordance, alpha, power)
-            d = effect / (discordance - effect**2) ** 0.5
-            assert ttest_power(d, n, alpha) >= power - 1e-6
-            assert n == 2 or ttest_power(d, n - 1, alpha) < power + 1e-6
-            if n >= 10:
-                assert n == int(np.ceil(TTestPower().solve_power(effect_size=d, alpha=alpha, power=power)))
+
+def _enumerated_power(n: int, effect: float, discordance: float, alpha: float) -> float:
+    """P(exact McNemar rejects) summed over every (b-only, a-only) count: the definition, by brute force."""
+    import math
+
+    b_p, a_p, same = (discordance + effect) / 2, (discordance - effect) / 2, 1 - discordance
+    total = 0.0
+    for b in range(n + 1):
+        for a in range(n + 1 - b):
+            if a + b and sps.binomtest(min(a, b), a + b, 0.5).pvalue < alpha:
+                total += math.comb(n, b) * math.comb(n - b, a) * b_p**b * a_p**a * same ** (n - a - b)
+    return total
+
+
+@pytest.mark.parametrize("n", [10, 31, 64, 100])
+@pytest.mark.parametrize(("effect", "discordance"), [(0.0, 0.2), (0.05, 0.3), (0.15, 0.2), (0.3, 0.5)])
+def test_exact_mcnemar_power_is_the_enumerated_rejection_rate(n, effect, discordance):
+    assert proportions.mcnemar_power(n, effect, discordance) == pytest.approx(
+        _enumerated_power(n, effect, discordance, 0.05), abs=1e-10
+    )
+
+
+def test_connor_is_the_normal_approximation_the_issue_quotes():
+    assert proportions.connor(0.15, 0.2) == 68 and proportions.connor(0.05, 0.3) == 940
+
+
+def test_a_family_correction_asks_for_more_items():
+    # Bonferroni over 12 arms: alpha / 12 needs more items than alpha alone, and the exact search says how many
+    one, twelve = stats.items_needed(0.1, 0.25), stats.items_needed(0.1, 0.25, alpha=0.05 / 12)
+    assert twelve > 1.5 * one
+    assert _enumerated_power(twelve, 0.1, 0.25, 0.05 / 12) >= 0.8 > _enumerated_power(twelve - 1, 0.1, 0.25, 0.05 / 12)
+
+
+def test_the_tango_interval_excludes_zero_exactly_when_mcnemars_score_test_rejects():
+    """Tango's interval inverts McNemar's own statistic: at a difference of 0 it is McNemar's z, so
+    the interval and statsmodels' (uncorrected, asymptotic) McNemar test never disagree."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for n in (20, 150):
+        for b_only in range(0, 25, 2):
+            for a_only in range(0, 25, 3):
+                if a_only + b_only > n:
+                    continue
+                low, high = proportions.tango(b_only, a_only, n)
+                assert low <= (b_only - a_only) / n <= high
+                if a_only + b_only:
+                    p = mcnemar([[0, a_only], [b_only, 0]], exact=False, correction=False).pvalue
+                    assert (low > 0 or high < 0) == (p < 0.05), (n, b_only, a_only, p)
+
+
+def test_the_tango_interval_covers_the_true_difference_on_a_grid():
+    """Exact coverage, every outcome of 40 paired items enumerated: within 1.5 points of 95% where
+    the percentile bootstrap falls far below (near the boundary and when the arms rarely differ)."""
+    import math
+
+    n = 40
+    for pb, pa in [(0.05, 0.05), (0.1, 0.02), (0.2, 0.1), (0.3, 0.3), (0.02, 0.0)]:
+        truth, cover = pb - pa, 0.0
+        for b in range(n + 1):
+            for a in range(n + 1 - b):
+                prob = math.comb(n, b) * math.comb(n - b, a) * pb**b * pa**a * (1 - pa - pb) ** (n - a - b)
+                low, high = proportions.tango(b, a, n)
+                cover += prob * (low - 1e-9 <= truth <= high + 1e-9)
+        assert cover >= 0.935, (pb, pa, cover)
+
+
+def test_permutations_reach_below_the_corrected_level():
+    # the floor 1 / (1 + n_perm) sits well below alpha / m for any family
+    for m in (1, 12, 51, 200):
+        n = stats.permutations_for(m)
+        assert 1 / (1 + n) <= 0.05 / m / 19
+    assert stats.permutations_for(1) == 1000
 
 
 def test_a_report_s_statistics_import_no_scipy_stats():
@@ -150,17 +225,20 @@ def test_a_report_s_statistics_import_no_scipy_stats():
     assert out.strip() == "[]"
 
 
-def test_break_even():
+def test_break_even_is_the_crossover_either_way():
     prices = cost.Prices(device_usd_per_hour=3.6)
-    train = cost.training_cost(prices, 1000)  # 1000 s at $3.6/h = $1
-    assert train == pytest.approx(1.0)
+    assert cost.training_cost(prices, 1000) == pytest.approx(1.0)  # 1000 s at $3.6/h = $1
     prompt = cost.cost_per_request(prices, 0.01, 500, 5)
     adapter = cost.cost_per_request(prices, 0.002, 50, 5)
-    be = cost.break_even(train, prompt, adapter, adapter_not_worse=True)
-    assert be.requests == pytest.approx(1.0 / (prompt - adapter), abs=1)
-    assert cost.break_even(train, prompt, adapter, adapter_not_worse=False).requests is None
-    assert cost.break_even(train, adapter, prompt, adapter_not_worse=True).requests is None
-    assert cost.break_even(0.0, prompt, adapter, True).requests == 0.0
+    # dearer up front, cheaper per request: recovered after ceil(1 / saving) requests
+    be = cost.break_even(1.0, adapter, 0.0, prompt)
+    assert be.requests == math.ceil(1.0 / (prompt - adapter)) and be.cheaper_after == "adapter"
+    # cheaper up front, dearer per request: not "0 requests, immediately": the prompt overtakes it
+    over = cost.break_even(0.0, prompt, 1.0, adapter)
+    assert over.requests == math.ceil(1.0 / (prompt - adapter)) and over.cheaper_after == "prompt"
+    assert "the prompt is cheaper after" in over.sentence
+    assert cost.break_even(0.0, adapter, 1.0, prompt) == cost.BreakEven(0.0, "adapter")  # cheaper both ways
+    assert cost.break_even(1.0, prompt, 0.0, adapter).requests is None  # dearer both ways: never
 
 
 def test_token_prices_add_up():

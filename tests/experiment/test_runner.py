@@ -217,13 +217,13 @@ def test_analysis_verdict_fine_tuning_pays_off():
     s = summarise_task("t", info, records, adapters, Prices(device_usd_per_hour=2.0))
     assert s.best_prompt == "few_shot" and s.best_adapter == "lora_n256"
     assert s.verdict.startswith("Fine-tuning pays off: lora_n256 beats few_shot by +50.0 points")
-    assert "94% fewer prompt tokens" in s.verdict
+    assert "lora_n256 sends 94% fewer prompt tokens a request than few_shot." in s.verdict
     row = next(r for r in s.rows if r.variant == "lora_n256")
     assert row.train_cost == pytest.approx(2.0)
     # few_shot costs 0.091 device-s a request (latency 0.001 + 900/10,000), the adapter 0.006: $2 of
     # training is recovered after 2 / ((0.091 - 0.006) x $2/3600) = 42,352.9 -> 42,353 requests
     assert row.break_even is not None and row.break_even.requests == 42_353
-    assert "the one-off cost is recovered after 42,353 requests" in s.verdict
+    assert "its extra one-off cost is recovered after 42,353 requests" in s.verdict
     assert s.learning_curve[0][0] == 256 and s.smallest_winning_size == 256
     from harness.report.markdown import to_markdown
     from harness.report.sections import sections
@@ -239,11 +239,13 @@ def test_analysis_no_detectable_difference():
     records += [_record(f"i{i}", "lora_n64", i % 2 == 0 if i < 38 else i % 2 == 1) for i in range(40)]
     info = {"metrics": ["accuracy"], "labels": ["a", "b"], "kind": "classification"}
     s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
-    assert s.verdict.startswith("No detectable difference")
+    # as dear per request and dearer up front: with no difference detected, cost keeps the prompt
+    assert s.verdict.startswith("Keep the prompt: no detectable quality difference (+0.0 points")
+    assert s.verdict.split(". ")[0].endswith("and the prompt costs less at every volume")
     assert s.smallest_winning_size is None
 
 
-def test_majority_baseline_and_holm_in_verdict():
+def test_majority_baseline_and_the_headline_test_alone_in_verdict():
     records = [_record(f"i{i}", "zero_shot", i % 2 == 0) for i in range(40)]
     records += [_record(f"i{i}", "lora_n64", i % 2 == 0 if i < 38 else i % 2 == 1) for i in range(40)]
     info = {
@@ -254,7 +256,9 @@ def test_majority_baseline_and_holm_in_verdict():
     }
     s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
     assert s.majority == ("b", 0.0)  # every gold here is "a": always answering "b" scores nothing
-    assert "exact McNemar p = 1 after Holm correction" in s.verdict
+    # the headline arm was chosen on validation: one confirmatory test, its p not Holm-adjusted
+    assert "exact McNemar p = 1, one confirmatory test of the arms chosen on validation" in s.verdict
+    assert "Holm" not in s.verdict
 
 
 # 60 items, 40 with gold 'a', the commonest training label: always answering 'a' scores 40
@@ -287,10 +291,11 @@ def test_the_verdict_says_when_a_winner_does_not_clear_the_majority_baseline():
         "Neither chosen arm clears the majority-class baseline detectably: always answering 'a' scores 66.7% on "
         "these items; against it, zero_shot -33.3 points (95% CI" in s.verdict
     )
-    assert "lora_n64 +0.0 points (95% CI 0.0 to 0.0, exact McNemar p = 1)." in s.verdict
+    # the same answers on every item: an interval around 0 that 60 items cannot narrow further (not [0, 0])
+    assert "lora_n64 +0.0 points (95% CI -6.0 to 6.0, exact McNemar p = 1)." in s.verdict
     good = prompt + [_prior(i, "lora_n64", "a" if i < 40 else ("b" if i < 58 else "a")) for i in range(60)]
     s = summarise_task("t", PRIOR_INFO, good, adapters, Prices())
-    assert card(s).headline == "Fine-tuning pays off"
+    assert card(s).headline == "Fine-tuning wins on quality but costs more"  # as dear a request, and trained
     assert "zero_shot does not clear the majority-class baseline" in s.verdict
     assert "lora_n64 +" not in s.verdict.split("majority-class baseline")[1]
 

@@ -201,7 +201,7 @@ trials = 2
     search = manifest["tasks"]["twitter_fin_sentiment"]["search"]
     assert search["prompt"]["method"] == "grid" and len(search["prompt"]["trials"]) == 2
     assert len(search["adapter"]["trials"]) == 2
-    assert "Tuning budget: prompt search 2 trials" in summaries[0].verdict
+    assert "Tuning budgets: prompt search 2 trials" in summaries[0].verdict
     assert "adapter sweep 2 trials" in summaries[0].verdict
     # the format spread: five other formats of the selected prompt, each on every test item
     spread = manifest["tasks"]["twitter_fin_sentiment"]["formats"]

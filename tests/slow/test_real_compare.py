@@ -116,7 +116,7 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     assert _metric(val_records, metrics["best_adapter"]) == max(
         _metric(val_records, v) for v in ("lora_n32", "lora_n32+constrained")
     )
-    assert metrics["verdict"] and "Tuning budget: prompt search 6 trials" in metrics["verdict"]
+    assert metrics["verdict"] and "Tuning budgets: prompt search 6 trials" in metrics["verdict"]
     # the format spread: the selected prompt in two other formats, every test item, answers of its own
     spread = task["formats"]
     assert spread["of"] == metrics["best_prompt"] and len(spread["variants"]) == 2

@@ -6,7 +6,8 @@
   with one decoding: free text or constrained choice) or "combined" (an adapter served with the
   selected prompt's wording).
 - The prompt arm is the prompt-side arm with the best validation metric, the adapter arm
-  likewise; ties go to fewer prompt tokens, then to the name, so the choice is deterministic.
+  likewise; ties go to the cheaper arm (fewer prompt tokens, then fewer training rows), then to
+  the name, so the choice is deterministic and never prefers lora_n1000 to lora_n256 for its name.
 - The combined arm is the one built on the selected adapter.
 - Test scores never enter a choice. They are read afterwards only to report, for each selected
   arm, its test score and its rank on its side: the "selection optimism" a reader should see.
@@ -74,16 +75,21 @@ def validation_scores(
     return out, len(items)
 
 
-def _best(candidates: Sequence[str], score: Mapping[str, tuple[float, float]]) -> str:
-    return min(candidates, key=lambda v: (-score[v][0], score[v][1], v))
+def _best(
+    candidates: Sequence[str], score: Mapping[str, tuple[float, float]], rows: Mapping[str, int] | None = None
+) -> str:
+    rows = rows or {}
+    return min(candidates, key=lambda v: (-score[v][0], score[v][1], rows.get(v, 0), v))
 
 
-def best_per_side(sides: Mapping[str, str], val: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+def best_per_side(
+    sides: Mapping[str, str], val: Mapping[str, tuple[float, float]], rows: Mapping[str, int] | None = None
+) -> dict[str, str]:
     """Per side, the arm validation chooses, by the rule `select` applies."""
     by_side: dict[str, list[str]] = defaultdict(list)
     for v, side in sides.items():
         by_side[side].append(v)
-    return {side: _best(members, val) for side, members in by_side.items()}
+    return {side: _best(members, val, rows) for side, members in by_side.items()}
 
 
 def select(
@@ -93,10 +99,12 @@ def select(
     n_val_items: int,
     built_on: Mapping[str, str] | None = None,
     test_tokens: Mapping[str, float] | None = None,
+    rows: Mapping[str, int] | None = None,
 ) -> Selection:
     """`sides`: variant -> side; `test`: variant -> test metric (reporting only); `val`: variant ->
     (validation metric, prompt tokens); `built_on`: adapter or combined arm -> the adapter it serves
-    (a constrained twin and a combined arm are built on the same trained adapter)."""
+    (a constrained twin and a combined arm are built on the same trained adapter); `rows`: an
+    adapter arm's training rows, which break a tie in favour of the cheaper arm."""
     built_on = built_on or {}
     covered = all(v in val for v in sides)
     if covered and val:
@@ -108,13 +116,13 @@ def select(
         by_side[side].append(v)
     if not by_side["prompt"]:
         raise ValueError("no prompt arm to select from")
-    prompt = _best(by_side["prompt"], score)
-    adapter = _best(by_side["adapter"], score) if by_side["adapter"] else None
+    prompt = _best(by_side["prompt"], score, rows)
+    adapter = _best(by_side["adapter"], score, rows) if by_side["adapter"] else None
     combined = None
     if adapter is not None:
         base = built_on.get(adapter, adapter)
         mine = [v for v in by_side["combined"] if built_on.get(v) == base]
-        combined = _best(mine, score) if mine else None
+        combined = _best(mine, score, rows) if mine else None
     arms = []
     for side, members in by_side.items():
         ranked = sorted(members, key=lambda v: -test[v])

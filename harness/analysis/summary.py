@@ -125,7 +125,10 @@ def find(
     val, n_val = sel_mod.validation_scores(val_records, metric, labels, list(aligned))
     built_on = {v: str(f.get("built_on", v)) for v, f in adapters.items()}
     tokens = {v: mean_of(aligned[v], "prompt_tokens") for v in aligned}
-    selection = sel_mod.select(sides, {v: e.value for v, e in estimates.items()}, val, n_val, built_on, tokens)
+    trained_on = {v: int(f.get("train_size") or 0) for v, f in adapters.items()}
+    selection = sel_mod.select(
+        sides, {v: e.value for v, e in estimates.items()}, val, n_val, built_on, tokens, trained_on
+    )
     prompt, adapter = selection.prompt, selection.adapter
     base = scored(aligned[prompt])
     paired, adjusted, headline, levels = _compare(aligned, sides, selection, metric, labels, seed, clusters)

@@ -48,7 +48,8 @@ def selectable(task: Task, arms: Sequence[Arm], val_records: list[dict[str, Any]
     val, _ = validation_scores(val_records, task.primary_metric, task.labels, names)
     if not all(n in val for n in names):
         return [v for v, _ in arms]
-    best = set(best_per_side({v.name: str(f.get("side", "adapter")) for v, f in arms}, val).values())
+    sizes = {v.name: int(f.get("train_size") or 0) for v, f in arms}
+    best = set(best_per_side({v.name: str(f.get("side", "adapter")) for v, f in arms}, val, sizes).values())
     return [v for v, _ in arms if v.name in best]
 
 

@@ -138,10 +138,17 @@ def test_selection_falls_back_to_test_only_for_old_runs_and_says_so():
     assert "no validation records" in selection.describe(sel)
 
 
-def test_selection_ties_go_to_fewer_tokens_then_name():
+def test_selection_ties_go_to_the_cheaper_arm_then_the_name():
     sides = {"long": "prompt", "short": "prompt", "z": "prompt"}
     val = {"long": (0.5, 900.0), "short": (0.5, 100.0), "z": (0.4, 10.0)}
     assert selection.select(sides, dict.fromkeys(sides, 0.0), val, 10).prompt == "short"
+    # two adapters tie on validation with the same prompt: the one trained on fewer rows, not the
+    # one whose name sorts first ("lora_n1000" < "lora_n256")
+    sides = {"p": "prompt", "lora_n1000": "adapter", "lora_n256": "adapter"}
+    val = {"p": (0.4, 100.0), "lora_n1000": (0.6, 50.0), "lora_n256": (0.6, 50.0)}
+    rows = {"lora_n1000": 1000, "lora_n256": 256}
+    assert selection.select(sides, dict.fromkeys(sides, 0.0), val, 10, rows=rows).adapter == "lora_n256"
+    assert selection.best_per_side(sides, val, rows)["adapter"] == "lora_n256"
 
 
 def test_combined_arm_is_built_on_the_selected_adapter():

@@ -42,6 +42,7 @@ def prompt_worth(
         {s: [fns[v] for v in vs] for s, vs in by_size.items()},
         resamples(n, seed=seed, groups=groups_of(clusters)),
         n,
+        seed=seed,
     )
 
 

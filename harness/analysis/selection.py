@@ -75,9 +75,7 @@ def validation_scores(
     return out, len(items)
 
 
-def _best(
-    candidates: Sequence[str], score: Mapping[str, tuple[float, float]], rows: Mapping[str, int] | None = None
-) -> str:
+def _best(candidates: Sequence[str], score: Mapping[str, tuple[float, float]], rows: Mapping[str, int] | None = None) -> str:
     rows = rows or {}
     return min(candidates, key=lambda v: (-score[v][0], score[v][1], rows.get(v, 0), v))
 

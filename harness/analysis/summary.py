@@ -126,9 +126,7 @@ def find(
     built_on = {v: str(f.get("built_on", v)) for v, f in adapters.items()}
     tokens = {v: mean_of(aligned[v], "prompt_tokens") for v in aligned}
     trained_on = {v: int(f.get("train_size") or 0) for v, f in adapters.items()}
-    selection = sel_mod.select(
-        sides, {v: e.value for v, e in estimates.items()}, val, n_val, built_on, tokens, trained_on
-    )
+    selection = sel_mod.select(sides, {v: e.value for v, e in estimates.items()}, val, n_val, built_on, tokens, trained_on)
     prompt, adapter = selection.prompt, selection.adapter
     base = scored(aligned[prompt])
     paired, adjusted, headline, levels = _compare(aligned, sides, selection, metric, labels, seed, clusters)
@@ -227,7 +225,9 @@ def _compare(
     prompt = selection.prompt
     base = scored(aligned[prompt])
     names = [v for v in aligned if v != prompt and sides[v] != "prompt"]
-    headline = {v for v in (selection.adapter, selection.combined) if v}
+    # chosen on test (a run without validation records), the headline is one of the family it was
+    # picked from: it gets no exemption
+    headline = {v for v in (selection.adapter, selection.combined) if v} if selection.on == "validation" else set()
     family = max(1, len(names))
     levels = {v: ALPHA if v in headline or sides[v] == "prompt" else ALPHA / family for v in aligned if v != prompt}
     n_perm = permutations_for(family, ALPHA)

@@ -66,10 +66,16 @@ def task_summary(f: Findings) -> TaskSummary:
     )  # fmt: skip
 
 
+def headline_p(row: Row) -> float | None:
+    """The p the decision reads: the arm's own test when it was chosen on validation (Holm leaves it
+    out, `p_holm` None); Holm's over the adapter arms when it was chosen on test, among them."""
+    return row.p_value if row.p_holm is None else row.p_holm
+
+
 def quality_of(row: Row) -> str:
     """The adapter against the prompt, by its own (confirmatory) test."""
     assert row.diff is not None
-    if not significant(row.p_value, row.diff):
+    if not significant(headline_p(row), row.diff):
         return decision_mod.NONE
     return decision_mod.WIN if row.diff.value > 0 else decision_mod.LOSS
 
@@ -89,7 +95,9 @@ def decide(f: Findings) -> decision_mod.Decision | None:
         return None
     a, m = f.row(adapter), metric_of(f.metric)
     assert a.diff is not None
-    p = f", {a.test} p = {a.p_value:.2g}" if a.p_value is not None else ""
+    p_said = headline_p(a)
+    holm = " after Holm" if a.p_holm is not None and a.p_holm != a.p_value else ""
+    p = f", {a.test} p = {p_said:.2g}{holm}" if p_said is not None else ""
     diff = (m.change(a.diff.value), m.change(abs(a.diff.value)).lstrip("+"), f"{_span(a.diff, f.metric)}{p}")
     detectable = m.change(a.mde).lstrip("+") if a.mde is not None else ""
     quality = quality_of(a)
@@ -159,15 +167,17 @@ def sure_sentence(f: Findings, a: Row) -> str:
     """The headline test, whether its interval agrees with it, and what these items could detect."""
     assert a.diff is not None
     m = metric_of(f.metric)
-    sig = significant(a.p_value, a.diff)
+    p = headline_p(a)
+    sig = significant(p, a.diff)
     excludes = a.diff.low > 0 or a.diff.high < 0
-    test = f"{a.test} p = {a.p_value:.2g}" if a.p_value is not None else "no test"
-    out = (
-        f"{a.variant} against {f.best_prompt}: {m.change(a.diff.value)} ({_span(a.diff, f.metric)}), {test}, one "
-        f"confirmatory test of the arms chosen on validation (not corrected for the exploratory arms) on "
-        f"{len(f.items)} test items."
-    )
-    if a.p_value is not None and sig != excludes:
+    test = f"{a.test} p = {p:.2g}" if p is not None else "no test"
+    if a.p_holm is None:
+        how = "one confirmatory test of the arms chosen on validation (not corrected for the exploratory arms)"
+    else:
+        how = "Holm-adjusted over every adapter arm, since the arms were chosen on test (no validation records)"
+    change = f"{m.change(a.diff.value)} ({_span(a.diff, f.metric)})"
+    out = f"{a.variant} against {f.best_prompt}: {change}, {test}, {how} on {len(f.items)} test items."
+    if p is not None and sig != excludes:
         out += (
             f" The interval {'excludes' if excludes else 'covers'} zero while the test "
             f"{'does not reject' if excludes else 'rejects'}: a borderline difference."

@@ -22,7 +22,8 @@ BELOW, ABOVE = "below", "above"  # the prompt is reached before the smallest siz
 class Worth:
     prompt: str
     rows: float  # training rows at which the curve reaches the prompt (a bound when `bound` is set)
-    # the 95% interval; None: unbounded (the curve misses the prompt in more than 2.5% of resamples)
+    # the 95% interval; None: unbounded (the curve misses the prompt in more than 2.5% of resamples);
+    # 0.0: censored below (the smallest size already reaches the prompt in that share of resamples)
     low: float | None
     high: float | None
     bound: str  # "" | BELOW | ABOVE
@@ -54,23 +55,32 @@ def worth_in_rows(
     resamples: Sequence[np.ndarray],
     n: int,
     alpha: float = 0.05,
+    seed: int = 0,
 ) -> Worth | None:
     """`prompt_stat` and each size's adapters' statistics (one per seed) are the metric on an index
-    array of the test items; `resamples` are the bootstrap's index arrays. None without at least
-    one trained size."""
+    array of the test items; `resamples` are the bootstrap's index arrays. Each resample also draws
+    each size's seeds with replacement, so the interval carries training variance, not only test
+    items. A resample in which the smallest size already reaches the prompt is censored below it
+    (0.0), not recorded as that size. None without at least one trained size."""
     sizes = sorted(curve_stats)
     if not sizes:
         return None
+    rng = np.random.default_rng(seed)
 
-    def solve(idx: np.ndarray) -> tuple[float, str]:
-        curve = [float(np.mean([f(idx) for f in curve_stats[s]])) for s in sizes]
+    def solve(idx: np.ndarray, picks: Mapping[int, np.ndarray] | None = None) -> tuple[float, str]:
+        chosen = {s: [curve_stats[s][k] for k in picks[s]] if picks else curve_stats[s] for s in sizes}
+        curve = [float(np.mean([f(idx) for f in chosen[s]])) for s in sizes]
         return rows_to_match(sizes, curve, prompt_stat(idx))
 
     rows, bound = solve(np.arange(n))
-    draws = np.array([(math.inf if b == ABOVE else r) for r, b in (solve(idx) for idx in resamples)])
-    if len(draws):
-        # inverted_cdf: no interpolation between a finite draw and an infinite one
-        q = [float(x) for x in np.quantile(draws, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")]
+    draws = []
+    for idx in resamples:
+        picks = {s: rng.integers(0, len(curve_stats[s]), len(curve_stats[s])) for s in sizes}
+        r, b = solve(idx, picks)
+        draws.append(math.inf if b == ABOVE else 0.0 if b == BELOW else r)
+    if draws:
+        # inverted_cdf: no interpolation between a finite draw and an infinite (or censored) one
+        q = [float(x) for x in np.quantile(np.array(draws), [alpha / 2, 1 - alpha / 2], method="inverted_cdf")]
         low, high = (None if math.isinf(x) else x for x in q)
     else:
         low = high = rows
@@ -93,6 +103,14 @@ def sentence(w: Worth | None) -> str:
             f"The prompt {w.prompt} is worth more than {w.sizes[-1]:,} labelled training rows: on {on} no adapter "
             "reaches it; train more rows to find out how many."
         )
-    high = f"more than {w.sizes[-1]:,}" if w.high is None else f"{w.high:,.0f}"
-    low = f"more than {w.sizes[-1]:,}" if w.low is None else f"{w.low:,.0f}"
-    return f"The prompt {w.prompt} is worth about {w.rows:,.0f} labelled training rows (95% CI {low} to {high}) on {on}."
+
+    def bound_text(x: float | None) -> str:
+        if x is None:
+            return f"more than {w.sizes[-1]:,}"
+        return f"fewer than {w.sizes[0]:,}" if x == 0 else f"{x:,.0f}"
+
+    return (
+        f"The prompt {w.prompt} is worth about {w.rows:,.0f} labelled training rows (interpolated in log rows "
+        f"between the sizes trained; 95% CI {bound_text(w.low)} to {bound_text(w.high)}, test items and seeds "
+        f"resampled) on {on}."
+    )

@@ -86,9 +86,13 @@ def test_rouge_verdict_tests_the_headline_alone_and_holms_the_exploratory_arms()
         "lora_n64": {"train_size": 64, "train_device_s": 1.0},
         "lora_n256": {"train_size": 256, "train_device_s": 1.0},
     }
-    s = summarise_task("t", info, records, adapters, Prices())
+    val = []  # validation picks the same arms before test is read
+    for i in range(20):
+        for v, score in (("zero_shot", 0.2), ("few_shot", 0.25), ("lora_n64", 0.3), ("lora_n256", 0.35)):
+            val.append({**_rec(f"v{i}", v, "g", "p"), "scores": {"rouge1": score, "rouge2": score, "rougeL": score}})
+    s = summarise_task("t", info, records, adapters, Prices(), val_records=val)
     rows = {r.variant: r for r in s.rows}
-    assert s.best_prompt == "few_shot" and s.best_adapter == "lora_n256"
+    assert s.best_prompt == "few_shot" and s.best_adapter == "lora_n256" and s.selection.on == "validation"
     assert rows["lora_n256"].test == "paired permutation" and rows["lora_n256"].p_value is not None
     # the headline arm is one confirmatory test: its own p, never Holm's
     assert rows["lora_n256"].p_value < 0.01 and rows["lora_n256"].p_holm is None
@@ -100,6 +104,11 @@ def test_rouge_verdict_tests_the_headline_alone_and_holms_the_exploratory_arms()
     assert rows["lora_n64"].p_holm == pytest.approx(expected)
     assert rows["lora_n64"].ci_level == pytest.approx(0.975)  # its interval at the Bonferroni level of a family of 2
     assert s.verdict.startswith("Fine-tuning wins on quality but costs more: lora_n256 beats few_shot by +0.110")
+    # chosen on test (no validation records), the headline is one of the family it was picked from: Holm
+    on_test = summarise_task("t", info, records, adapters, Prices())
+    row = next(r for r in on_test.rows if r.variant == "lora_n256")
+    assert on_test.selection.on == "test" and row.p_holm == pytest.approx(2 * row.p_value)
+    assert "Holm-adjusted over every adapter arm, since the arms were chosen on test" in on_test.verdict
 
 
 def test_permutation_test_of_a_mean_is_the_sign_flip_test():

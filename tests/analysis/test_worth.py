@@ -44,14 +44,34 @@ def test_worth_interval_brackets_the_estimate_and_opens_when_the_curve_may_miss(
     w = worth.worth_in_rows("few_shot_8", _means(prompt), {64: [_means(small)], 256: [_means(large)]}, resamples(n), n)
     assert w is not None and w.rows == pytest.approx(128.0) and w.bound == ""
     assert w.low is not None and w.high is not None and 64 <= w.low < 128 < w.high < 256
-    assert "The prompt few_shot_8 is worth about 128 labelled training rows (95% CI" in worth.sentence(w)
+    assert "The prompt few_shot_8 is worth about 128 labelled training rows (interpolated in log rows" in worth.sentence(w)
     # the prompt nearly at the largest adapter, right on other items than it: some resamples miss it
     rng = np.random.default_rng(0)
     close, other = np.zeros(n), np.zeros(n)
     close[rng.permutation(n)[:275]] = 1.0
     other[rng.permutation(n)[:280]] = 1.0
     w2 = worth.worth_in_rows("p", _means(close), {64: [_means(small)], 256: [_means(other)]}, resamples(n), n)
-    assert w2 is not None and w2.high is None and "to more than 256)" in worth.sentence(w2)
+    assert w2 is not None and w2.high is None and "to more than 256, test items and seeds resampled)" in worth.sentence(w2)
+
+
+def test_worth_resamples_seeds_and_keeps_a_censored_lower_bound():
+    n = 400
+    prompt = np.zeros(n)
+    prompt[np.random.default_rng(1).permutation(n)[:206]] = 1.0  # 0.515, just above the small size, on other items
+    small = np.array([1.0] * 200 + [0.0] * 200)  # 0.50
+    large = np.array([1.0] * 280 + [0.0] * 120)  # 0.70
+    w = worth.worth_in_rows("p", _means(prompt), {64: [_means(small)], 256: [_means(large)]}, resamples(n), n)
+    # in more than 2.5% of resamples the smallest size already reaches the prompt: "fewer than 64", not "64"
+    assert w is not None and w.low == 0.0 and "95% CI fewer than 64 to" in worth.sentence(w)
+    # two seeds per size that disagree: the seeds' spread widens the interval (held fixed, it did not)
+    lucky, unlucky = np.array([1.0] * 240 + [0.0] * 160), np.array([1.0] * 160 + [0.0] * 240)
+    mid = np.array([1.0] * 240 + [0.0] * 160)  # 0.60: the small seeds' mean 0.50 .. the large 0.70
+    fixed = worth.worth_in_rows("p", _means(mid), {64: [_means(small)], 256: [_means(large)]}, resamples(n), n)
+    seeded = worth.worth_in_rows(
+        "p", _means(mid), {64: [_means(lucky), _means(unlucky)], 256: [_means(large), _means(large)]}, resamples(n), n
+    )
+    assert fixed is not None and seeded is not None and seeded.rows == pytest.approx(fixed.rows)
+    assert fixed.low is not None and fixed.low > 0 and seeded.low == 0.0  # a lucky seed alone reaches the prompt
 
 
 def _rec(item: str, variant: str, right: bool) -> dict:
@@ -72,7 +92,7 @@ def test_the_verdict_gives_the_prompts_worth_and_the_rows_each_side_used():
     }  # fmt: skip
     s = summarise_task("t", info, records, adapters, Prices())
     assert s.best_prompt == "few_shot_8" and s.worth is not None and s.worth.rows == pytest.approx(128.0)
-    assert "The prompt few_shot_8 is worth about 128 labelled training rows (95% CI" in s.verdict
+    assert "The prompt few_shot_8 is worth about 128 labelled training rows (interpolated in log rows" in s.verdict
     assert "on the adapter's learning curve (64 and 256 rows)." in s.verdict
     assert (
         "Labelled rows used: few_shot_8 shows 8 examples per request drawn from a pool of 9,543 training rows; "

@@ -254,7 +254,9 @@ def test_majority_baseline_and_the_headline_test_alone_in_verdict():
         "kind": "classification",
         "data_check": {"label_counts": {"b": 30, "a": 10}},
     }
-    s = summarise_task("t", info, records, {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}, Prices())
+    val = [_record(f"v{i}", v, i % 2 == 0) for v in ("zero_shot", "lora_n64") for i in range(10)]
+    adapters = {"lora_n64": {"train_size": 64, "train_device_s": 10.0}}
+    s = summarise_task("t", info, records, adapters, Prices(), val_records=val)
     assert s.majority == ("b", 0.0)  # every gold here is "a": always answering "b" scores nothing
     # the headline arm was chosen on validation: one confirmatory test, its p not Holm-adjusted
     assert "exact McNemar p = 1, one confirmatory test of the arms chosen on validation" in s.verdict

@@ -135,7 +135,7 @@ def verdict(f: Findings) -> tuple[VerdictText, decision_mod.Decision | None]:
         head = f"Best prompt: {prompt} ({metric} {f.row(prompt).metric.value:.3f}). No adapter was evaluated."
         shown = " ".join(x for x in (format_sentence(f.spread, metric), noise_sentence(f.noise, f.noise_reused)) if x)
         budget = effort_mod.budget_sentence(f.efforts, f.arms, f.selection.on).removeprefix("Tuning budget: ")
-        only = (("Robustness", shown), ("Tuning budgets", budget))
+        only = (("Robustness", shown), ("Tuning budgets", budget), ("Data caveats", leakage_sentence(f.info)))
         return VerdictText(head, tuple((k, v) for k, v in only if v)), None
     a = f.row(adapter)
     sure = [

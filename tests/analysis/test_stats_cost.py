@@ -153,9 +153,10 @@ def test_connor_is_the_normal_approximation_the_issue_quotes():
 
 def test_a_family_correction_asks_for_more_items():
     # Bonferroni over 12 arms: alpha / 12 needs more items than alpha alone, and the exact search says how many
-    one, twelve = stats.items_needed(0.1, 0.25), stats.items_needed(0.1, 0.25, alpha=0.05 / 12)
+    one, twelve = stats.items_needed(0.25, 0.35), stats.items_needed(0.25, 0.35, alpha=0.05 / 12)
     assert twelve > 1.5 * one
-    assert _enumerated_power(twelve, 0.1, 0.25, 0.05 / 12) >= 0.8 > _enumerated_power(twelve - 1, 0.1, 0.25, 0.05 / 12)
+    assert _enumerated_power(twelve, 0.25, 0.35, 0.05 / 12) >= 0.8 > _enumerated_power(twelve - 1, 0.25, 0.35, 0.05 / 12)
+    assert stats.items_needed(0.05, 0.3, alpha=0.05 / 12) > 1.6 * stats.items_needed(0.05, 0.3)
 
 
 def test_the_tango_interval_excludes_zero_exactly_when_mcnemars_score_test_rejects():

@@ -200,10 +200,12 @@ def flips(prompt: Side, adapter: Side, prices: cost_mod.Prices) -> str:
     d_once = adapter.once - prompt.once
     d_serve = adapter.per_request + rate(adapter) - prompt.per_request - rate(prompt)
     out = []
-    if d_serve != 0 and d_once * d_serve < 0:
-        v = -d_once / (months * d_serve)
+    crossing = -d_once / (months * d_serve) if d_serve != 0 and d_once * d_serve < 0 else None
+    if crossing is not None and crossing >= 1:
         below, above = ("prompt", "adapter") if d_serve < 0 else ("adapter", "prompt")
-        out.append(f"the {below} costs less below {v:,.0f} requests a month, the {above} above")
+        out.append(f"the {below} costs less below {crossing:,.0f} requests a month, the {above} above")
+    elif crossing is not None:  # crossed within the first request a month: cheaper at any real volume
+        out.append(f"the {'adapter' if d_serve < 0 else 'prompt'} costs less at any volume of a request a month or more")
     elif d_serve != 0 or d_once != 0:
         side = "adapter" if (d_once <= 0 and d_serve <= 0) else "prompt"
         out.append(f"the {side} costs less at every volume")

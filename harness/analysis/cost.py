@@ -60,16 +60,6 @@ class BreakEven:
     interval: tuple[float, float | None] | None = None
 
     @property
-    def reason(self) -> str:
-        if self.requests is None:
-            return "never: it costs no less up front and as much or more per request"
-        if self.requests == 0:
-            return "from the first request: it costs no more up front and less per request"
-        if self.cheaper_after == "prompt":
-            return f"until {self.requests:,.0f} requests: it costs less up front but more per request"
-        return f"after {self.requests:,.0f} requests"
-
-    @property
     def sentence(self) -> str:
         """A clause for a verdict: "its extra one-off cost is recovered after 2,817 requests"."""
         span = ""

@@ -93,7 +93,7 @@ def decide(
     cheaper = None
     if volume:
         cheaper = "adapter" if adapter.total(prices, volume) <= prompt.total(prices, volume) else "prompt"
-    head = _headline(quality, diff, prompt, adapter, prices, break_even, detectable, cheaper)
+    head = _headline(_Case(quality, diff, prompt, adapter, prices, break_even, detectable), cheaper)
     action = cheaper or ("adapter" if quality == WIN or (break_even is not None and break_even.requests == 0) else "prompt")
     if quality == LOSS and not (priced and cheaper == "adapter"):
         action = "prompt"
@@ -102,16 +102,22 @@ def decide(
     return Decision(action, quality, head, flips(prompt, adapter, prices), short, cheaper)
 
 
-def _headline(
-    quality: str,
-    diff: tuple[str, str, str],
-    prompt: Side,
-    adapter: Side,
-    prices: cost_mod.Prices,
-    break_even: cost_mod.BreakEven | None,
-    detectable: str,
-    cheaper: str | None,
-) -> str:
+@dataclass(frozen=True)
+class _Case:
+    """What `decide` weighs, as one value for the sentence that says it."""
+
+    quality: str
+    diff: tuple[str, str, str]
+    prompt: Side
+    adapter: Side
+    prices: cost_mod.Prices
+    break_even: cost_mod.BreakEven | None
+    detectable: str
+
+
+def _headline(case: _Case, cheaper: str | None) -> str:
+    quality, diff, prompt, adapter = case.quality, case.diff, case.prompt, case.adapter
+    prices, break_even, detectable = case.prices, case.break_even, case.detectable
     a, p = adapter.name, prompt.name
     change, size, evidence = diff
     beats, behind, same = (

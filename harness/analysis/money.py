@@ -60,15 +60,12 @@ def costs(
         for v in aligned
     }  # fmt: skip
     wrong = {v: fullcost.wrong_answers(info, aligned[v]) for v in aligned}
-    effective = dict(per_request)
-    if prices.usd_per_error is not None:
-        usd = prices.usd_per_error
-        effective = {v: c + (sum(wrong[v]) / len(wrong[v]) * usd if wrong[v] else 0.0) for v, c in per_request.items()}
+    items = {v: item_costs(prices, aligned[v], wrong[v]) for v in aligned}
+    effective = {v: sum(xs) / len(xs) for v, xs in items.items()}  # per request, wrong answers priced
     n_val = selection.n_val_items if selection.on == "validation" else 0
     once = {v: fullcost.arm_one_off(info, adapters, v, prompt, prices, n_val) for v in aligned}
     train_costs: dict[str, float | None] = {}
     break_even: dict[str, cost_mod.BreakEven | None] = {}
-    prompt_items = item_costs(prices, aligned[prompt], wrong[prompt])
     for v in aligned:
         facts = adapters.get(v)
         train_costs[v] = cost_mod.training_cost(prices, float(facts.get("train_device_s", 0.0))) if facts else None
@@ -76,9 +73,7 @@ def costs(
         if facts is not None:
             be = cost_mod.break_even(once[v], effective[v], once[prompt], effective[prompt])
             if be.requests:
-                interval = cost_mod.break_even_interval(
-                    once[v] - once[prompt], prompt_items, item_costs(prices, aligned[v], wrong[v]), seed=seed
-                )
+                interval = cost_mod.break_even_interval(once[v] - once[prompt], items[prompt], items[v], seed=seed)
                 be = replace(be, interval=interval)
             break_even[v] = be
     volume: tuple[cost_mod.AtVolume, ...] = ()

@@ -74,7 +74,7 @@ def main() -> None:
     from bench.common import write_result
     from harness.engines.backends.hf import HFBackend
     from harness.engines.models import resolve
-    from harness.experiment.runner import build_requests
+    from harness.experiment.requests import build_requests
     from harness.experiment.variant import Variant
     from harness.taskkit import data
     from harness.taskkit.registry import get_task

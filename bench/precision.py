@@ -39,7 +39,8 @@ def main() -> None:
     os.environ["HARNESS_NO_SERVE"] = "1"  # the engines below, never a running `harness serve`
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.models import resolve
-    from harness.experiment.runner import build_requests, score_record
+    from harness.experiment.requests import build_requests
+    from harness.experiment.runner import score_record
     from harness.experiment.variant import Variant
     from harness.taskkit import data
     from harness.taskkit.registry import get_task

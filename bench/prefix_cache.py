@@ -33,7 +33,7 @@ def main() -> None:
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.chat import encode_chat
     from harness.engines.models import resolve
-    from harness.experiment.runner import build_requests
+    from harness.experiment.requests import build_requests
     from harness.experiment.variant import Variant
     from harness.taskkit import data
     from harness.taskkit.registry import get_task

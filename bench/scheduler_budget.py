@@ -44,7 +44,7 @@ def one_budget(budget: str, round_no: int) -> dict[str, dict]:
 
     from harness.engines.backends.vllm import VLLMBackend
     from harness.engines.models import resolve
-    from harness.experiment.runner import build_requests
+    from harness.experiment.requests import build_requests
     from harness.experiment.variant import Variant
     from harness.taskkit import data
     from harness.taskkit.registry import get_task

@@ -23,7 +23,7 @@ def prompt_worth(
     rows: Sequence[Row],
     aligned: Mapping[str, Sequence[Mapping[str, Any]]],
     prompt: str,
-    constrained: bool,
+    decoding: str,
     seed: int,
     clusters: Sequence[str] | None,
 ) -> worth_mod.Worth | None:
@@ -31,7 +31,7 @@ def prompt_worth(
     selected adapter's decoding (each size's seeds averaged)."""
     by_size: dict[int, list[str]] = defaultdict(list)
     for r in rows:
-        if r.side == "adapter" and r.constrained == constrained and r.train_size:
+        if r.side == "adapter" and r.decoding == decoding and r.train_size:
             by_size[int(r.train_size)].append(r.variant)
     names = [prompt] + [v for vs in by_size.values() for v in vs]
     fns = dict(zip(names, column_stats(metric_of(metric), labels, [scored(aligned[v]) for v in names]), strict=True))
@@ -207,14 +207,13 @@ def siblings(rows: Sequence[Row], adapter: str) -> list[Row]:
     """The adapter arm and its siblings: same size, side and decoding, other training seeds."""
     chosen = next(r for r in rows if r.variant == adapter)
     group = (
-        r
-        for r in rows
-        if r.side == chosen.side and r.train_size == chosen.train_size and r.constrained == chosen.constrained
+        r for r in rows if r.side == chosen.side and r.train_size == chosen.train_size and r.decoding == chosen.decoding
     )
     return sorted(group, key=lambda r: r.seed)
 
 
-_DRAW_KEYS = ("template", "shots", "selection", "constrained", "cue", "label_order", "layout", "max_tokens", "adapter")
+_DRAW_KEYS: tuple[str, ...] = ("template", "shots", "selection", "constrained", "cue", "label_order", "layout")
+_DRAW_KEYS += ("max_tokens", "adapter", "scoring", "calibration")
 
 
 def prompt_draws(info: Mapping[str, Any], prompt: str, aligned: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[int, str]:

@@ -39,6 +39,7 @@ class Row:
     overfit: bool = False
     side: str = "prompt"  # "prompt" | "adapter" | "combined"
     constrained: bool = False
+    decoding: str = "free"  # "free", "constrained" or a log-likelihood choice ("loglik", "loglik_batch", ...)
     test: str = ""  # the paired test behind p_value: the metric's own (taskkit.metrics.metric)
     mde: float | None = None  # smallest difference from the selected prompt these items detect
     wait_p50: float | None = None  # seconds a single request waits (the latency probe, concurrency 1)

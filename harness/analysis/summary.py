@@ -18,6 +18,7 @@ from harness.analysis import effort as effort_mod
 from harness.analysis import money as money_mod
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
+from harness.analysis.decoding import decoding_of_facts
 from harness.analysis.evidence import (
     below_baseline,
     effort_of,
@@ -132,8 +133,8 @@ def find(
     paired, adjusted, headline, levels = _compare(aligned, sides, selection, metric, labels, seed, clusters)
     money = money_mod.costs(info, aligned, adapters, prices, selection, sides, seed)
     rows = _rows(info, aligned, adapters, estimates, paired, adjusted, sides, money, latency_records, headline, levels)
-    chosen_decoding = next(r.constrained for r in rows if r.variant == adapter) if adapter else False
-    curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.constrained == chosen_decoding], adjusted)
+    chosen_decoding = next(r.decoding for r in rows if r.variant == adapter) if adapter else "free"
+    curve, smallest = learning_curve([r for r in rows if r.side == "adapter" and r.decoding == chosen_decoding], adjusted)
     worth = prompt_worth(metric, labels, rows, aligned, prompt, chosen_decoding, seed, clusters) if adapter else None
     majority = majority_baseline(info, metric, [r["gold"] for r in aligned[prompt]])
     chosen = {v: aligned[v] for v in (prompt, adapter) if v}
@@ -198,7 +199,7 @@ def _rows(
             latency_s=mean_of(aligned[v], "latency_s"), cost_per_1k=money.costs[v] * 1000,
             train_cost=money.train_costs[v], break_even=money.break_even[v],
             overfit=bool(facts.get("val_loss_rising", False)), side=sides[v],
-            constrained=bool(facts.get("constrained", False)),
+            constrained=bool(facts.get("constrained", False)), decoding=decoding_of_facts(facts),
             test=pair.test if pair else "", mde=pair.mde if pair else None,
             wait_p50=waits[v][0] if v in waits else None, wait_p95=waits[v][1] if v in waits else None,
         ))  # fmt: skip

@@ -17,7 +17,9 @@ from harness.analysis import effort as effort_mod
 from harness.analysis import fullcost
 from harness.analysis import selection as sel_mod
 from harness.analysis import worth as worth_mod
+from harness.analysis.decoding import decoding_of_facts, decoding_sentence
 from harness.analysis.evidence import confusion_counts, epoch_losses, shown_answer, siblings
+from harness.analysis.proportions import wilson
 from harness.analysis.records import (
     ALPHA,
     FormatSpread,
@@ -47,6 +49,7 @@ def task_summary(f: Findings) -> TaskSummary:
     covered = (info.get("validation") or {}).get("labels_covered")
     if covered and f.selection.on == "validation":
         note += f" The validation items cover {covered[0]} of {covered[1]} labels."
+    note += decoding_sentence(info, adapters, prompt, adapter)
     classified = f.labels and info.get("kind") == "classification"
     confusion = {v: confusion_counts(aligned[v]) for v in aligned} if classified else {}
     disagreements: tuple[dict[str, Any], ...] = ()
@@ -59,7 +62,7 @@ def task_summary(f: Findings) -> TaskSummary:
     words, decided = verdict(f)
     return TaskSummary(
         f.task, metric, len(f.items), f.rows, prompt, adapter, words.text, f.curve, f.smallest, confusion, disagreements,
-        epoch_losses({k: v for k, v in adapters.items() if side_of(v) == "adapter" and not v.get("constrained")}),
+        epoch_losses({k: v for k, v in adapters.items() if side_of(v) == "adapter" and decoding_of_facts(v) == "free"}),
         majority=f.majority, selection=f.selection, selection_note=note, efforts=f.efforts,
         combined=combined_sentence(f), noise=f.noise, formats=f.spread, worth=f.worth, one_offs=f.one_offs,
         at_volume=f.at_volume, structured=words, decided=decided,
@@ -362,11 +365,14 @@ def noise_sentence(noise: tuple[str, int, int] | None, reused: bool = False) -> 
         return ""
     arm, changed, n = noise
     when = " (the re-run of an earlier run on this machine, same batches)" if reused else ""
+    low, high = wilson(changed, n)  # the rate a sample of n items bounds, not a count over every item
+    bound = f"the flip rate is below {high:.1%} (95% Wilson bound)"
     if changed == 0:
-        return f"Noise floor: {arm} re-run on the same {n} items in another batch order{when} gave the same answers."
+        return f"Noise floor: {arm} re-run on {n} test items in another batch order{when} gave the same answers: {bound}."
     return (
-        f"Noise floor: {arm} re-run on the same {n} items in another batch order{when} changed "
-        f"{counted(changed, 'answer')} ({changed / n:.1%}): differences of that many items are run-to-run noise."
+        f"Noise floor: {arm} re-run on {n} test items in another batch order{when} changed "
+        f"{counted(changed, 'answer')} ({changed / n:.1%}, 95% CI {low:.1%} to {high:.1%}): differences of "
+        "that rate are run-to-run noise."
     )
 
 

@@ -36,7 +36,7 @@ from harness.engines.adapters import check_files
 from harness.experiment import check_adapter as adapter_check
 from harness.experiment import sweep as sw
 from harness.experiment.compare import compare as run_compare
-from harness.experiment.plan import Plan, command_plan, load_plan
+from harness.experiment.plan import Plan, command_plan, load_plan, without_scored_defaults
 from harness.experiment.preflight import Preflight, preflight
 from harness.experiment.prompt_search import search_alone
 from harness.experiment.search import search_settings
@@ -158,6 +158,7 @@ def compare(
         options["adapter_mode"] = adapter_mode
     if backend == "openai":
         options.update(remote(url, connect_timeout, read_timeout, retries))
+        p = without_scored_defaults(p)  # before the server is asked anything
     if dry_run:
         show_dry_run(p, preflight(p, results, backend, run_id, options))
         return
@@ -222,6 +223,8 @@ def sweep(
     cue: Annotated[str | None, typer.Option(help="Prompt side: answer cues separated by '|', e.g. '|Answer:'.")] = None,
     label_order: Annotated[str | None, typer.Option(help="Prompt side: given,reversed,sorted,shuffled.")] = None,
     constrained: Annotated[str | None, typer.Option(help="Prompt side: false,true.")] = None,
+    scoring: Annotated[str | None, typer.Option(help="Prompt side: generate,loglik,loglik_norm.")] = None,
+    calibration: Annotated[str | None, typer.Option(help="Prompt side: none,contextual,batch.")] = None,
     max_device_s: Annotated[
         float | None, typer.Option(help="Prompt side: stop starting trials after this many device-seconds.")
     ] = None,
@@ -250,7 +253,7 @@ def sweep(
     adapter_values = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "rank": rank, "train_size": train_size}
     prompt_values = {
         "template": template, "shots": shots, "selection": selection, "cue": cue, "label_order": label_order,
-        "constrained": constrained,
+        "constrained": constrained, "scoring": scoring, "calibration": calibration,
     }  # fmt: skip
     loaded = load_plan(plan) if plan is not None else None
     s = search_settings(side, loaded, str(plan), task, method, trials, max_device_s, adapter_values, prompt_values)

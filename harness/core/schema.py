@@ -89,6 +89,8 @@ class VariantTable(Strict):
     stop: list[Annotated[str, Field(min_length=1)]] | None = None
     temperature: Annotated[float, Field(ge=0, le=5)] | None = None
     many_shot: bool = False  # 'similar' examples, as many as the context allows (shots left unset)
+    scoring: Literal["generate", "loglik", "loglik_norm"] = "generate"  # loglik: the likeliest label, no decoding
+    calibration: Literal["none", "contextual", "batch"] = "none"  # of a loglik choice
 
     @model_validator(mode="after")
     def _many_or_counted(self) -> VariantTable:
@@ -157,6 +159,8 @@ class PromptSpaceTable(Strict):
     label_order: Strings | None = None
     cue: list[str] | str | None = None
     constrained: Annotated[list[bool], Field(min_length=1)] | str | None = None
+    scoring: Strings | None = None
+    calibration: Strings | None = None
 
     def space(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -205,6 +209,7 @@ class PlanFile(Strict):
     seed: Seed = 0
     val_limit: PositiveInt = 100
     latency_probe: Annotated[int, Field(ge=0, le=1000)] = 20
+    noise_items: Annotated[int, Field(ge=0)] = 64  # test items the noise floor re-runs; 0: no noise floor
     prices: PricesTable = PricesTable()
     task: Annotated[list[TaskTable], Field(min_length=1)]
 

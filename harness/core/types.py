@@ -35,7 +35,10 @@ class Decoding:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     seed: int = 0
-    choices: tuple[str, ...] | None = None  # constrained choice over these strings
+    choices: tuple[str, ...] | None = None  # constrained choice over these strings, or the ones scored
+    # "generate": decode (constrained to `choices` where given); "loglik": no decoding, each of
+    # `choices` scored by its summed log-probability as the answer after the prompt
+    scoring: str = "generate"
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,6 @@ class Completion:
     finish_reason: str
     latency_s: float  # this request's share of the batch's wall time
     cached: bool = False
+    # "loglik" requests: each choice's summed log-probability, in `decoding.choices` order; `text`
+    # is the likeliest choice
+    choice_logprobs: tuple[float, ...] = ()

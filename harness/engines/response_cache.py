@@ -13,17 +13,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.files import cache_root
-from harness.core.types import Completion, Request
+from harness.core.types import Completion, Decoding, Request
 from harness.engines.backends.base import Backend
+
+
+def decoding_key(decoding: Decoding) -> dict[str, Any]:
+    """The decoding settings that key an answer; "generate" scoring is left out, so answers cached
+    before log-likelihood scoring existed are found under the keys they were stored with."""
+    out = asdict(decoding)
+    if out["scoring"] == "generate":
+        del out["scoring"]
+    return out
 
 
 def request_key(backend: str, model_hash: str, adapter_hash: str | None, request: Request) -> str:
     payload = {
         "backend": backend, "model": model_hash, "adapter": adapter_hash,
-        "messages": [asdict(m) for m in request.messages], "decoding": asdict(request.decoding),
+        "messages": [asdict(m) for m in request.messages], "decoding": decoding_key(request.decoding),
     }  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -62,7 +72,9 @@ class ResponseCache:
             marks = ",".join("?" * len(chunk))
             for key, value in self.db.execute(f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk):
                 try:
-                    found[key] = replace(Completion(**json.loads(value)), cached=True)
+                    stored = json.loads(value)
+                    stored["choice_logprobs"] = tuple(stored.get("choice_logprobs", ()))
+                    found[key] = replace(Completion(**stored), cached=True)
                 except (ValueError, TypeError, RecursionError):
                     continue  # a corrupt entry is a miss; the fresh answer overwrites it
         return found

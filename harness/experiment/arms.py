@@ -13,7 +13,7 @@ from harness.analysis.selection import best_per_side, select, validation_scores
 from harness.core.types import Sample
 from harness.experiment.manifest import Arm, retention_items
 from harness.experiment.plan import Plan
-from harness.experiment.variant import Variant
+from harness.experiment.variant import Variant, decoding_name, decoding_of, loglik_decodings
 from harness.taskkit.registry import Task, get_task
 
 # a retention job: the other task, its one arm, its items and (no) shot pool
@@ -23,12 +23,23 @@ RetentionJob = tuple[Task, list[Variant], tuple[Sample, ...], tuple[Sample, ...]
 def noise_anchor(variants: Sequence[Variant]) -> Variant | None:
     """The base model's zero-shot arm (free decoding), whose re-run in another batch order shows
     how many answers change with batch composition alone."""
-    plain = [v for v in variants if not v.is_adapter and not v.shots and not v.constrained]
+    plain = [v for v in variants if not v.is_adapter and not v.shots and decoding_of(v) == "free"]
     return next((v for v in plain if v.name == "zero_shot"), plain[0] if plain else None)
 
 
 def same_prompt(a: Variant, b: Variant) -> bool:
-    keys = ("template", "shots", "constrained", "cue", "label_order", "layout", "max_tokens", "adapter")
+    keys = (
+        "template",
+        "shots",
+        "constrained",
+        "cue",
+        "label_order",
+        "layout",
+        "max_tokens",
+        "adapter",
+        "scoring",
+        "calibration",
+    )
     same = all(getattr(a, k) == getattr(b, k) for k in keys)
     return same and (a.shots == 0 or a.selection == b.selection)
 
@@ -53,14 +64,20 @@ def selectable(task: Task, arms: Sequence[Arm], val_records: list[dict[str, Any]
     return [v for v, _ in arms if v.name in best]
 
 
-def adapter_arms(task: Task, variant: Variant, facts: dict[str, Any], prompt: Variant | None) -> list[Arm]:
+def adapter_arms(
+    task: Task, variant: Variant, facts: dict[str, Any], prompt: Variant | None, scores_labels: bool = True
+) -> list[Arm]:
     """An adapter offers the same decoding options as a prompt: free text, and constrained choice
     where the task has labels. With a searched prompt, the adapter served with that prompt's
     wording too (prompting and fine-tuning are not exclusive)."""
     arms = [(variant, facts)]
     if task.labels:
         twin = replace(variant, name=f"{variant.name}+constrained", constrained=True)
-        arms.append((twin, {**facts, "constrained": True, "built_on": variant.name}))
+        arms.append((twin, {**facts, "constrained": True, "decoding": "constrained", "built_on": variant.name}))
+    for scoring, calibration in loglik_decodings(task) if scores_labels else ():  # the prompt side's, too
+        name = f"{variant.name}+{decoding_name(scoring, calibration)}"
+        twin = replace(variant, name=name, scoring=scoring, calibration=calibration)
+        arms.append((twin, {**facts, "decoding": decoding_name(scoring, calibration), "built_on": variant.name}))
     if prompt is not None:
         combined = replace(
             prompt, name=f"{variant.name}+{prompt.name}", adapter=variant.adapter, train_size=variant.train_size,
@@ -68,7 +85,7 @@ def adapter_arms(task: Task, variant: Variant, facts: dict[str, Any], prompt: Va
         )  # fmt: skip
         arms.append(
             (combined, {**facts, "side": "combined", "built_on": variant.name, "prompt": prompt.name,
-                        "constrained": prompt.constrained})
+                        "constrained": prompt.constrained, "decoding": decoding_of(prompt)})
         )  # fmt: skip
     return arms
 

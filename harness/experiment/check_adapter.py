@@ -13,7 +13,7 @@ from typing import Any
 from harness.engines.adapters import MANIFEST, read_manifest, validate
 from harness.engines.backends.factory import make_backend
 from harness.engines.models import resolve
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import data as data_mod
 from harness.taskkit.registry import get_task

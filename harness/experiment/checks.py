@@ -17,7 +17,7 @@ from harness.core.types import Sample
 from harness.engines.backends.base import fit_context
 from harness.engines.chat import encode_chat
 from harness.engines.tokenizer import counting_tokenizer
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import data
 from harness.taskkit.prompts import render_turn, template_hash
@@ -28,7 +28,12 @@ DEFAULT_CONTEXT = 4096  # the vLLM backend's max_model_len
 
 
 def check_variants(
-    task: Task, variants: Sequence[Variant], pool: Sequence[Sample], items: Sequence[Sample], greedy_only: bool = False
+    task: Task,
+    variants: Sequence[Variant],
+    pool: Sequence[Sample],
+    items: Sequence[Sample],
+    greedy_only: bool = False,
+    scores_labels: bool = True,
 ) -> None:
     """Each prompt variant renders for one item (template, shots against the pool, selection,
     label order, constrained choice, decoding settings): a mistake surfaces before any model work."""
@@ -38,6 +43,11 @@ def check_variants(
                 raise UserError(
                     f"variant {v.name} of {task.name} samples (temperature {r.decoding.temperature}); "
                     "the hf backend decodes greedily: use --backend vllm or openai"
+                )
+            if not scores_labels and r.decoding.scoring == "loglik":
+                raise UserError(
+                    f"variant {v.name} of {task.name} chooses its label by log-likelihood, which an "
+                    "OpenAI-compatible server does not report: use --backend vllm or hf, or another variant"
                 )
 
 

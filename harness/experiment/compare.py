@@ -55,7 +55,7 @@ from harness.experiment.manifest import (
     task_entry,
     validation_facts,
 )
-from harness.experiment.plan import Plan, TaskPlan
+from harness.experiment.plan import Plan, TaskPlan, without_scored_defaults
 from harness.experiment.preflight import Preflight, TaskBundle, preflight
 from harness.experiment.training import run_sweeps, train_adapters
 from harness.experiment.variant import Variant, seeded_prompts
@@ -86,6 +86,8 @@ def compare(
 ) -> tuple[Path, dict[str, Any]]:
     """Run (or resume) the plan's comparison; returns the run folder and this session's timings."""
     options = backend_options or {}
+    if backend_kind == "openai":
+        plan = without_scored_defaults(plan)
     pre = preflight(plan, results_root, backend_kind, run_id, options)
     timings: dict[str, Any] = {}
     # Nothing in the run folder is written until every input is known good: a refused rerun of a
@@ -133,7 +135,9 @@ def compare(
                 engines.evaluate(*job)
             retention = retention_jobs(tuned, trained, base=False)
             for b, tp in zip(pre.bundles, tuned.tasks, strict=True):
-                arms = [adapter_arms(b.task, v, f, chosen[b.name] if tp.prompt_search else None) for v, f in trained[b.name]]
+                searched = chosen[b.name] if tp.prompt_search else None
+                scores = backend_kind != "openai"
+                arms = [adapter_arms(b.task, v, f, searched, scores) for v, f in trained[b.name]]
                 _adapter_side(b, arms, retention, file, engines, tuned)
         finally:
             engines.evaluate.backend.close()
@@ -259,21 +263,22 @@ def _prompt_side(
     variants = seeded_prompts(variants, tp.seeds)  # one few-shot draw per seed, as one adapter per seed
     file.update(b.name, variants=tuple(asdict(v) for v in variants))
     val_records = engines.evaluate(b.task, variants, b.validation, b.pool, "validation")
-    engines.evaluate(b.task, variants, b.items, b.pool, "test")
+    engines.evaluate(b.task, variants, b.items, b.pool, "test", b.validation)
     chosen = select_prompt(b.task, variants, val_records)
     file.update(b.name, selected_prompt=chosen.name)
     probe(b.task, [chosen], b.items, b.pool, engines.raw, file.path.parent, plan.latency_probe, seed, engines.known)
     anchor = noise_anchor(variants)
-    if anchor is not None:  # same prompts, another order and batch composition
+    if anchor is not None and plan.noise_items:  # same prompts, another order and batch composition
         shuffled = list(b.items)
         random.Random(f"noise:{seed}").shuffle(shuffled)
-        engines.noise(b.task, [replace(anchor, name=f"noise:{anchor.name}")], shuffled, b.pool, "noise")
+        sample = shuffled[: plan.noise_items]
+        engines.noise(b.task, [replace(anchor, name=f"noise:{anchor.name}")], sample, b.pool, "noise", b.validation)
     if tp.formats:  # the selected prompt in other meaning-preserving formats, on the test items
         fits = context_fits(b.task, b.items, b.pool, model_dir, max_len, seed)
         spread = spread_variants(b.task, chosen, b.items, b.pool, tp.formats, seed, fits)
         described = [{**asdict(v), "describe": describe(v)} for v in spread]
         file.update(b.name, formats={"of": chosen.name, "asked": tp.formats, "variants": described})
-        engines.evaluate(b.task, spread, b.items, b.pool, "formats")
+        engines.evaluate(b.task, spread, b.items, b.pool, "formats", b.validation)
     return chosen
 
 
@@ -290,7 +295,7 @@ def _adapter_side(
     for arms in arms_by_adapter:
         file.add_arms(b.name, arms)
         arm_val = engines.evaluate(b.task, [v for v, _ in arms], b.validation, b.pool, "validation")
-        engines.evaluate(b.task, [v for v, _ in arms], b.items, b.pool, "test")
+        engines.evaluate(b.task, [v for v, _ in arms], b.items, b.pool, "test", b.validation)
         probe(b.task, selectable(b.task, arms, arm_val), b.items, b.pool, engines.raw, file.path.parent,
               plan.latency_probe, plan.seed, engines.known)  # fmt: skip
         for job in retention:  # while this adapter's engine is up

@@ -23,8 +23,15 @@ class Evaluator:
         self.run_dir, self.backend, self.seed, self.batch_size = run_dir, backend, seed, batch_size
 
     def __call__(
-        self, task: Task, variants: Sequence[Variant], items: Sequence[Sample], pool: Sequence[Sample], split: str = "test"
+        self,
+        task: Task,
+        variants: Sequence[Variant],
+        items: Sequence[Sample],
+        pool: Sequence[Sample],
+        split: str = "test",
+        calibration: Sequence[Sample] = (),
     ) -> list[dict[str, Any]]:
+        """`calibration`: the validation items a batch-calibrated arm estimates its prior on."""
         label = f"eval {task.name} [{split}] {', '.join(v.name for v in variants)}"
         columns = (TextColumn(label, markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console) as prog:
@@ -35,5 +42,5 @@ class Evaluator:
 
             return evaluate(
                 task, variants, items, pool, self.backend, self.run_dir, seed=self.seed, batch_size=self.batch_size,
-                on_batch=update, split=split,
+                on_batch=update, split=split, calibration_items=calibration,
             )  # fmt: skip

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from harness.core.types import Sample
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import formats
 from harness.taskkit.prompts import LABEL_ORDERS, PromptFormat, render, render_turn

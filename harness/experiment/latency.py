@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.core.types import Request, Sample
 from harness.engines.backends.base import Backend
 from harness.engines.response_cache import LatencyCache
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.runlog.folder import LATENCY, SampleWriter, read_samples, unique_records
 from harness.runlog.schema import LatencyRecord

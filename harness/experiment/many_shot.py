@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from harness.core.errors import UserError
 from harness.core.types import Message, Sample
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import prompts
 from harness.taskkit.formats import Layout

@@ -30,7 +30,8 @@ from harness.core.schema import PlanFile, PromptSearchTable, VariantTable, read_
 from harness.engines.models import DEFAULT_MODEL
 from harness.experiment import sweep as adapter_sweep
 from harness.experiment.prompt_search import parse_space
-from harness.experiment.variant import Variant
+from harness.experiment.requests import check_choice
+from harness.experiment.variant import Variant, decoding_name, loglik_decodings
 from harness.taskkit.data import has_split
 from harness.taskkit.metrics import BINARY_METRICS
 from harness.taskkit.registry import Task, get_task
@@ -53,6 +54,9 @@ class TaskPlan:
     retention_skipped: tuple[str, ...] = ()
 
 
+NOISE_ITEMS = 64
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -63,12 +67,20 @@ class Plan:
     prices: Prices = field(default_factory=Prices)
     val_limit: int = 100  # validation items every selection (variant, search trial, adapter) is made on
     latency_probe: int = 20  # requests per arm timed one at a time (p50/p95 a user waits); 0: none
+    # test items the noise floor re-runs in another order: a sample, as its flip rate needs no more (64
+    # items with no change bound the rate below 5.7% at 95%), not a second pass over every item; 0: none
+    noise_items: int = NOISE_ITEMS
 
     def digest(self) -> str:
         data = asdict(self)
         for tp in data["tasks"]:
             if not tp["retention_skipped"]:  # added later: plans without one keep their digests (run names)
                 del tp["retention_skipped"]
+            for v in tp["variants"]:  # likewise: a variant that decodes, as every variant did before
+                if v["scoring"] == "generate" and v["calibration"] == "none":
+                    del v["scoring"], v["calibration"]
+        if data["noise_items"] == NOISE_ITEMS:  # added later, likewise
+            del data["noise_items"]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -89,7 +101,27 @@ def default_variants(task: Task) -> tuple[Variant, ...]:
         out.append(Variant("cot", "cot"))
     if task.labels:
         out.append(Variant("constrained", "zero_shot", constrained=True))
+    for scoring, calibration in loglik_decodings(task):
+        name = decoding_name(scoring, calibration)
+        out.append(Variant(name, "zero_shot", scoring=scoring, calibration=calibration))
     return tuple(out)
+
+
+def without_scored_defaults(plan: Plan) -> Plan:
+    """An OpenAI-compatible server reports no label scores: the default log-likelihood arms are left
+    out of a plan run against one (a plan that names its own is refused in preflight, by name)."""
+    tasks = []
+    for tp in plan.tasks:
+        defaults = {v for v in default_variants(get_task(tp.name)) if v.scoring != "generate"}
+        kept = tuple(v for v in tp.variants if v not in defaults)
+        for v in kept:
+            if v.scoring != "generate":
+                raise UserError(
+                    f"variant {v.name} of {tp.name} chooses its label by log-likelihood, which an "
+                    "OpenAI-compatible server does not report: use --backend vllm or hf, or another variant"
+                )
+        tasks.append(replace(tp, variants=kept))
+    return replace(plan, tasks=tuple(tasks))
 
 
 def pick_variants(plan: Plan, names: tuple[str, ...]) -> Plan:
@@ -247,7 +279,12 @@ def _variant(task: Task, table: VariantTable, where: str) -> Variant:
         raw["selection"] = "similar"
     if raw["stop"] is not None:
         raw["stop"] = tuple(raw["stop"])
-    return Variant(name=name, **raw)
+    variant = Variant(name=name, **raw)
+    try:  # a choice without labels, or with two rules, is the plan's mistake: said with its place
+        check_choice(task, variant)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return variant
 
 
 def load_plan(path: Path) -> Plan:
@@ -287,6 +324,7 @@ def load_plan(path: Path) -> Plan:
         prices=Prices(**plan.prices.model_dump()),
         val_limit=plan.val_limit,
         latency_probe=plan.latency_probe,
+        noise_items=plan.noise_items,
     )
 
 

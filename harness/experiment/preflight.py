@@ -67,7 +67,10 @@ def preflight(plan: Plan, results_root: Path, backend_kind: str, run_id: str | N
     for tp in plan.tasks:
         task = tasks[tp.name]
         check_templates(task, (items[tp.name], pools[tp.name]))
-        check_variants(task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf")
+        check_variants(
+            task, tp.variants, pools[tp.name], items[tp.name], greedy_only=backend_kind == "hf",
+            scores_labels=backend_kind != "openai",
+        )  # fmt: skip
         if tp.formats:
             check_perturbable(task, items[tp.name])
     val_items = {tp.name: data.validation_items(tasks[tp.name], plan.val_limit) for tp in plan.tasks}

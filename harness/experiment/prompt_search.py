@@ -28,17 +28,19 @@ from harness.engines.chat import encode_chat
 from harness.engines.models import DEFAULT_MODEL, content_hash, resolve
 from harness.engines.response_cache import CachedBackend, default_cache
 from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment.calibration import answers
 from harness.experiment.checks import DEFAULT_CONTEXT
-from harness.experiment.runner import build_requests, score_trial
+from harness.experiment.runner import score_trial
 from harness.experiment.search import Space, SweepSummary, Trial, TrialLog, check_budget, grid, propose, summarise
-from harness.experiment.variant import Variant
+from harness.experiment.variant import Variant, loglik_decodings
 from harness.taskkit import data, prompts
+from harness.taskkit.choice import CALIBRATIONS, SCORINGS
 from harness.taskkit.prompts import LABEL_ORDERS, PER_ITEM_SELECTIONS, SELECTIONS
 from harness.taskkit.registry import Task
 
 console = make_console(stderr=True)
 
-SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained")
+SEARCHABLE = ("template", "shots", "selection", "label_order", "cue", "constrained", "scoring", "calibration")
 DEFAULT_CUES = ("", "Answer:")
 DEFAULT_SHOTS = (0, 4, 8)
 
@@ -69,6 +71,9 @@ def default_space(task: Task, pool_size: int) -> dict[str, list[Any]]:
     if labelled:
         space["label_order"] = ["given", "reversed"]
         space["constrained"] = [False, True]
+    if labelled and loglik_decodings(task):  # a small label set: the likeliest label, calibrated or not
+        space["scoring"] = ["generate", "loglik"]
+        space["calibration"] = ["none", "contextual", "batch"]
     return space
 
 
@@ -85,6 +90,13 @@ def parse_space(task: Task, raw: Mapping[str, Any], pool_size: int) -> Space:
         if not isinstance(values, list | tuple) or not values:
             raise UserError(f"prompt search values for {name!r} must be a non-empty list")
         params.append((name, tuple(dict.fromkeys(_check(task, name, v, pool_size) for v in values))))
+    given = dict(params)
+    calibrated = [c for c in given.get("calibration", ()) if c != "none"]
+    if calibrated and all(x == "generate" for x in given.get("scoring", ("generate",))):
+        raise UserError(
+            f"prompt search: calibration {calibrated[0]!r} adjusts a log-likelihood choice, and no scoring searched "
+            'chooses by log-likelihood: add "loglik" to scoring'
+        )
     if not params:
         raise UserError("the prompt search space is empty: give at least one setting to vary, e.g. shots = [0, 4, 8]")
     return Space(tuple(params))
@@ -125,6 +137,16 @@ def _check(task: Task, name: str, value: Any, pool_size: int) -> Any:
         if flag and not task.labels:
             raise UserError(f"prompt search: constrained choice needs a label set, and {task.name} has none")
         return flag
+    if name in ("scoring", "calibration"):
+        value = str(value).strip()
+        allowed = SCORINGS if name == "scoring" else CALIBRATIONS
+        if value not in allowed:
+            raise UserError(
+                f"prompt search: unknown {name} {value!r}{closest(value, allowed)} (choose from {', '.join(allowed)})"
+            )
+        if value not in ("generate", "none") and not task.labels:
+            raise UserError(f"prompt search: {name} {value!r} chooses among a label set, and {task.name} has none")
+        return value
     return str(value)  # cue: any text, "" for none
 
 
@@ -132,21 +154,28 @@ def variant_of(params: Mapping[str, Any], name: str = "searched") -> Variant:
     """The prompt variant a trial's settings describe (defaults for what the space leaves out)."""
     p = dict(params)
     shots = int(p.get("shots", 0))
+    # a log-likelihood choice decodes nothing (constrained means nothing there), and calibration
+    # reads label scores (it means nothing to a decoded answer)
+    scoring = str(p.get("scoring", "generate"))
+    loglik = scoring != "generate"
     return Variant(
         name,
         str(p.get("template", "zero_shot")),
         shots=shots,
         selection=str(p.get("selection", "random")) if shots else "random",
-        constrained=bool(p.get("constrained", False)),
+        constrained=bool(p.get("constrained", False)) and not loglik,
         cue=str(p.get("cue", "")),
         label_order=str(p.get("label_order", "given")),
+        scoring=scoring,
+        calibration=str(p.get("calibration", "none")) if loglik else "none",
     )
 
 
 def canonical(params: Mapping[str, Any]) -> str:
     """Settings that render the same prompts are one candidate (selection means nothing at k = 0)."""
     v = variant_of(params)
-    return json.dumps([v.template, v.shots, v.selection, v.constrained, v.cue, v.label_order])
+    key: list[Any] = [v.template, v.shots, v.selection, v.constrained, v.cue, v.label_order]
+    return json.dumps(key + ([v.scoring, v.calibration] if v.scoring != "generate" else []))
 
 
 TokenCounter = Callable[[Sequence[Any]], int]  # chat messages -> prompt tokens
@@ -229,9 +258,9 @@ class PromptTrialRunner:
 
     def __call__(self, number: int, params: dict[str, Any]) -> Trial:
         variant = variant_of(params)
-        requests = build_requests(self.task, variant, self.items, self.pool, self.seed)
         start = time.perf_counter()
-        completions = self.backend.generate(requests)
+        # scored on the validation items: a batch-calibrated trial estimates its prior on them too
+        completions = answers(self.task, variant, self.items, self.pool, self.backend, self.seed, self.items)
         wall = time.perf_counter() - start
         metric, device_s = score_trial(self.task, self.items, completions)
         return Trial(number, dict(params), metric, None, None, wall, device_s, "")

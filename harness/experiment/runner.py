@@ -8,50 +8,28 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UserError
 from harness.core.faults import checkpoint
-from harness.core.types import Completion, Decoding, Request, Sample
+from harness.core.types import Completion, Request, Sample
 from harness.engines.backends.base import Backend, BatchStats
 from harness.engines.chat import device_count
+from harness.experiment.calibration import Chooser, chooser
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.runlog.folder import FORMATS, NOISE, SAMPLES, VALIDATION, SampleWriter, read_samples, unique_records
-from harness.taskkit import prompts, scoring
-from harness.taskkit.formats import Layout
+from harness.taskkit import scoring
 from harness.taskkit.metrics import Scored, metric_fn
 from harness.taskkit.registry import Task
 
 
-def build_requests(
-    task: Task, variant: Variant, items: Sequence[Sample], pool: Sequence[Sample], seed: int = 0
-) -> list[Request]:
-    if variant.constrained and not task.labels:
-        raise UserError(f"variant {variant.name}: constrained choice needs a label set, and {task.name} has none")
-    draw = seed if variant.shot_seed is None else variant.shot_seed
-    selector = prompts.ShotSelector(task, pool, variant.shots, variant.selection, draw) if variant.shots else None
-    fmt = prompts.PromptFormat(variant.cue, variant.label_order, seed, Layout.decode(variant.layout))
-    out = []
-    shot_users: dict[str, str] = {}  # one template and format here: a shot's turn renders once
-    for s in items:
-        shots = selector.select(s) if selector else ()
-        messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt, shot_users)
-        out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
-    return out
-
-
-def decoding(task: Task, variant: Variant, turn: prompts.Turn, seed: int) -> Decoding:
-    """The variant's settings over the template's over the task's."""
-    return Decoding(
-        max_tokens=variant.max_tokens or prompts.budget(task, turn),
-        temperature=turn.temperature if variant.temperature is None else variant.temperature,
-        stop=turn.stop if variant.stop is None else variant.stop,
-        seed=seed,
-        choices=tuple(task.labels) if variant.constrained else None,
-    )
-
-
 def score_record(task: Task, variant: Variant, sample: Sample, request: Request, completion: Any) -> dict[str, Any]:
     prediction = scoring.extract(task, completion.text, sample)
+    chosen = (
+        {"choice_logprobs": list(completion.choice_logprobs), "scoring": variant.scoring, "calibration": variant.calibration}
+        if getattr(completion, "choice_logprobs", ())
+        else {}
+    )  # what a log-likelihood choice was made from: every label's score, and how it was read
     return {
+        **chosen,
         "task": task.name, "item": sample.id, "variant": variant.name,
         "messages": [asdict(m) for m in request.messages], "output": completion.text,
         "prediction": prediction, "gold": sample.target, "scores": scoring.score(task, prediction, sample),
@@ -90,13 +68,16 @@ def evaluate(
     batch_size: int = 128,
     on_batch: Callable[[int, int], None] | None = None,
     split: str = "test",
+    calibration_items: Sequence[Sample] = (),
 ) -> list[dict[str, Any]]:
     """Evaluate every variant on the same items; finished (item, variant) records are kept, so a
     rerun after a crash only computes what is missing. Returns this task's records.
     `on_batch(done, total)` after the kept records are counted and after each batch.
 
     `split` "validation" writes to validation.jsonl: the records every selection is made on,
-    kept apart from the test records the report's numbers come from."""
+    kept apart from the test records the report's numbers come from. `calibration_items`: the
+    validation items a "batch"-calibrated variant estimates its prior on (the items themselves on
+    the validation split)."""
     path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE, "formats": FORMATS}[split]
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     chunks: list[list[tuple[Variant, Sample, Request]]] = []
@@ -111,6 +92,10 @@ def evaluate(
     finished = total - len(todo)  # kept from an earlier run: a resumed or finished run says so, not 0/?
     if on_batch:
         on_batch(finished, total)
+    rules: dict[str, Chooser | None] = {}
+    for v in {v.name: v for chunk in chunks for v, _, _ in chunk}.values():
+        calibrate_on = items if split == "validation" else calibration_items
+        rules[v.name] = chooser(task, v, items, pool, backend, seed, calibrate_on)
     writer = SampleWriter(path)
     batches = SampleWriter(run_dir / BATCHES)
     try:
@@ -118,6 +103,7 @@ def evaluate(
             started = time.perf_counter()
             completions = backend.generate([r for _, _, r in chunk])
             wall = time.perf_counter() - started
+            completions = [chosen(rules[v.name], c, task) for (v, _, _), c in zip(chunk, completions, strict=True)]
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
             checkpoint("before-append")
             writer.append(records)
@@ -134,6 +120,10 @@ def evaluate(
     names = {v.name for v in variants}
     ids = {s.id for s in items}
     return [r for (item, name), r in done.items() if name in names and item in ids]
+
+
+def chosen(rule: Chooser | None, completion: Completion, task: Task) -> Completion:
+    return completion if rule is None else rule.choose(completion, task.labels)
 
 
 def score_trial(task: Task, items: Sequence[Sample], completions: Sequence[Completion]) -> tuple[float, float]:

@@ -27,7 +27,8 @@ from harness.engines.backends.hf import resolve_adapter_mode
 from harness.engines.chat import cuda_available
 from harness.engines.models import content_hash, resolve
 from harness.engines.response_cache import CachedBackend, default_cache
-from harness.experiment.runner import build_requests, score_trial
+from harness.experiment.requests import build_requests
+from harness.experiment.runner import score_trial
 from harness.experiment.search import Space, SweepSummary, Trial, TrialLog, check_budget, grid, propose, summarise
 from harness.experiment.variant import Variant
 from harness.taskkit import data

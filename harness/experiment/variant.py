@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from harness.taskkit.registry import Task
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -26,10 +28,38 @@ class Variant:
     layout: str = ""  # a format perturbation (harness.taskkit.formats.Layout.encode); "" as written
     shot_seed: int | None = None  # the few-shot draw's seed; None: the run's
     many_shot: bool = False  # 'similar' shots, as many as the context allows (harness.experiment.many_shot sets `shots`)
+    scoring: str = "generate"  # or "loglik"/"loglik_norm": the likeliest label, no decoding (harness.taskkit.choice)
+    calibration: str = "none"  # of a loglik choice: "contextual" or "batch" (harness.taskkit.choice)
 
     @property
     def is_adapter(self) -> bool:
         return self.adapter is not None
+
+
+# Log-likelihood choice costs a sequence per label (bench/choice_scoring.py): the default for a
+# small label set, where it is as cheap as constrained decoding; constrained decoding above it.
+LOGLIK_MAX_LABELS = 8
+
+
+def loglik_decodings(task: Task) -> tuple[tuple[str, str], ...]:
+    """The log-likelihood choices (scoring, calibration) a labelled task's arms get by default: the
+    plain one and both calibrations (one scored answer serves all three: they differ only in how
+    the label scores are read)."""
+    if not task.labels or len(task.labels) > LOGLIK_MAX_LABELS:
+        return ()
+    return (("loglik", "none"), ("loglik", "contextual"), ("loglik", "batch"))
+
+
+def decoding_name(scoring: str, calibration: str) -> str:
+    return scoring if calibration == "none" else f"{scoring}_{calibration}"
+
+
+def decoding_of(v: Variant) -> str:
+    """How an arm turns the model's output into an answer: "free", "constrained", or the
+    log-likelihood choice ("loglik", "loglik_batch", ...)."""
+    if v.scoring != "generate":
+        return decoding_name(v.scoring, v.calibration)
+    return "constrained" if v.constrained else "free"
 
 
 def seeded_prompts(variants: Sequence[Variant], seeds: Sequence[int]) -> list[Variant]:

@@ -159,7 +159,12 @@ def test_combined_arm_is_built_on_the_selected_adapter():
     facts = {"train_size": 64, "seed": 0, "train_device_s": 10.0}
     arms = adapter_arms(task, Variant("lora_n64", "short", adapter="/a", train_size=64), facts, prompt)
     by = {v.name: (v, f) for v, f in arms}
-    assert set(by) == {"lora_n64", "lora_n64+constrained", "lora_n64+searched"}
+    scored = {"lora_n64+loglik", "lora_n64+loglik_contextual", "lora_n64+loglik_batch"}  # a small label set's
+    assert set(by) == {"lora_n64", "lora_n64+constrained", "lora_n64+searched"} | scored
+    ll, ll_facts = by["lora_n64+loglik_batch"]
+    assert (ll.scoring, ll.calibration, ll.adapter, ll_facts["decoding"]) == ("loglik", "batch", "/a", "loglik_batch")
+    no_scores = adapter_arms(task, Variant("lora_n64", "short", adapter="/a"), facts, None, scores_labels=False)
+    assert {v.name for v, _ in no_scores} == {"lora_n64", "lora_n64+constrained"}  # an OpenAI-compatible server
     twin, twin_facts = by["lora_n64+constrained"]
     assert twin.constrained and twin.adapter == "/a" and twin.template == "short" and twin_facts["built_on"] == "lora_n64"
     combo, combo_facts = by["lora_n64+searched"]

@@ -358,7 +358,10 @@ def test_noise_floor_counts_answers_that_change_in_another_batch_order():
     info = {"metrics": ["accuracy"], "labels": ["B", "N", "U"], "kind": "classification"}
     s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 1.0}}, Prices(), noise_records=noise)
     assert s.noise == ("zero_shot", 3, 100)
-    assert "Noise floor: zero_shot re-run on the same 100 items in another batch order changed 3 answers (3.0%)" in s.verdict
+    assert (
+        "Noise floor: zero_shot re-run on 100 test items in another batch order changed 3 answers "
+        "(3.0%, 95% CI 1.0% to 8.5%)" in s.verdict
+    )
     assert noise_floor({"zero_shot": records[:100]}, []) is None and noise_sentence(None) == ""
     kept = [{**r, "cached": True} for r in noise]  # the re-run's batches were answered before on this machine
     s = summarise_task("t", info, records, {"lora": {"train_size": 8, "train_device_s": 1.0}}, Prices(), noise_records=kept)
@@ -366,5 +369,5 @@ def test_noise_floor_counts_answers_that_change_in_another_batch_order():
         "in another batch order (the re-run of an earlier run on this machine, same batches) changed 3 answers" in s.verdict
     )
     assert noise_sentence(("zero_shot", 1, 100)).endswith(
-        "changed 1 answer (1.0%): differences of that many items are run-to-run noise."
+        "changed 1 answer (1.0%, 95% CI 0.2% to 5.4%): differences of that rate are run-to-run noise."
     )

@@ -40,6 +40,11 @@ TWEET = b'{"id": "a", "text": "x", "label": "Bullish"}\n'
 TASK = "[[task]]\nname = 'twitter_fin_sentiment'\n"
 
 
+GSM8K = '[[task]]\nname = "gsm8k"\n'
+LOGLIK = '{template = "zero_shot", scoring = "loglik"}'
+LOGLIK_CONTEXTUAL = '{template = "zero_shot", scoring = "loglik", calibration = "contextual"}'
+
+
 def _plan(tmp: Path, body: str) -> str:
     p = tmp / "plan.toml"
     p.write_text(body)
@@ -167,6 +172,42 @@ CASES = [
         lambda t: ["compare", "--plan", _variants_plan(t, 'variants = [{template = "zero_shot", stop = [""]}]')],
         2,
         "variants[1].stop[1]: string should have at least 1 character",
+    ),
+    (
+        "calibration-without-loglik",
+        lambda t: ["compare", "--plan", _variants_plan(t, 'variants = [{template = "zero_shot", calibration = "batch"}]')],
+        2,
+        'calibration \'batch\' adjusts a log-likelihood choice; add scoring = "loglik"',
+    ),
+    (
+        "loglik-on-a-generation-task",
+        lambda t: ["compare", "--plan", _plan(t, GSM8K + 'variants = [{template = "zero_shot", scoring = "loglik"}]\n')],
+        2,
+        "loglik scoring chooses among a label set, and gsm8k has none",
+    ),
+    (
+        "calibration-on-a-generation-task",
+        lambda t: ["compare", "--plan", _plan(t, GSM8K + f"variants = [{LOGLIK_CONTEXTUAL}]\n")],
+        2,
+        "gsm8k has none",
+    ),
+    (
+        "unknown-scoring",
+        lambda t: ["compare", "--plan", _variants_plan(t, 'variants = [{template = "zero_shot", scoring = "logprobs"}]')],
+        2,
+        "scoring",
+    ),
+    (
+        "loglik-through-an-openai-server",
+        lambda t: ["compare", "--backend", "openai", "--dry-run", "--plan", _variants_plan(t, f"variants = [{LOGLIK}]")],
+        2,
+        "an openai-compatible server does not report",
+    ),
+    (
+        "search-calibration-without-loglik",
+        lambda t: ["compare", "--plan", _plan(t, TASK + '[task.prompt_search]\ncalibration = ["none", "batch"]\n')],
+        2,
+        "no scoring searched chooses by log-likelihood",
     ),
     (
         "hf-sampled-variant",

@@ -14,7 +14,7 @@ from harness.analysis.verdict import format_sentence
 from harness.core.errors import UserError
 from harness.core.types import Sample
 from harness.experiment.format_spread import check_perturbable, describe, spread_variants
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import formats, prompts
 from harness.taskkit.registry import get_task, registry

@@ -11,7 +11,7 @@ from harness.core.errors import UserError
 from harness.core.types import Message, Sample
 from harness.experiment.many_shot import many_shot_k, resolve
 from harness.experiment.plan import MANY_SHOT, default_variants, pick_variants
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit.registry import get_task
 from tests.experiment.test_sweep import synthetic_task  # noqa: F401 (a fixture)

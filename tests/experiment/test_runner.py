@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 
 import pytest
@@ -395,3 +396,129 @@ def test_merged_runs_that_share_a_run_id_keep_apart_and_one_run_twice_is_refused
                       ("b/r1:zero_shot", "i1"): 0.0, ("b/r1:zero_shot", "i2"): 0.0}  # fmt: skip
     with pytest.raises(UserError, match=r"run .*a/r1 is given twice"):
         load_runs([a, tmp_path / "b" / ".." / "a" / "r1"])
+
+
+def _prefer_first(request):
+    """A model that likes the first label best everywhere, and the gold label a little more than usual."""
+    user = request.messages[-1].content
+    labels = request.decoding.choices
+    gold = next((label for label in labels if f"[{label}]" in user), None)
+    return [math.log(0.6 if j == 0 else 0.2) + (0.9 if label == gold else 0.0) for j, label in enumerate(labels)]
+
+
+def _marked(items):
+    """Items whose text names their gold label, as the scripted model above reads it."""
+    return [Sample(s.id, {**s.fields, "text": f"{s.fields['text']} [{s.target}]"}, s.target) for s in items]
+
+
+def test_a_loglik_arm_records_every_label_score_and_batch_calibration_reads_validation_only(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    test = _marked(data.load_split(task, task.test_split))
+    val = _marked(data.load_split(task, "train"))  # standing in for the validation carve-out
+    seen: list[str] = []
+
+    def scores(request):
+        seen.append(request.messages[-1].content)
+        return _prefer_first(request)
+
+    backend = FakeBackend(logprobs=scores)
+    plain = Variant("ll", "zero_shot", scoring="loglik")
+    batch = Variant("ll_batch", "zero_shot", scoring="loglik", calibration="batch")
+    records = evaluate(task, [plain, batch], test, (), backend, tmp_path / "run", calibration_items=val)
+    by = {(r["item"], r["variant"]): r for r in records}
+    first = task.labels[0]
+    for s in test:
+        assert by[(s.id, "ll")]["prediction"] == first or s.target == first  # the prior wins uncalibrated
+        assert len(by[(s.id, "ll")]["choice_logprobs"]) == len(task.labels)
+        assert by[(s.id, "ll_batch")]["prediction"] == s.target  # the prior divided out
+        assert by[(s.id, "ll_batch")]["calibration"] == "batch"
+    val_texts = {s.fields["text"] for s in val}
+    assert any(t in u for u in seen for t in val_texts)  # the prior came from the validation items
+    with pytest.raises(UserError, match="batch calibration is estimated on validation items"):
+        evaluate(task, [batch], test, (), FakeBackend(logprobs=scores), tmp_path / "other")
+
+
+def test_contextual_calibration_asks_the_model_about_content_free_inputs(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    prompts: list[str] = []
+
+    def scores(request):
+        prompts.append(request.messages[-1].content)
+        return _prefer_first(request)
+
+    ctx = Variant("ll_ctx", "zero_shot", scoring="loglik", calibration="contextual")
+    items = _marked(data.load_split(task, task.test_split))
+    records = evaluate(task, [ctx], items, (), FakeBackend(logprobs=scores), tmp_path / "run")
+    assert sum("N/A" in p for p in prompts) == 1 and sum("[MASK]" in p for p in prompts) == 1
+    assert all(r["prediction"] == r["gold"] for r in records)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "variant", "message"),
+    [
+        ("gsm8k", Variant("v", "zero_shot", scoring="loglik"), "loglik scoring chooses among a label set"),
+        ("gsm8k", Variant("v", "zero_shot", scoring="loglik", calibration="batch"), "has none"),
+        ("twitter_fin_sentiment", Variant("v", "zero_shot", calibration="contextual"), 'add scoring = "loglik"'),
+        ("twitter_fin_sentiment", Variant("v", "zero_shot", constrained=True, scoring="loglik"), "not both"),
+        ("twitter_fin_sentiment", Variant("v", "zero_shot", scoring="logprob"), "unknown scoring"),
+    ],
+)
+def test_a_choice_without_labels_or_with_two_rules_is_refused(fixture_data, tmp_path, task_name, variant, message):
+    task = get_task(task_name)
+    with pytest.raises(UserError, match=message):
+        evaluate(task, [variant], data.load_split(task, task.test_split), (), FakeBackend(), tmp_path / "run")
+
+
+def test_generate_requests_keep_the_cache_keys_they_had_before_loglik_existed():
+    request = Request((Message("user", "hi"),), Decoding(max_tokens=4))
+    old = {
+        "backend": "vllm", "model": "m", "adapter": None, "messages": [{"role": "user", "content": "hi"}],
+        "decoding": {"max_tokens": 4, "temperature": 0.0, "stop": [], "seed": 0, "choices": None},
+    }  # fmt: skip
+    import hashlib
+
+    assert request_key("vllm", "m", None, request) == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
+    scored = Request(request.messages, Decoding(choices=("a", "b"), scoring="loglik"))
+    assert request_key("vllm", "m", None, scored) != request_key(
+        "vllm", "m", None, Request(request.messages, Decoding(choices=("a", "b")))
+    )
+
+
+def test_scored_answers_come_back_from_the_cache_with_their_label_scores(tmp_path):
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    inner = FakeBackend(logprobs=lambda r: [-1.0, -0.5])
+    backend = CachedBackend(inner, cache, "m", {})
+    request = Request((Message("user", "hi"),), Decoding(choices=("a", "b"), scoring="loglik"))
+    first = backend.generate([request])[0]
+    again = backend.generate([request])[0]
+    assert inner.calls == [1] and again.cached
+    assert again.choice_logprobs == first.choice_logprobs == (-1.0, -0.5) and again.text == "b"
+
+
+def test_the_prompt_search_varies_scoring_and_calibration_where_labels_are_few():
+    from harness.experiment.prompt_search import canonical, default_space, parse_space, variant_of
+
+    twitter, banking = get_task("twitter_fin_sentiment"), get_task("banking77")
+    space = default_space(twitter, 100)
+    assert space["scoring"] == ["generate", "loglik"] and space["calibration"] == ["none", "contextual", "batch"]
+    assert "scoring" not in default_space(banking, 100)  # 77 labels: a sequence each (bench/choice_scoring.py)
+    # calibration means nothing to a decoded answer, constrained nothing to a scored one: one candidate each
+    assert canonical({"scoring": "generate", "calibration": "batch"}) == canonical({})
+    scored = variant_of({"scoring": "loglik", "calibration": "batch", "constrained": True})
+    assert (scored.scoring, scored.calibration, scored.constrained) == ("loglik", "batch", False)
+    assert canonical({"scoring": "loglik", "calibration": "batch"}) != canonical({"scoring": "loglik"})
+    with pytest.raises(UserError, match="unknown scoring 'logprob'"):
+        parse_space(twitter, {"scoring": ["logprob"]}, 100)
+    with pytest.raises(UserError, match="chooses among a label set, and gsm8k has none"):
+        parse_space(get_task("gsm8k"), {"scoring": ["loglik"]}, 100)
+
+
+def test_default_plans_score_small_label_sets_both_ways_and_large_ones_constrained():
+    from harness.experiment.plan import default_variants
+
+    names = {v.name: v for v in default_variants(get_task("twitter_fin_sentiment"))}
+    assert {"constrained", "loglik", "loglik_contextual", "loglik_batch"} <= set(names)
+    assert names["loglik_batch"].calibration == "batch" and names["loglik_batch"].scoring == "loglik"
+    banking = {v.name for v in default_variants(get_task("banking77"))}
+    assert "constrained" in banking and not any(n.startswith("loglik") for n in banking)
+    assert not any(v.scoring != "generate" for v in default_variants(get_task("gsm8k")))

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from harness.core.types import Decoding, Message, Request
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import data
 from harness.taskkit.registry import get_task

@@ -228,7 +228,7 @@ def test_validation_carve_never_overlaps_test_and_is_seed_free():
 
 @pytest.mark.parametrize(("selection", "casing"), [("fixed", "given"), ("similar", "given"), ("fixed", "upper")])
 def test_requests_render_each_shot_once_and_say_what_rendering_it_every_time_says(monkeypatch, selection, casing):
-    from harness.experiment.runner import build_requests
+    from harness.experiment.requests import build_requests
     from harness.experiment.variant import Variant
 
     task = get_task("twitter_fin_sentiment")

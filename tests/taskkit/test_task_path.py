@@ -14,7 +14,7 @@ import pytest
 
 from harness.core.types import Sample
 from harness.experiment.plan import Plan, TaskPlan, default_variants, pick_variants, without_training
-from harness.experiment.runner import build_requests
+from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
 from harness.taskkit import prompts
 from harness.taskkit.registry import get_task, registry
@@ -245,8 +245,8 @@ def test_prompt_only_run_from_the_command_line(env):
     first = [json.loads(x) for x in (run / "noise.jsonl").read_text().splitlines()]
     assert {r["variant"] for r in first} == {"noise:plain"} and not any(r["cached"] for r in first)
     assert (
-        "Noise floor: plain re-run on the same 6 items in another batch order gave the same answers."
-        in (run / "report.md").read_text()
+        "Noise floor: plain re-run on 6 test items in another batch order gave the same answers: the flip rate is "
+        "below 39.0% (95% Wilson bound)." in (run / "report.md").read_text()
     )
     # a second run: its answers come from the cache, and so does its noise floor, which this machine
     # computed in these very batches; the verdict says whose re-run it is
@@ -258,8 +258,8 @@ def test_prompt_only_run_from_the_command_line(env):
     assert sorted(r["item"] for r in noise) == sorted(r["item"] for r in samples)
     report = (env / "runs" / "second" / "report.md").read_text()
     assert (
-        "Noise floor: plain re-run on the same 6 items in another batch order (the re-run of an earlier run on this "
-        "machine, same batches) gave the same answers." in report
+        "Noise floor: plain re-run on 6 test items in another batch order (the re-run of an earlier run on this "
+        "machine, same batches) gave the same answers: the flip rate is below 39.0% (95% Wilson bound)." in report
     )
 
 

@@ -20,12 +20,28 @@ def _default_script(request: Request) -> str:
     return words[-1] if words else ""
 
 
+def _default_logprobs(request: Request) -> list[float]:
+    """Deterministic log-probabilities in [-10, 0) per label, from hashing the prompt and the label."""
+    prompt = request.messages[-1].content
+    out = []
+    for c in request.decoding.choices or ():
+        digest = int(hashlib.sha256(f"{prompt}\0{c}".encode()).hexdigest(), 16)
+        out.append(-10.0 * (digest % 10_000) / 10_000 - 1e-3)
+    return out
+
+
 class FakeBackend(BackendBase):
     name = "fake"
     cache_tag = "fake"
 
-    def __init__(self, script: Callable[[Request], str] | None = None, seconds_per_request: float = 0.0):
+    def __init__(
+        self,
+        script: Callable[[Request], str] | None = None,
+        seconds_per_request: float = 0.0,
+        logprobs: Callable[[Request], Sequence[float]] | None = None,
+    ):
         self.script = script or _default_script
+        self.logprobs = logprobs or _default_logprobs  # a "loglik" request's scores per label
         self.calls: list[int] = []  # batch sizes, so tests can assert what reached the "model"
         self.seconds_per_request = seconds_per_request
 
@@ -35,8 +51,14 @@ class FakeBackend(BackendBase):
         for r in requests:
             if self.seconds_per_request:
                 time.sleep(self.seconds_per_request)
-            text = self.script(r)
             words = sum(len(m.content.split()) for m in r.messages)
+            if r.decoding.scoring == "loglik":
+                scores = tuple(float(x) for x in self.logprobs(r))
+                choices = r.decoding.choices or ()
+                best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+                out.append(Completion(choices[best], words, 0, "scored", self.seconds_per_request, choice_logprobs=scores))
+                continue
+            text = self.script(r)
             out.append(
                 Completion(
                     text,

@@ -15,6 +15,7 @@ from harness.core.errors import UserError
 from harness.core.types import Completion, Request
 from harness.engines import adapters
 from harness.engines.backends.base import BackendBase, fit_context, kept_tokens
+from harness.engines.backends.loglik import continuations, scored
 from harness.engines.chat import encode_chat
 
 
@@ -101,6 +102,13 @@ class HFBackend(BackendBase):
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         import torch
 
+        scoring = [i for i, r in enumerate(requests) if r.decoding.scoring == "loglik"]
+        if scoring:
+            rest = [i for i, r in enumerate(requests) if r.decoding.scoring != "loglik"]
+            done = dict(zip(scoring, self._score([requests[i] for i in scoring]), strict=True))
+            if rest:
+                done.update(zip(rest, self.generate([requests[i] for i in rest]), strict=True))
+            return [done[i] for i in range(len(requests))]
         if any(r.decoding.temperature > 0 for r in requests):
             raise UserError("the hf backend decodes greedily; a variant with temperature > 0 needs --backend vllm or openai")
         results: list[Completion | None] = [None] * len(requests)
@@ -150,6 +158,54 @@ class HFBackend(BackendBase):
                 for row, i in enumerate(chunk):
                     results[i] = self._completion(out[row, width:].tolist(), requests[i], len(ids[row]), wall / len(chunk))
         return [r for r in results if r is not None]
+
+    def _score(self, requests: Sequence[Request]) -> list[Completion]:
+        """Each label's summed log-probability after the prompt, by one forward pass over prompt +
+        label (the same ids the vllm backend scores), batched by length, right-padded."""
+        import torch
+
+        jobs: list[tuple[int, int, list[int], int]] = []  # request, label, sequence, label length
+        prompt_len: dict[int, int] = {}
+        by_adapter: dict[str | None, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            conts = continuations(self.tokenizer, r.decoding.choices or ())
+            ids = fit_context(encode_chat(self.tokenizer, r.messages), max(map(len, conts)), self.max_len, self.overflow, i)
+            prompt_len[i] = len(ids)
+            jobs += [(i, j, ids + c, len(c)) for j, c in enumerate(conts)]
+            by_adapter[r.adapter].append(i)
+        values: dict[tuple[int, int], float] = {}
+        wall: dict[int, float] = defaultdict(float)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        for adapter, idx in by_adapter.items():
+            active = self._use_adapter(adapter)
+            mine = sorted((job for job in jobs if job[0] in set(idx)), key=lambda job: len(job[2]))
+            for start in range(0, len(mine), self.batch_size):
+                chunk = mine[start : start + self.batch_size]
+                width = max(len(seq) for _, _, seq, _ in chunk)
+                input_ids = torch.tensor([seq + [pad] * (width - len(seq)) for _, _, seq, _ in chunk], device=self.device)
+                mask = torch.tensor(
+                    [[1] * len(seq) + [0] * (width - len(seq)) for _, _, seq, _ in chunk], device=self.device
+                )
+                t0 = time.perf_counter()
+                base_only = active is None and self._loaded
+                with self.model.disable_adapter() if base_only else contextlib.nullcontext(), torch.no_grad():
+                    logits = (self.model if active is None else active)(input_ids=input_ids, attention_mask=mask).logits
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                for row, (i, j, seq, n) in enumerate(chunk):
+                    at = torch.arange(len(seq) - n - 1, len(seq) - 1, device=self.device)
+                    values[(i, j)] = float(logp[row, at, torch.tensor(seq[-n:], device=self.device)].sum())
+                spent = time.perf_counter() - t0
+                for i, *_ in chunk:
+                    wall[i] += spent / len(chunk)
+        return [
+            scored(
+                r.decoding.choices or (),
+                [values[(i, j)] for j in range(len(r.decoding.choices or ()))],
+                prompt_len[i],
+                wall[i],
+            )
+            for i, r in enumerate(requests)
+        ]
 
     def _completion(self, new: list[int], request: Request, prompt_tokens: int, latency: float) -> Completion:
         # Greedy decoding is prefix-consistent, so a batch generated to the longest budget is

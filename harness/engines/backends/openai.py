@@ -307,6 +307,11 @@ class OpenAIBackend(BackendBase):
         measures it: the server's time per request at this concurrency, what the cost columns
         price. A request's own round trip (queueing behind the other workers) is the latency
         probe's business (harness.experiment.latency), where requests go one at a time."""
+        if any(r.decoding.scoring == "loglik" for r in requests):
+            raise UserError(
+                "log-likelihood scoring needs each label's log-probability after the prompt, which an "
+                "OpenAI-compatible server does not return; use --backend vllm or hf for a loglik variant"
+            )
         self._model_name()
         calls = self._calls(requests)
         start = time.perf_counter()

@@ -23,6 +23,7 @@ from harness.engines import adapters, engine_log
 from harness.engines.backends import kv_space, serve, watchdog
 from harness.engines.backends.base import ADAPTER_MODES, BackendBase, fit_context, kept_tokens
 from harness.engines.backends.engine_settings import configure_cpu_env, kv_block_size, step_budget
+from harness.engines.backends.loglik import continuations, scored
 from harness.engines.backends.openai import OpenAIBackend
 from harness.engines.chat import cuda_available, encode_chat
 from harness.engines.tokenizer import counting_tokenizer
@@ -171,44 +172,52 @@ class VLLMBackend(BackendBase):
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         for path in {r.adapter for r in requests if r.adapter}:
             adapters.validate(Path(path), self.model_dir, self.max_lora_rank if self.mode == "lora" else None)
+        scored = [i for i, r in enumerate(requests) if r.decoding.scoring == "loglik"]
+        if not scored:
+            return self._generate(requests)
+        rest = [i for i, r in enumerate(requests) if r.decoding.scoring != "loglik"]
+        results: dict[int, Completion] = {}
+        if rest:
+            results.update(zip(rest, self._generate([requests[i] for i in rest]), strict=True))
+        results.update(zip(scored, self._score([requests[i] for i in scored]), strict=True))
+        return [results[i] for i in range(len(requests))]
 
+    def _groups(self, requests: Sequence[Request]) -> dict[str | None, list[int]]:
+        """Requests by the engine that answers them: one for all with LoRA on, else one per adapter."""
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[None if self.mode == "lora" else r.adapter].append(i)
+        return groups
+
+    def _engine_for(self, requests: Sequence[Request], adapter: str | None, n: int) -> tuple[Any, bool]:
+        """The engine for a group (started if another is up) and whether LoRA is on in it."""
+        use_lora = self.mode == "lora" and any(r.adapter for r in requests)
+        model = adapters.merged_model(Path(adapter), self.model_dir) if adapter else self.model_dir
+        engine = self._get_engine(model, use_lora, n)
+        self._engine_serves = (None if self.mode == "lora" else adapter, use_lora)
+        return engine, use_lora
+
+    def _lora_request(self, adapter: str | None) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(f"a{self._lora_id(adapter)}", self._lora_id(adapter), str(adapter)) if adapter else None
+
+    def _generate(self, requests: Sequence[Request]) -> list[Completion]:
         def prompt(i: int) -> dict[str, list[int]]:  # encoded here only for this engine: a server encodes its own
             r = requests[i]
             ids = encode_chat(self.tokenizer, r.messages)
             return {"prompt_token_ids": fit_context(ids, r.decoding.max_tokens, self.max_model_len, self.overflow, i)}
 
         results: list[Completion | None] = [None] * len(requests)
-        groups: dict[str | None, list[int]] = defaultdict(list)
-        if self.mode == "lora":
-            groups[None] = list(range(len(requests)))
-        else:
-            for i, r in enumerate(requests):
-                groups[r.adapter].append(i)
-        for adapter, idx in groups.items():
+        for adapter, idx in self._groups(requests).items():
             remote = self._server() if not any(requests[i].adapter for i in idx) else None
             if remote is not None:
                 for i, done in zip(idx, remote.generate([requests[i] for i in idx]), strict=True):
                     results[i] = done
                 continue
             batch = [prompt(i) for i in idx]  # before any engine start: a prompt over the context stops the run here
-            from vllm.lora.request import LoRARequest
-
-            use_lora = self.mode == "lora" and any(r.adapter for r in requests)
-            model = adapters.merged_model(Path(adapter), self.model_dir) if adapter else self.model_dir
-            engine = self._get_engine(model, use_lora, len(idx))
-            self._engine_serves = (None if self.mode == "lora" else adapter, use_lora)
-            lora_reqs = None
-            if use_lora:
-                lora_reqs = [
-                    LoRARequest(
-                        f"a{self._lora_id(requests[i].adapter)}",
-                        self._lora_id(requests[i].adapter),
-                        str(requests[i].adapter),
-                    )
-                    if requests[i].adapter
-                    else None
-                    for i in idx
-                ]
+            engine, use_lora = self._engine_for(requests, adapter, len(idx))
+            lora_reqs = [self._lora_request(requests[i].adapter) for i in idx] if use_lora else None
             start = time.perf_counter()
             outputs = engine.generate(
                 batch, [self._sampling(requests[i]) for i in idx], lora_request=lora_reqs, use_tqdm=False
@@ -219,6 +228,57 @@ class VLLMBackend(BackendBase):
                 results[i] = Completion(
                     gen.text, len(out.prompt_token_ids or []), len(gen.token_ids), str(gen.finish_reason), wall / len(idx)
                 )
+        return [r for r in results if r is not None]
+
+    def _score(self, requests: Sequence[Request]) -> list[Completion]:
+        """Each label's summed log-probability after the prompt (`prompt_logprobs` of prompt + label).
+        A request's first label goes in a first wave and the rest after it, reading the prompt from
+        the prefix cache: 77 labels cost one prompt and 77 short tails, not 77 prompts."""
+        from vllm import SamplingParams
+
+        # vLLM skips the prefix cache for requests that ask for prompt log-probabilities unless told;
+        # read it, and leave the ids undecoded (the cached positions have none to decode)
+        params = SamplingParams(
+            max_tokens=1, temperature=0.0, prompt_logprobs=0, skip_reading_prefix_cache=False, detokenize=False
+        )
+        results: list[Completion | None] = [None] * len(requests)
+        for adapter, idx in self._groups(requests).items():
+            conts = {i: continuations(self.tokenizer, requests[i].decoding.choices or ()) for i in idx}
+            prompts = {
+                i: fit_context(
+                    encode_chat(self.tokenizer, requests[i].messages), max(map(len, conts[i])), self.max_model_len,
+                    self.overflow, i,
+                )
+                for i in idx
+            }  # fmt: skip
+            engine, use_lora = self._engine_for(requests, adapter, len(idx))
+            jobs = [(i, j) for i in idx for j in range(len(conts[i]))]
+            waves = [[(i, j) for i, j in jobs if j == 0], [(i, j) for i, j in jobs if j > 0]]
+            logprobs: dict[tuple[int, int], float | None] = {}
+            start = time.perf_counter()
+            for wave in waves:
+                if not wave:
+                    continue
+                seqs = [{"prompt_token_ids": prompts[i] + conts[i][j]} for i, j in wave]
+                lora = [self._lora_request(requests[i].adapter) for i, _ in wave] if use_lora else None
+                outs = engine.generate(seqs, [params] * len(seqs), lora_request=lora, use_tqdm=False)
+                for (i, j), out in zip(wave, outs, strict=True):
+                    logprobs[(i, j)] = tail_logprob(out.prompt_logprobs or [], conts[i][j])
+            missing = [(i, j) for (i, j), lp in logprobs.items() if lp is None]
+            if missing:  # a label read whole from the prefix cache has no scores: computed again without it
+                again = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+                seqs = [{"prompt_token_ids": prompts[i] + conts[i][j]} for i, j in missing]
+                lora = [self._lora_request(requests[i].adapter) for i, _ in missing] if use_lora else None
+                outs = engine.generate(seqs, [again] * len(seqs), lora_request=lora, use_tqdm=False)
+                for (i, j), out in zip(missing, outs, strict=True):
+                    logprobs[(i, j)] = tail_logprob(out.prompt_logprobs or [], conts[i][j])
+            share = (time.perf_counter() - start) / len(idx)
+            for i in idx:
+                values = [logprobs[(i, j)] for j in range(len(conts[i]))]
+                if any(v is None for v in values):
+                    raise RuntimeError(f"vLLM returned no prompt log-probabilities for request {i}")
+                choices = requests[i].decoding.choices or ()
+                results[i] = scored(choices, [float(v) for v in values if v is not None], len(prompts[i]), share)
         return [r for r in results if r is not None]
 
     def _server(self) -> Any:
@@ -261,3 +321,16 @@ class VLLMBackend(BackendBase):
                 torch.set_num_threads(self._torch_threads)
         watchdog.stop(self._watchdog)
         self._watchdog, self._engine_pids = None, []
+
+
+def tail_logprob(prompt_logprobs: Sequence[Any], continuation: Sequence[int]) -> float | None:
+    """The summed log-probability of the last tokens of a prompt (the label), from vLLM's
+    per-position {token id: Logprob}; None where a position has no entry for its token."""
+    tail = list(prompt_logprobs)[-len(continuation) :]
+    total = 0.0
+    for entry, token in zip(tail, continuation, strict=True):
+        got = entry.get(token) if entry else None
+        if got is None:
+            return None
+        total += float(got.logprob)
+    return total

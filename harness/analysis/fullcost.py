@@ -88,6 +88,10 @@ def prompt_one_off(info: Mapping[str, Any], prompt: str, prices: cost_mod.Prices
     entry = next((v for v in info.get("variants") or () if isinstance(v, Mapping) and v.get("name") == prompt), {})
     pool = shot_pool_size(info) if entry.get("shots") else 0
     parts = [f"prompt search {counted(len(trials), 'trial')}"] if trials else ["no prompt search"]
+    booted = (info.get("bootstrap") or {}).get(prompt)
+    if isinstance(booted, Mapping):  # the base model answering candidate shots, to keep the right ones
+        search_s += float(booted.get("device_s") or 0.0)
+        parts.append(f"bootstrapping its shots ({counted(int(booted.get('calls') or 0), 'model call')})")
     parts.append(f"a shot pool of {pool:,} rows" if pool else "no training rows")
     if n_val:
         parts.append(f"{n_val:,} validation rows")

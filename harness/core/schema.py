@@ -81,7 +81,7 @@ class VariantTable(Strict):
     name: Annotated[ShownName, Field(min_length=1)] | None = None
     template: Annotated[str, Field(min_length=1)]
     shots: NonNegativeInt = 0
-    selection: Literal["random", "balanced", "similar", "fixed"] = "random"
+    selection: Literal["random", "balanced", "similar", "fixed", "bootstrap"] = "random"
     constrained: bool = False
     max_tokens: PositiveInt | None = None
     cue: str = ""

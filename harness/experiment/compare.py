@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,9 @@ def _prompt_side(
     variants = seeded_prompts(variants, tp.seeds)  # one few-shot draw per seed, as one adapter per seed
     file.update(b.name, variants=tuple(asdict(v) for v in variants))
     val_records = engines.evaluate(b.task, variants, b.validation, b.pool, "validation")
-    engines.evaluate(b.task, variants, b.items, b.pool, "test", b.validation)
+    test_records = engines.evaluate(b.task, variants, b.items, b.pool, "test", b.validation)
+    if booted := bootstrap_costs([*val_records, *test_records]):
+        file.update(b.name, bootstrap=booted)
     chosen = select_prompt(b.task, variants, val_records)
     file.update(b.name, selected_prompt=chosen.name)
     probe(b.task, [chosen], b.items, b.pool, engines.raw, file.path.parent, plan.latency_probe, seed, engines.known)
@@ -280,6 +282,16 @@ def _prompt_side(
         file.update(b.name, formats={"of": chosen.name, "asked": tp.formats, "variants": described})
         engines.evaluate(b.task, spread, b.items, b.pool, "formats", b.validation)
     return chosen
+
+
+def bootstrap_costs(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each bootstrapped arm's teacher calls, once (its records on validation and test carry the same
+    bootstrap: the second one's calls came from the response cache)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if "bootstrap" in r and r["variant"] not in out:
+            out[r["variant"]] = dict(r["bootstrap"])
+    return out
 
 
 def _adapter_side(

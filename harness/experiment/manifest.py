@@ -58,11 +58,12 @@ class TaskEntry:
     search: dict[str, Any] = field(default_factory=dict)  # side -> what the search tried
     selected_prompt: str | None = None
     formats: dict[str, Any] | None = None
+    bootstrap: dict[str, Any] | None = None  # bootstrapped arm -> its teacher's calls (the prompt side's one-off)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         for key in ("retention_skipped", "data_check", "validation", "test_items", "cluster_field", "clusters",
-                    "sweep", "search", "selected_prompt", "formats"):  # fmt: skip
+                    "sweep", "search", "selected_prompt", "formats", "bootstrap"):  # fmt: skip
             if not out[key] and out[key] != 0:
                 del out[key]  # absent, not null: what a run made before the fact existed holds too
         return out
@@ -167,7 +168,7 @@ def run_manifest(
 
 # what a session adds to a task's facts as it goes: a resumed run keeps the earlier session's until
 # this one has its own, so a rerun that stops early never leaves a manifest with less in it
-_LATER_FACTS = ("selected_prompt", "formats", "search", "sweep")
+_LATER_FACTS = ("selected_prompt", "formats", "search", "sweep", "bootstrap")
 
 
 def carried_over(previous: Mapping[str, Any], manifest: RunManifest) -> RunManifest:

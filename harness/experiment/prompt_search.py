@@ -28,6 +28,7 @@ from harness.engines.chat import encode_chat
 from harness.engines.models import DEFAULT_MODEL, content_hash, resolve
 from harness.engines.response_cache import CachedBackend, default_cache
 from harness.engines.tokenizer import counting_tokenizer
+from harness.experiment.bootstrap import bootstrap
 from harness.experiment.calibration import answers
 from harness.experiment.checks import DEFAULT_CONTEXT
 from harness.experiment.runner import score_trial
@@ -260,9 +261,11 @@ class PromptTrialRunner:
         variant = variant_of(params)
         start = time.perf_counter()
         # scored on the validation items: a batch-calibrated trial estimates its prior on them too
-        completions = answers(self.task, variant, self.items, self.pool, self.backend, self.seed, self.items)
+        shown, pool, boot = bootstrap(self.task, variant, self.pool, self.backend, self.seed)
+        completions = answers(self.task, shown, self.items, pool, self.backend, self.seed, self.items)
         wall = time.perf_counter() - start
         metric, device_s = score_trial(self.task, self.items, completions)
+        device_s += boot.device_s if boot else 0.0  # the teacher's calls are the trial's cost too
         return Trial(number, dict(params), metric, None, None, wall, device_s, "")
 
 

@@ -12,6 +12,7 @@ from harness.core.faults import checkpoint
 from harness.core.types import Completion, Request, Sample
 from harness.engines.backends.base import Backend, BatchStats
 from harness.engines.chat import device_count
+from harness.experiment.bootstrap import Bootstrapped, bootstrap
 from harness.experiment.calibration import Chooser, chooser
 from harness.experiment.requests import build_requests
 from harness.experiment.variant import Variant
@@ -81,10 +82,14 @@ def evaluate(
     path = run_dir / {"test": SAMPLES, "validation": VALIDATION, "noise": NOISE, "formats": FORMATS}[split]
     done = unique_records(r for r in read_samples(path) if r.get("task") == task.name)
     chunks: list[list[tuple[Variant, Sample, Request]]] = []
+    prepared: dict[str, tuple[Variant, tuple[Sample, ...], Bootstrapped | None]] = {}  # bootstrapped shots
     for v in sorted(variants, key=lambda v: v.adapter or ""):  # base first, one adapter at a time
         missing = [s for s in items if (s.id, v.name) not in done]
         if missing:
-            mine = list(zip([v] * len(missing), missing, build_requests(task, v, missing, pool, seed), strict=True))
+            shown, shots_from, boot = bootstrap(task, v, pool, backend, seed)
+            prepared[v.name] = (shown, shots_from, boot)
+            requests = build_requests(task, shown, missing, shots_from, seed)
+            mine = list(zip([v] * len(missing), missing, requests, strict=True))
             # a batch holds one variant: its wall time per request is that variant's cost, not a mix
             chunks += [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     todo = [job for chunk in chunks for job in chunk]
@@ -95,7 +100,8 @@ def evaluate(
     rules: dict[str, Chooser | None] = {}
     for v in {v.name: v for chunk in chunks for v, _, _ in chunk}.values():
         calibrate_on = items if split == "validation" else calibration_items
-        rules[v.name] = chooser(task, v, items, pool, backend, seed, calibrate_on)
+        shown, shots_from, _ = prepared[v.name]
+        rules[v.name] = chooser(task, shown, items, shots_from, backend, seed, calibrate_on)
     writer = SampleWriter(path)
     batches = SampleWriter(run_dir / BATCHES)
     try:
@@ -105,6 +111,9 @@ def evaluate(
             wall = time.perf_counter() - started
             completions = [chosen(rules[v.name], c, task) for (v, _, _), c in zip(chunk, completions, strict=True)]
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
+            for rec, (v, _, _) in zip(records, chunk, strict=True):
+                if (boot := prepared[v.name][2]) is not None:
+                    rec["bootstrap"] = boot.as_record()  # what finding its shots cost: the prompt side's one-off
             checkpoint("before-append")
             writer.append(records)
             batches.append([{**batch_record(task.name, chunk, completions, wall), "split": split}])

@@ -38,9 +38,11 @@ from harness.taskkit.data import round_robin
 from harness.taskkit.formats import Layout, perturb
 from harness.taskkit.registry import Task, builtin_dir
 
-SELECTIONS = ("random", "balanced", "similar", "fixed")
+# "bootstrap": drawn from the pool examples the base model answers right (harness.experiment.bootstrap
+# narrows the pool first; over a pool as given it draws like "balanced")
+SELECTIONS = ("random", "balanced", "similar", "fixed", "bootstrap")
 # per-item draws: the prompt search's default space (a `fixed` set is one draw, asked for by name)
-PER_ITEM_SELECTIONS = ("random", "balanced", "similar")
+PER_ITEM_SELECTIONS = ("random", "balanced", "similar", "bootstrap")
 LABEL_ORDERS = ("given", "reversed", "sorted", "shuffled")
 
 
@@ -285,7 +287,7 @@ class ShotSelector:
         if self.method == "random":
             return tuple(rng.sample(candidates, self.k))
 
-        picked = round_robin(candidates, self.k, rng)
+        picked = round_robin(candidates, self.k, rng)  # balanced (and bootstrap, over its narrowed pool)
         rng.shuffle(picked)
         return tuple(picked)
 

@@ -522,3 +522,47 @@ def test_default_plans_score_small_label_sets_both_ways_and_large_ones_constrain
     banking = {v.name for v in default_variants(get_task("banking77"))}
     assert "constrained" in banking and not any(n.startswith("loglik") for n in banking)
     assert not any(v.scoring != "generate" for v in default_variants(get_task("gsm8k")))
+
+
+def test_bootstrapped_shots_are_only_examples_the_base_model_answers_right(fixture_data, tmp_path):
+    task = get_task("twitter_fin_sentiment")
+    pool = data.load_split(task, "train")
+    right = {s.fields["text"] for s in pool[::2]}  # the teacher gets every other pool row right
+    gold = {s.fields["text"]: s.target for s in pool}
+    wrong = {label: next(x for x in task.labels if x != label) for label in task.labels}
+
+    def teacher(request):
+        user = request.messages[-1].content
+        text = next((t for t in gold if t in user), None)
+        if text is None:  # a test item's request: answer anything
+            return task.labels[0]
+        return gold[text] if text in right else wrong[gold[text]]
+
+    items = data.load_split(task, task.test_split)
+    boot = Variant("boot_2", "few_shot", shots=2, selection="bootstrap")
+    backend = FakeBackend(script=teacher, seconds_per_request=0.001)
+    records = evaluate(task, [boot], items, pool, backend, tmp_path / "run")
+    for r in records:
+        shown = [m["content"] for m in r["messages"] if m["role"] == "user"][:-1]  # the shots' user turns
+        assert shown and all(any(t in turn for t in right) for turn in shown)
+        assert not any(any(t in turn for t in set(gold) - right) for turn in shown)
+        assert r["bootstrap"]["calls"] == len(pool) and r["bootstrap"]["kept"] == len(right)
+        assert r["bootstrap"]["device_s"] > 0
+    with pytest.raises(UserError, match="bootstrapped shots are drawn from the training pool"):
+        evaluate(task, [boot], items, (), FakeBackend(), tmp_path / "empty")
+
+
+def test_bootstrapping_is_part_of_the_prompt_sides_one_off_cost():
+    from harness.analysis.cost import Prices
+    from harness.analysis.fullcost import prompt_one_off
+
+    info = {"variants": [{"name": "boot", "shots": 4}], "data_check": {"n_pool": 100}}
+    plain = prompt_one_off(info, "boot", Prices(device_usd_per_hour=3600.0), 0)
+    booted = prompt_one_off(
+        {**info, "bootstrap": {"boot": {"calls": 16, "kept": 9, "device_s": 2.5}}},
+        "boot",
+        Prices(device_usd_per_hour=3600.0),
+        0,
+    )
+    assert booted.device_s == plain.device_s + 2.5 and booted.device_usd == pytest.approx(plain.device_usd + 2.5)
+    assert "bootstrapping its shots (16 model calls)" in booted.parts

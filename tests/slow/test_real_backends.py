@@ -62,13 +62,33 @@ def test_vllm_and_hf_same_greedy_answers_and_adapter_changes_outputs(model_dir, 
     tuned = build_requests(task, Variant("lora", template, adapter=str(trained_adapter.path)), samples, ())
     hf_base, hf_plain, hf_tuned = _texts(hf.generate(base_reqs)), _texts(hf.generate(plain)), _texts(hf.generate(tuned))
 
+    # a label chosen by log-likelihood: the same token ids scored by both backends, base and adapter
+    scored = [
+        r
+        for v in (
+            Variant("base", template, scoring="loglik"),
+            Variant("lora", template, scoring="loglik", adapter=str(trained_adapter.path)),
+        )
+        for r in build_requests(task, v, samples, ())
+    ]
+    hf_scored = hf.generate(scored)
     merged = VLLMBackend(model_dir, adapter_mode="merged")
     v_base, v_plain, v_merged = (
         _texts(merged.generate(base_reqs)),
         _texts(merged.generate(plain)),
         _texts(merged.generate(tuned)),
     )
+    v_scored = merged.generate(scored)
     merged.close()
+    gaps = [
+        abs(x - y)
+        for a, b in zip(v_scored, hf_scored, strict=True)
+        for x, y in zip(a.choice_logprobs, b.choice_logprobs, strict=True)
+    ]
+    assert len(gaps) == len(scored) * len(task.labels) and max(gaps) < 0.02, max(gaps)  # float32 both
+    assert _agree(_texts(v_scored), _texts(hf_scored)) >= 0.97  # >= 47 of 48: a near-tie may flip
+    n = len(samples)
+    assert _agree(_texts(hf_scored[:n]), _texts(hf_scored[n:])) <= 0.8  # the adapter moves the label scores
     lora = VLLMBackend(model_dir, adapter_mode="lora", max_lora_rank=16)
     v_lora = _texts(lora.generate(tuned))
     lora.close()

@@ -274,6 +274,9 @@ def test_a_prompt_only_run_is_not_warned_about_training_lengths(fixture_data, tm
     assert prompts_only["label_counts"] == trains["label_counts"]  # the other checks still run
 
 
+SWEEP_TWITTER_DIGEST = "cfaf069b"  # what the plan's digest was before variants could score labels
+
+
 def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, monkeypatch):
     """A researcher's own HARNESS_DATA_DIR holds their task only: the default retention task
     (twitter_fin_sentiment) has no data there, so retention is skipped and said, not refused."""
@@ -290,4 +293,4 @@ def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, mo
     # a plan that skips nothing keeps the digest (a part of its run folder's name) it had before
     from harness.experiment.plan import load_plan
 
-    assert load_plan(Path(__file__).parents[2] / "experiments" / "demo.toml").digest() == "af13ab6d"
+    assert load_plan(Path(__file__).parents[2] / "experiments" / "sweep_twitter.toml").digest() == SWEEP_TWITTER_DIGEST

@@ -34,6 +34,8 @@ EAGER_BELOW = 2000  # on CPU, torch.compile warm-up (~2 min) only pays off for l
 # A running `harness serve` gets SERVED_CALLS calls of SERVED_BATCH prompts at a time rather than one
 # call per prompt: 128 in flight, on CPU the server's sequences per step (CPU_STEP below).
 SERVED_BATCH = 16
+SCORED_STEPS = 512  # trie steps scored in one call (see VLLMBackend._score)
+LOGPROB_IDS = 20  # token ids one step reports (vLLM's default max_logprobs)
 SERVED_CALLS = 8
 
 
@@ -231,16 +233,14 @@ class VLLMBackend(BackendBase):
         return [r for r in results if r is not None]
 
     def _score(self, requests: Sequence[Request]) -> list[Completion]:
-        """Each label's summed log-probability after the prompt (`prompt_logprobs` of prompt + label).
-        A request's first label goes in a first wave and the rest after it, reading the prompt from
-        the prefix cache: 77 labels cost one prompt and 77 short tails, not 77 prompts."""
+        """Each label's summed log-probability after the prompt, read where vLLM always computes it:
+        the next-token log-probabilities of a generation step (`logprob_token_ids`), one step per
+        node of the labels' token trie (the prompt, then each shared label prefix). A prompt's
+        log-probabilities (`prompt_logprobs`) would do it in one sequence per label, but a prefix-cache
+        hit skips the positions a label is read from: banking77 items then took up to 45 s, not 1."""
         from vllm import SamplingParams
 
-        # vLLM skips the prefix cache for requests that ask for prompt log-probabilities unless told;
-        # read it, and leave the ids undecoded (the cached positions have none to decode)
-        params = SamplingParams(
-            max_tokens=1, temperature=0.0, prompt_logprobs=0, skip_reading_prefix_cache=False, detokenize=False
-        )
+        warm = SamplingParams(max_tokens=1, temperature=0.0, detokenize=False)
         results: list[Completion | None] = [None] * len(requests)
         for adapter, idx in self._groups(requests).items():
             conts = {i: continuations(self.tokenizer, requests[i].decoding.choices or ()) for i in idx}
@@ -252,33 +252,37 @@ class VLLMBackend(BackendBase):
                 for i in idx
             }  # fmt: skip
             engine, use_lora = self._engine_for(requests, adapter, len(idx))
-            jobs = [(i, j) for i in idx for j in range(len(conts[i]))]
-            waves = [[(i, j) for i, j in jobs if j == 0], [(i, j) for i, j in jobs if j > 0]]
-            logprobs: dict[tuple[int, int], float | None] = {}
+            steps: dict[tuple[int, tuple[int, ...]], dict[int, float]] = {}
             start = time.perf_counter()
-            for wave in waves:
-                if not wave:
-                    continue
-                seqs = [{"prompt_token_ids": prompts[i] + conts[i][j]} for i, j in wave]
-                lora = [self._lora_request(requests[i].adapter) for i, _ in wave] if use_lora else None
-                outs = engine.generate(seqs, [params] * len(seqs), lora_request=lora, use_tqdm=False)
-                for (i, j), out in zip(wave, outs, strict=True):
-                    logprobs[(i, j)] = tail_logprob(out.prompt_logprobs or [], conts[i][j])
-            missing = [(i, j) for (i, j), lp in logprobs.items() if lp is None]
-            if missing:  # a label read whole from the prefix cache has no scores: computed again without it
-                again = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-                seqs = [{"prompt_token_ids": prompts[i] + conts[i][j]} for i, j in missing]
-                lora = [self._lora_request(requests[i].adapter) for i, _ in missing] if use_lora else None
-                outs = engine.generate(seqs, [again] * len(seqs), lora_request=lora, use_tqdm=False)
-                for (i, j), out in zip(missing, outs, strict=True):
-                    logprobs[(i, j)] = tail_logprob(out.prompt_logprobs or [], conts[i][j])
+            group = max(1, SCORED_STEPS // max(len(label_trie(c)) for c in conts.values()))
+            for at in range(0, len(idx), group):
+                mine = idx[at : at + group]
+                # each prompt's whole KV blocks first, so every step of its trie reads them from the cache
+                heads = [(i, prompts[i][: cached_head(len(prompts[i]))]) for i in mine]
+                heads = [(i, h) for i, h in heads if h]
+                if heads:
+                    lora = [self._lora_request(requests[i].adapter) for i, _ in heads] if use_lora else None
+                    engine.generate([{"prompt_token_ids": h} for _, h in heads], warm, lora_request=lora, use_tqdm=False)
+                jobs = [
+                    (i, prefix, ids[k : k + LOGPROB_IDS])
+                    for i in mine
+                    for prefix, ids in label_trie(conts[i]).items()
+                    for k in range(0, len(ids), LOGPROB_IDS)
+                ]
+                params = [
+                    SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids, detokenize=False)
+                    for _, _, ids in jobs
+                ]
+                seqs = [{"prompt_token_ids": prompts[i] + list(prefix)} for i, prefix, _ in jobs]
+                lora = [self._lora_request(requests[i].adapter) for i, _, _ in jobs] if use_lora else None
+                outs = engine.generate(seqs, params, lora_request=lora, use_tqdm=False)
+                for (i, prefix, ids), out in zip(jobs, outs, strict=True):
+                    got = (out.outputs[0].logprobs or [{}])[0]
+                    steps.setdefault((i, prefix), {}).update({t: float(got[t].logprob) for t in ids})
             share = (time.perf_counter() - start) / len(idx)
             for i in idx:
-                values = [logprobs[(i, j)] for j in range(len(conts[i]))]
-                if any(v is None for v in values):
-                    raise RuntimeError(f"vLLM returned no prompt log-probabilities for request {i}")
-                choices = requests[i].decoding.choices or ()
-                results[i] = scored(choices, [float(v) for v in values if v is not None], len(prompts[i]), share)
+                values = [sum(steps[(i, tuple(c[:k]))][c[k]] for k in range(len(c))) for c in conts[i]]
+                results[i] = scored(requests[i].decoding.choices or (), values, len(prompts[i]), share)
         return [r for r in results if r is not None]
 
     def _server(self) -> Any:
@@ -323,14 +327,17 @@ class VLLMBackend(BackendBase):
         self._watchdog, self._engine_pids = None, []
 
 
-def tail_logprob(prompt_logprobs: Sequence[Any], continuation: Sequence[int]) -> float | None:
-    """The summed log-probability of the last tokens of a prompt (the label), from vLLM's
-    per-position {token id: Logprob}; None where a position has no entry for its token."""
-    tail = list(prompt_logprobs)[-len(continuation) :]
-    total = 0.0
-    for entry, token in zip(tail, continuation, strict=True):
-        got = entry.get(token) if entry else None
-        if got is None:
-            return None
-        total += float(got.logprob)
-    return total
+def cached_head(prompt_len: int) -> int:
+    """The whole KV blocks of a prompt short of the block that holds its last token."""
+    block = kv_block_size() or 16  # vLLM's own default on CUDA
+    return ((prompt_len - 1) // block) * block
+
+
+def label_trie(labels: Sequence[Sequence[int]]) -> dict[tuple[int, ...], list[int]]:
+    """{token prefix: the next tokens of the labels under it}: the generation steps that score every
+    label (the empty prefix is the prompt itself)."""
+    nodes: dict[tuple[int, ...], set[int]] = {}
+    for ids in labels:
+        for k in range(len(ids)):
+            nodes.setdefault(tuple(ids[:k]), set()).add(ids[k])
+    return {prefix: sorted(nxt) for prefix, nxt in nodes.items()}

@@ -3,10 +3,11 @@ and the functions the written task files call to read a document as lm-eval does
 
 The common subset converts: data (`dataset_path`, `dataset_name`, `dataset_kwargs.data_files` and `.revision`,
 splits), the prompt (`doc_to_text`, `description`), the answer (`doc_to_target`, a fixed
-`doc_to_choice` list), decoding (`generation_kwargs`: `until`, `max_gen_toks`, `do_sample`,
-`temperature`), scoring (a regex + take_first filter, `exact_match` with its options, `acc`).
-Everything else is refused by name: Python hooks (`!function`, `process_docs`), `include` chains,
-per-document choices scored by log-likelihood, other metrics.
+`doc_to_choice` list, or per-document choices: a field or template, scored by log-likelihood as lm-eval
+scores them), decoding (`generation_kwargs`: `until`, `max_gen_toks`, `do_sample`,
+`temperature`), scoring (a regex + take_first filter, `exact_match` with its options, `acc`,
+`acc_norm`). Everything else is refused by name: Python hooks (`!function`, `process_docs`),
+`include` chains, other metrics.
 
 With `--apply_chat_template --fewshot_as_multiturn`, lm-eval sends the description as the system
 turn, each shot as a user turn (doc_to_text) answered by an assistant turn (doc_to_target), then
@@ -144,14 +145,15 @@ def convert(path: Path, name: str | None = None) -> Converted:
         raise _refuse(path, "doc_to_text", "only a field name or a Jinja template converts")
     to_choice = raw.get("doc_to_choice")
     labels: tuple[str, ...] = ()
-    if output_type == "multiple_choice":
+    per_document = output_type == "multiple_choice" and isinstance(to_choice, str)
+    if per_document:  # ARC, HellaSwag, PIQA, MMLU-style: each document names its own choices
+        notes.append(
+            "the choices vary per document: lm-eval ranks them by log-likelihood, as the task's 'loglik' (acc) "
+            "and 'loglik_norm' (acc_norm) arms do"
+        )
+    elif output_type == "multiple_choice":
         if not isinstance(to_choice, list) or not to_choice:
-            raise _refuse(
-                path,
-                "doc_to_choice",
-                "choices that vary per document are scored by log-likelihood in lm-eval, with no generation "
-                "equivalent the importer can write faithfully (a fixed list of choices converts)",
-            )
+            raise _refuse(path, "doc_to_choice", "a list, a field name or a template of the document's choices")
         labels = tuple(str(c) for c in to_choice)
         target = raw["doc_to_target"]
         if isinstance(target, int) and not isinstance(target, bool) and not 0 <= target < len(labels):
@@ -168,7 +170,7 @@ def convert(path: Path, name: str | None = None) -> Converted:
     metrics, rule = _metrics(path, raw, output_type)
     pattern, group = _filters(path, raw, notes)
     decoding = _decoding(path, raw)
-    kind = "classification" if labels else "short_answer"
+    kind = "classification" if labels else "multiple_choice" if per_document else "short_answer"
     if kind == "classification" and pattern is not None:
         notes.append("filter_list is not used: answers are read as one of the labels")
     variables = _variables(doc_to_text) if doc_to_text not in _fields_hint(raw) else [doc_to_text]
@@ -257,7 +259,8 @@ def _metrics(path: Path, raw: dict[str, Any], output_type: str) -> tuple[tuple[s
             rule[k] = tuple(m[k]) if k == "regexes_to_ignore" else bool(m[k])
         if METRICS[name] not in metrics:
             metrics.append(METRICS[name])
-    if output_type == "multiple_choice" and "macro_f1" not in metrics:
+    per_document = isinstance(raw.get("doc_to_choice"), str)  # no label set to average F1 over
+    if output_type == "multiple_choice" and "macro_f1" not in metrics and not per_document:
         metrics.append("macro_f1")
     return tuple(metrics), rule
 

@@ -91,5 +91,6 @@ def answers(
     """The variant's answers to `items`, chosen by its rule where it scores labels (a search trial's
     and a sweep trial's path; the runner batches the same steps itself)."""
     rule = chooser(task, variant, items, pool, backend, seed, calibration_items)
-    done = backend.generate(build_requests(task, variant, items, pool, seed))
-    return done if rule is None else [rule.choose(c, task.labels) for c in done]
+    requests = build_requests(task, variant, items, pool, seed)
+    done = backend.generate(requests)
+    return done if rule is None else [rule.choose(c, r.decoding.choices or ()) for c, r in zip(done, requests, strict=True)]

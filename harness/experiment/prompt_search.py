@@ -145,7 +145,8 @@ def _check(task: Task, name: str, value: Any, pool_size: int) -> Any:
             raise UserError(
                 f"prompt search: unknown {name} {value!r}{closest(value, allowed)} (choose from {', '.join(allowed)})"
             )
-        if value not in ("generate", "none") and not task.labels:
+        per_item = name == "scoring" and task.kind == "multiple_choice"  # lm-eval's per-document choices
+        if value not in ("generate", "none") and not task.labels and not per_item:
             raise UserError(f"prompt search: {name} {value!r} chooses among a label set, and {task.name} has none")
         return value
     return str(value)  # cue: any text, "" for none

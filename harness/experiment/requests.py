@@ -25,7 +25,9 @@ def build_requests(
     for s in items:
         shots = selector.select(s) if selector else ()
         messages, turn = prompts.render_with_turn(task, variant.template, s, shots, fmt, shot_users)
-        out.append(Request(messages, decoding(task, variant, turn, seed), variant.adapter))
+        if variant.scoring != "generate" and not (task.labels or s.choices):
+            raise UserError(f"variant {variant.name}: item {s.id} of {task.name} has no choices to score")
+        out.append(Request(messages, decoding(task, variant, turn, seed, s.choices), variant.adapter))
     return out
 
 
@@ -40,7 +42,13 @@ def check_choice(task: Task, variant: Variant) -> None:
             f"variant {name}: unknown calibration {variant.calibration!r} (choose from {', '.join(CALIBRATIONS)})"
         )
     loglik = variant.scoring != "generate"
-    if (variant.constrained or loglik or variant.calibration != "none") and not task.labels:
+    per_item = task.kind == "multiple_choice" and not task.labels  # lm-eval's per-document choices
+    if per_item and variant.calibration != "none":
+        raise UserError(
+            f"variant {name}: calibration divides out a prior over one label set, and {task.name}'s choices "
+            "differ from item to item"
+        )
+    if (variant.constrained or (loglik and not per_item) or variant.calibration != "none") and not task.labels:
         what = "constrained choice" if variant.constrained else f"{variant.scoring} scoring" if loglik else "calibration"
         raise UserError(
             f"variant {name}: {what} chooses among a label set, and {task.name} has none (its answers are generated text)"
@@ -54,12 +62,13 @@ def check_choice(task: Task, variant: Variant) -> None:
         raise UserError(f"variant {name}: give constrained = true or scoring = {variant.scoring!r}, not both")
 
 
-def decoding(task: Task, variant: Variant, turn: prompts.Turn, seed: int) -> Decoding:
+def decoding(task: Task, variant: Variant, turn: prompts.Turn, seed: int, options: tuple[str, ...] = ()) -> Decoding:
     """The variant's settings over the template's over the task's. A log-likelihood choice decodes
     nothing: its requests carry only the labels, so every variant scoring the same prompt (summed or
     normalised, calibrated or not) shares one cached answer."""
     if variant.scoring != "generate":
-        return Decoding(max_tokens=1, temperature=0.0, stop=(), seed=0, choices=tuple(task.labels), scoring="loglik")
+        labels = tuple(task.labels) or options  # a label set, or the item's own choices
+        return Decoding(max_tokens=1, temperature=0.0, stop=(), seed=0, choices=labels, scoring="loglik")
     return Decoding(
         max_tokens=variant.max_tokens or prompts.budget(task, turn),
         temperature=turn.temperature if variant.temperature is None else variant.temperature,

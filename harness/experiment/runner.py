@@ -109,7 +109,7 @@ def evaluate(
             started = time.perf_counter()
             completions = backend.generate([r for _, _, r in chunk])
             wall = time.perf_counter() - started
-            completions = [chosen(rules[v.name], c, task) for (v, _, _), c in zip(chunk, completions, strict=True)]
+            completions = [chosen(rules[v.name], c, r) for (v, _, r), c in zip(chunk, completions, strict=True)]
             records = [score_record(task, v, s, r, c) for (v, s, r), c in zip(chunk, completions, strict=True)]
             for rec, (v, _, _) in zip(records, chunk, strict=True):
                 if (boot := prepared[v.name][2]) is not None:
@@ -131,8 +131,8 @@ def evaluate(
     return [r for (item, name), r in done.items() if name in names and item in ids]
 
 
-def chosen(rule: Chooser | None, completion: Completion, task: Task) -> Completion:
-    return completion if rule is None else rule.choose(completion, task.labels)
+def chosen(rule: Chooser | None, completion: Completion, request: Request) -> Completion:
+    return completion if rule is None else rule.choose(completion, request.decoding.choices or ())
 
 
 def score_trial(task: Task, items: Sequence[Sample], completions: Sequence[Completion]) -> tuple[float, float]:

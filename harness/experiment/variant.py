@@ -45,6 +45,8 @@ def loglik_decodings(task: Task) -> tuple[tuple[str, str], ...]:
     """The log-likelihood choices (scoring, calibration) a labelled task's arms get by default: the
     plain one and both calibrations (one scored answer serves all three: they differ only in how
     the label scores are read)."""
+    if task.kind == "multiple_choice" and not task.labels:  # per-item choices: lm-eval's acc and acc_norm
+        return (("loglik", "none"), ("loglik_norm", "none"))
     if not task.labels or len(task.labels) > LOGLIK_MAX_LABELS:
         return ()
     return (("loglik", "none"), ("loglik", "contextual"), ("loglik", "batch"))

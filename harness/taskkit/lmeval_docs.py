@@ -89,7 +89,9 @@ def sample_from_doc(doc: dict[str, Any], to_target: Any, to_choice: Any = None) 
             if not 0 <= target < len(choices):
                 raise ValueError(f"target index {target} is outside the {len(choices)} choices")
             target = choices[target]
-        return Sample(sample_id, dict(doc), str(target))
+        # choices that vary per document travel with it: they are what a log-likelihood arm scores
+        options = () if isinstance(to_choice, list | dict) else tuple(choices)
+        return Sample(sample_id, dict(doc), str(target), choices=options)
     if isinstance(target, list):
         refs = tuple(str(t) for t in target)
         return Sample(sample_id, dict(doc), refs[0], references=refs)

@@ -127,6 +127,8 @@ def extract(task: Task, output: str, sample: Sample) -> str | None:
     if task.kind == "classification":
         return extract_label(output, task.labels)
     if task.kind == "multiple_choice":
+        if not task.labels:  # choices that vary per item, answered by their text
+            return extract_label(output, sample.choices)
         return extract_letter(output, task.labels, sample.choices)
     if task.kind == "numeric":
         return extract_number(output)

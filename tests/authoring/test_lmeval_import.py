@@ -5,10 +5,12 @@ and exact_match do, and every key it cannot convert is refused by name in one li
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from harness.authoring import lmeval_import as lmeval
+from harness.core.errors import UserError
 from harness.taskkit import lmeval_docs, prompts, scoring
 from harness.taskkit.registry import get_task, registry
 from tests.helpers import run_cli
@@ -213,11 +215,72 @@ def test_a_constant_target_outside_the_choices_is_refused_at_import(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
-def test_per_document_choices_are_refused(tmp_path, capsys, monkeypatch):
+ARC = """task: arc_toy
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    train: DATA/arc_train.jsonl
+    test: DATA/arc_test.jsonl
+output_type: multiple_choice
+training_split: train
+test_split: test
+doc_to_text: "Question: {{question}}\\nAnswer:"
+doc_to_target: "{{choices.label.index(answerKey)}}"
+doc_to_choice: "{{choices.text}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+
+ARC_DOCS = [  # written by hand, in ARC's shape
+    {"id": "a1", "question": "Which is a liquid at room temperature?", "answerKey": "B",
+     "choices": {"text": ["iron", "water", "salt"], "label": ["A", "B", "C"]}},
+    {"id": "a2", "question": "What do plants need to make food?", "answerKey": "1",
+     "choices": {"text": ["moonlight", "sunlight"], "label": ["0", "1"]}},
+]  # fmt: skip
+
+
+def test_per_document_choices_import_as_a_multiple_choice_task_scored_by_log_likelihood(tmp_path, monkeypatch):
+    from harness.engines.backends.fake import FakeBackend
+    from harness.experiment.plan import default_variants
+    from harness.experiment.runner import evaluate
+
+    monkeypatch.setenv("HARNESS_TASKS_PATH", str(tmp_path / "out" / "tasks"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"arc_{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in ARC_DOCS))
     path = tmp_path / "arc.yaml"
-    path.write_text(SST.replace('doc_to_choice: ["negative", "positive"]', 'doc_to_choice: "{{choices.text}}"'))
-    code, _, err = run_cli(["import-lm-eval", str(path)], capsys, monkeypatch)
-    assert code == 2 and "doc_to_choice: choices that vary per document" in err
+    path.write_text(ARC.replace("DATA", str(data)))
+    converted = lmeval.convert(path)
+    lmeval.write(converted, tmp_path / "out")
+    registry.cache_clear()
+    try:
+        assert converted.kind == "multiple_choice" and any("log-likelihood" in n for n in converted.notes)
+        task = get_task("arc_toy")
+        assert task.labels == () and task.metrics == ("accuracy",)
+        s1, s2 = (task.to_sample(d) for d in ARC_DOCS)
+        assert (s1.target, s1.choices, s2.target, s2.choices) == (
+            "water", ("iron", "water", "salt"), "sunlight", ("moonlight", "sunlight")
+        )  # fmt: skip
+        arms = {v.name: v for v in default_variants(task)}
+        assert {"loglik", "loglik_norm"} <= set(arms)  # lm-eval's acc and acc_norm
+
+        def scores(request):  # the summed log-probability lm-eval would compare: longer choices lose more
+            return [-1.0 * len(c) for c in request.decoding.choices]
+
+        records = evaluate(
+            task, [arms["loglik"], arms["loglik_norm"]], [s1, s2], (), FakeBackend(logprobs=scores), tmp_path / "run"
+        )
+        by = {(r["item"], r["variant"]): r for r in records}
+        # acc: the shortest choice wins ("salt" ties "iron": the first); acc_norm: all -1 a character, the first
+        assert by[("a1", "loglik")]["prediction"] == "iron" and by[("a2", "loglik")]["prediction"] == "sunlight"
+        assert by[("a1", "loglik_norm")]["prediction"] == "iron" and by[("a2", "loglik_norm")]["prediction"] == "moonlight"
+        assert by[("a2", "loglik")]["scores"] == {"correct": 1.0} and by[("a1", "loglik")]["scores"] == {"correct": 0.0}
+        with pytest.raises(UserError, match="choices differ from item to item"):
+            evaluate(task, [replace(arms["loglik"], calibration="batch")], [s1], (), FakeBackend(), tmp_path / "r2")
+    finally:
+        registry.cache_clear()
 
 
 def test_same_prompt_as_lm_eval_when_installed(imported):

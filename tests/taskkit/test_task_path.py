@@ -294,3 +294,14 @@ def test_the_default_plan_never_blocks_a_new_task_on_retention_data(tmp_path, mo
     from harness.experiment.plan import load_plan
 
     assert load_plan(Path(__file__).parents[2] / "experiments" / "sweep_twitter.toml").digest() == SWEEP_TWITTER_DIGEST
+
+
+def test_the_demo_tunes_both_sides_with_the_same_trial_budget():
+    from harness.experiment.plan import load_plan
+
+    plan = load_plan(Path(__file__).parents[2] / "experiments" / "demo.toml")
+    for tp in plan.tasks:
+        assert tp.sweep and tp.prompt_search, tp.name
+        assert tp.sweep["trials"] == tp.prompt_search["trials"] == 2
+    twitter = next(tp for tp in plan.tasks if tp.name == "twitter_fin_sentiment")
+    assert {v.calibration for v in twitter.variants if v.scoring == "loglik"} == {"none", "contextual", "batch"}

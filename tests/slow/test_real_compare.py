@@ -113,10 +113,9 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())["twitter_fin_sentiment"]
     assert _metric(val_records, metrics["best_prompt"]) == val_best
     assert metrics["selection"]["on"] == "validation" and metrics["selection"]["n_val_items"] == 24
-    assert metrics["best_adapter"] in {"lora_n32", "lora_n32+constrained"}
-    assert _metric(val_records, metrics["best_adapter"]) == max(
-        _metric(val_records, v) for v in ("lora_n32", "lora_n32+constrained")
-    )
+    adapter_arms = {"lora_n32", *twins("lora_n32")}  # every decoding the prompts have, too
+    assert adapter_arms <= arms and metrics["best_adapter"] in adapter_arms
+    assert _metric(val_records, metrics["best_adapter"]) == max(_metric(val_records, v) for v in adapter_arms)
     assert metrics["verdict"] and "Tuning budgets: prompt search 6 trials" in metrics["verdict"]
     # the format spread: the selected prompt in two other formats, every test item, answers of its own
     spread = task["formats"]
@@ -156,6 +155,11 @@ def test_compare_end_to_end_real_model(real_data, model_dir, tmp_path):
     assert gate.returncode == 0 and "ok" in gate.stdout
 
 
+def twins(adapter: str) -> set[str]:
+    """An adapter's other decodings on a small label set: constrained, and the label by log-likelihood."""
+    return {f"{adapter}+{d}" for d in ("constrained", "loglik", "loglik_contextual", "loglik_batch")}
+
+
 def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     """seeds = [0, 1, 2] at small sizes: an adapter trained per seed and the few-shot prompt drawn per
     seed, each seed's adapter paired with the same seed's draw, and the verdict says in how many."""
@@ -169,7 +173,7 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     run = tmp_path / "res" / "s"
     records = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
     draws, adapters = {f"few_shot_2_s{k}" for k in range(3)}, {f"lora_n16_s{k}" for k in range(3)}
-    assert {r["variant"] for r in records} == draws | adapters | {f"{a}+constrained" for a in adapters}
+    assert {r["variant"] for r in records} == draws | adapters | {t for a in adapters for t in twins(a)}
     first = records[0]["item"]
     shown = {r["variant"]: r["messages"][1]["content"] for r in records if r["variant"] in draws and r["item"] == first}
     assert len(set(shown.values())) == 3  # three draws: three different first examples
@@ -186,7 +190,7 @@ def test_three_seeds_on_both_sides(real_data, model_dir, tmp_path):
     probed = {w["variant"] for w in waits}
     assert len(waits) == 2 * 4 and len(probed & draws) == 1
     assert manifest["tasks"]["twitter_fin_sentiment"]["selected_prompt"] in probed
-    assert all(len(probed & {a, f"{a}+constrained"}) == 1 for a in adapters)
+    assert all(len(probed & {a, *twins(a)}) == 1 for a in adapters)
     assert all(w["latency_s"] > 0.01 for w in waits)
 
 

@@ -11,6 +11,8 @@ import os
 import pytest
 
 pytestmark = pytest.mark.slow
+# before the fixtures: skipped where lm-eval is absent without pulling the model first
+evaluator = pytest.importorskip("lm_eval.evaluator")
 
 N_DOCS = 40
 YAML = """task: medmcqa_mc
@@ -32,7 +34,6 @@ metric_list:
 
 
 def test_acc_and_acc_norm_match_lm_eval_item_by_item(real_data, model_dir, tmp_path, monkeypatch):
-    evaluator = pytest.importorskip("lm_eval.evaluator")
     from harness.authoring import lmeval_import
     from harness.engines.backends.hf import HFBackend
     from harness.experiment.calibration import answers

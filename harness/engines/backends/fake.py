@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from harness.core.types import Completion, Request
 from harness.engines.backends.base import BackendBase
+from harness.engines.backends.loglik import scored
 
 
 def _default_script(request: Request) -> str:
@@ -53,10 +54,7 @@ class FakeBackend(BackendBase):
                 time.sleep(self.seconds_per_request)
             words = sum(len(m.content.split()) for m in r.messages)
             if r.decoding.scoring == "loglik":
-                scores = tuple(float(x) for x in self.logprobs(r))
-                choices = r.decoding.choices or ()
-                best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-                out.append(Completion(choices[best], words, 0, "scored", self.seconds_per_request, choice_logprobs=scores))
+                out.append(scored(r.decoding.choices or (), list(self.logprobs(r)), words, self.seconds_per_request))
                 continue
             text = self.script(r)
             out.append(

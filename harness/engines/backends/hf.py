@@ -178,7 +178,8 @@ class HFBackend(BackendBase):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         for adapter, idx in by_adapter.items():
             active = self._use_adapter(adapter)
-            mine = sorted((job for job in jobs if job[0] in set(idx)), key=lambda job: len(job[2]))
+            wanted = set(idx)
+            mine = sorted((job for job in jobs if job[0] in wanted), key=lambda job: len(job[2]))
             for start in range(0, len(mine), self.batch_size):
                 chunk = mine[start : start + self.batch_size]
                 width = max(len(seq) for _, _, seq, _ in chunk)

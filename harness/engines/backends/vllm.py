@@ -254,7 +254,8 @@ class VLLMBackend(BackendBase):
             engine, use_lora = self._engine_for(requests, adapter, len(idx))
             steps: dict[tuple[int, tuple[int, ...]], dict[int, float]] = {}
             start = time.perf_counter()
-            group = max(1, SCORED_STEPS // max(len(label_trie(c)) for c in conts.values()))
+            tries = {i: label_trie(c) for i, c in conts.items()}
+            group = max(1, SCORED_STEPS // max(len(t) for t in tries.values()))
             for at in range(0, len(idx), group):
                 mine = idx[at : at + group]
                 # each prompt's whole KV blocks first, so every step of its trie reads them from the cache
@@ -266,7 +267,7 @@ class VLLMBackend(BackendBase):
                 jobs = [
                     (i, prefix, ids[k : k + LOGPROB_IDS])
                     for i in mine
-                    for prefix, ids in label_trie(conts[i]).items()
+                    for prefix, ids in tries[i].items()
                     for k in range(0, len(ids), LOGPROB_IDS)
                 ]
                 params = [
